@@ -1,0 +1,5 @@
+import sys
+
+from bitrieve.cli import main
+
+sys.exit(main())

@@ -1,0 +1,134 @@
+"""Typed run configuration (YAML in/out). Unknown keys and wrong types fail before anything runs, naming the key.
+
+A run config names a method, its data, the code length and the seed; ``params`` are validated against the
+method's own ``Params`` model (which carries the paper's hyper-parameters as defaults).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """A config problem; the message names the key."""
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    every: int = Field(0, ge=0, description="evaluate every N epochs (0: only at the end)")
+    tasks: list[Literal["i2t", "t2i", "i2i", "t2t"]] = ["i2t", "t2i"]
+    ks: list[int] = [50]
+    map_all: bool = True
+    tie: Literal["stable", "tie-averaged"] = "stable"
+    protocols: list[str] = Field(default_factory=list, description="extra compatibility protocols, e.g. djsrh")
+    query_limit: int | None = Field(None, description="evaluate on the first N queries only (quick checks)")
+
+    @field_validator("ks")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(k <= 0 for k in v):
+            raise ValueError(f"every K must be > 0, got {v}")
+        return v
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: str
+    data: str = Field("wiki", description="'wiki' (embedded) or the path of a canonical store")
+    bits: int = Field(32, ge=1, le=1024)
+    seed: int = 0
+    device: str = "auto"
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    compile: bool = False
+    params: dict[str, Any] = Field(default_factory=dict)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    tracking: Literal["none", "tensorboard", "wandb"] = "tensorboard"
+    checkpoint_every: int = Field(1, ge=1)
+
+    def method_params(self):
+        """The method's validated ``Params`` (paper defaults overridden by ``params``)."""
+        from bitrieve.methods import get_method
+
+        cls = get_method(self.method)
+        try:
+            return cls.Params(**self.params)
+        except ValidationError as e:
+            raise ConfigError(_format_validation(e, prefix="params")) from None
+
+    def resolved(self) -> dict[str, Any]:
+        """Config with the method's full parameter set filled in (what is written to the run directory)."""
+        d = self.model_dump(mode="json")
+        d["params"] = self.method_params().model_dump(mode="json")
+        return d
+
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()
+
+
+def _format_validation(e: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for err in e.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        key = f"{prefix}.{key}" if prefix else key
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'")
+        else:
+            lines.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(lines)
+
+
+def parse_config(d: dict[str, Any], source: str = "<config>") -> RunConfig:
+    """Validate a config dict (including the method's params); raise ConfigError naming the bad key."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(d).__name__}")
+    try:
+        cfg = RunConfig(**d)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {_format_validation(e)}") from None
+    try:
+        cfg.method_params()
+    except KeyError as e:
+        raise ConfigError(f"{source}: key 'method': {e.args[0]}") from None
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    return cfg
+
+
+def set_override(d: dict[str, Any], assignment: str) -> None:
+    """Apply ``key.sub=value`` (value parsed as YAML) to a nested dict in place."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got '{assignment}'")
+    key, value = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = d
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: '{p}' is not a mapping")
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    with open(path) as f:
+        try:
+            d = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    for o in overrides:
+        set_override(d, o)
+    return parse_config(d, source=str(path))
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.resolved(), sort_keys=False)

@@ -1,0 +1,100 @@
+"""The contract between a method and the one training engine (engine/trainer.py).
+
+A method is a ``torch.nn.Module`` subclass of :class:`HashMethod` that
+- holds its modules (built from parts/) and a pydantic ``Params`` model carrying the paper's defaults,
+- names its parameter groups with their own learning rates (``param_groups``),
+- declares its training as a list of :class:`Stage` (multi-stage training = several stages; AGCH's alternating
+  update = one stage whose loss trains every group, each on its own learning rate),
+- encodes one modality at a time (``encode``); the engine signs the output and evaluates.
+
+Labels never reach ``Stage.loss`` unless the method sets ``supervised = True``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+Batch = dict[str, torch.Tensor]  # keys: modality names ("image", "text"), "index" (rows of train split), "label" if supervised
+
+
+class Params(BaseModel):
+    """Base for a method's hyper-parameters. Unknown keys are errors (typos fail before anything runs)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a method may know about its data when it is built (never the labels' values)."""
+
+    feature_dims: dict[str, int]  # modality -> flattened input width (e.g. {"image": 128, "text": 10})
+    input_shapes: dict[str, tuple[int, ...]]  # modality -> per-sample shape (e.g. (3, 32, 32) for raw images)
+    num_labels: int
+    num_train: int
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Stage:
+    """One phase of training.
+
+    ``loss(batch)`` returns a dict of scalar tensors: ``"loss"`` (what is back-propagated) plus every named term
+    (logged separately). ``groups`` are the parameter-group names optimised in this stage, each with the learning
+    rate ``param_groups()`` gives it.
+    """
+
+    name: str
+    epochs: int
+    loss: Callable[[Batch], dict[str, torch.Tensor]]
+    groups: list[str]
+    batch_size: int = 32
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)  # momentum, weight_decay, betas ...
+    # MultiStepLR-style schedule: milestones counted in `schedule_unit`s, multiplied by `gamma` at each
+    schedule_milestones: tuple[int, ...] = ()
+    schedule_gamma: float = 0.1
+    schedule_unit: Literal["epoch", "iter"] = "epoch"
+    max_rows: int | None = None  # train on the first `max_rows` training rows only (e.g. UCMFH's 4,992)
+    drop_last: bool = False
+    grad_clip: float | None = None
+
+
+class HashMethod(torch.nn.Module):
+    """Base class of every method in methods/. See the module docstring for the contract."""
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""  # full citation
+    Params: ClassVar[type[Params]] = Params
+    supervised: ClassVar[bool] = False
+    output: ClassVar[Literal["hash", "embedding"]] = "hash"  # "embedding": real-valued (VSE++), eval by cosine
+    modalities: ClassVar[tuple[str, ...]] = ("image", "text")
+
+    def __init__(self, params: Params, bits: int, info: DataInfo):
+        super().__init__()
+        self.params = params
+        self.bits = bits
+        self.info = info
+
+    # --- training -------------------------------------------------------------------------------------------
+    def param_groups(self) -> dict[str, dict[str, Any]]:
+        """name -> {"params": iterable of parameters, "lr": float, optional "weight_decay"}."""
+        raise NotImplementedError
+
+    def stages(self) -> list[Stage]:
+        raise NotImplementedError
+
+    def prepare(self, train: "Any") -> None:  # noqa: D401 - hook
+        """Optional: called once with the training Split (numpy) before the stages (closed-form fits, caches)."""
+
+    # --- inference ------------------------------------------------------------------------------------------
+    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        """Continuous codes (N, bits) for one modality's inputs alone; the engine takes the sign."""
+        raise NotImplementedError
+
+    def diagnostics(self, batch: Batch, labels: torch.Tensor | None) -> dict[str, float]:
+        """Optional: scalars logged at every evaluation (labels given here only for monitoring)."""
+        return {}
