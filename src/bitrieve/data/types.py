@@ -17,17 +17,29 @@ class DataError(ValueError):
 
 @dataclass
 class Split:
-    """One split: ``inputs[modality]`` arrays with N rows, ``labels`` (N, C) multi-hot uint8, ``ids`` (N,) int64."""
+    """One split: ``inputs[modality]`` arrays with N rows, ``labels`` (N, C) multi-hot uint8, ``ids`` (N,) int64.
+
+    ``extras``: row-aligned side columns that are not modalities, e.g. ``text_lengths`` of padded caption tokens and
+    ``group`` (the image a caption belongs to, for Recall@K with 5 captions per image).
+    """
 
     inputs: dict[str, np.ndarray]
     labels: np.ndarray
     ids: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self)
+        for k, a in self.extras.items():
+            if a.shape[0] != n:
+                raise DataError(f"extra column '{k}' has {a.shape[0]} rows, ids have {n}")
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
     def subset(self, rows: np.ndarray) -> "Split":
-        return Split({m: a[rows] for m, a in self.inputs.items()}, self.labels[rows], self.ids[rows])
+        return Split({m: a[rows] for m, a in self.inputs.items()}, self.labels[rows], self.ids[rows],
+                     {k: a[rows] for k, a in self.extras.items()})
 
 
 @dataclass

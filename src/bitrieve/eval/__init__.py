@@ -1,1 +1,15 @@
-"""See docs/architecture.md."""
+"""Evaluation core: packed binary codes, stable Hamming ranking, retrieval metrics (docs/evaluation.md).
+
+Public API: ``Codes``, ``hamming_rank``, ``map_at_k``, ``evaluate_retrieval``, ``ranking_summary``,
+``recall_at_k``, ``cross_modal_recall``, ``PROTOCOLS``, ``TIES``.
+"""
+
+from ._recall import cross_modal_recall, recall_at_k
+from .hamming import Codes, hamming_rank
+from .metrics import TASKS, evaluate_retrieval, map_at_k, pack_labels, ranking_summary
+from .protocols import PROTOCOLS, TIES, get_protocol
+
+__all__ = [
+    "Codes", "hamming_rank", "map_at_k", "evaluate_retrieval", "ranking_summary", "pack_labels", "recall_at_k",
+    "cross_modal_recall", "PROTOCOLS", "TIES", "TASKS", "get_protocol",
+]

@@ -1,0 +1,147 @@
+"""`bitrieve data convert`, `bitrieve data info`, `bitrieve features` (registered by bitrieve/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    from bitrieve.data.protocols import PROTOCOLS
+    from bitrieve.data.readers import READERS
+
+    fmts = ", ".join(READERS)
+    data = subparsers.add_parser("data", help="convert releases into canonical stores; inspect stores")
+    dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    conv = dsub.add_parser("convert", help="release files -> canonical store directory",
+                           description=f"Formats: {fmts}. Protocols: {', '.join(PROTOCOLS)}.")
+    _add_convert_args(conv)
+    conv.set_defaults(func=_convert)
+
+    info = dsub.add_parser("info", help="print a store's card and label statistics")
+    info.add_argument("store")
+    info.add_argument("--json", action="store_true", help="print the card (with per-split `counts`) as JSON")
+    info.set_defaults(func=_info)
+    data.set_defaults(func=lambda a: (data.print_help(), 2)[1])
+
+    feat = subparsers.add_parser("features", help="extract image features (EfficientNet-Lite0, CLIP, AlexNet/VGG-19 "
+                                 "fc7) while converting a release into a store")
+    _add_convert_args(feat)
+    feat.add_argument("--model", required=True, help="effnet-lite0 | clip-vit-b32 | alexnet-fc7 | vgg19-fc7")
+    feat.add_argument("--weights", default=None, help="weights file (default: the library's cache / packaged file)")
+    feat.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    feat.add_argument("--batch-size", type=int, default=64)
+    feat.add_argument("--work-dir", default=None, help="chunk files for resuming (default: STORE.work next to --to)")
+    feat.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    feat.set_defaults(func=_features)
+
+
+def _add_convert_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="fmt", required=True, help="release format")
+    p.add_argument("src", help="release file or directory")
+    p.add_argument("--to", required=True, help="store directory to create")
+    p.add_argument("--protocol", default=None, help="split protocol (default: the format's standard one)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the split (separate from training seeds)")
+    p.add_argument("--empty-labels", choices=("drop", "fail", "keep"), default="fail",
+                   help="rows without any label: drop them (count reported), fail, or keep")
+    p.add_argument("--image-size", type=int, default=None, help="resize raw images to SIZE x SIZE")
+    p.add_argument("--text", choices=("tokens", "bow", "clip"), default="tokens",
+                   help="caption text: token ids (VSE++), binary bag-of-words, or CLIP text features "
+                        "(with --model clip-vit-b32)")
+    p.add_argument("--vocab-threshold", type=int, default=4, help="min count of a word in the vocabulary (VSE++: 4)")
+    p.add_argument("--bow-size", type=int, default=1000, help="--text bow: number of most frequent train words")
+    p.add_argument("--labels-only", action="store_true",
+                   help="MIRFlickr/NUS family: load labels + tags without the image file (inspection only)")
+    p.add_argument("--prefix", default=None, help="file name prefix of a .mat family release (e.g. mirflickr25k)")
+    p.add_argument("--images", default=None, help="image directory for formats whose release holds no images")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _options(args: argparse.Namespace, extractor=None):
+    from bitrieve.data.convert import ConvertOptions
+
+    reader_options = {}
+    if args.labels_only:
+        reader_options["labels_only"] = True
+    if args.prefix:
+        reader_options["prefix"] = args.prefix
+    if args.images:
+        reader_options["images"] = args.images
+    work = getattr(args, "work_dir", None)
+    if extractor is not None and work is None:
+        to = Path(args.to)
+        work = to.parent / f".{to.name}.work"
+    return ConvertOptions(protocol=args.protocol, split_seed=args.split_seed, empty_labels=args.empty_labels,
+                          image_size=args.image_size, text=args.text, vocab_threshold=args.vocab_threshold,
+                          bow_size=args.bow_size,
+                          extractor=extractor, work_dir=work, batch_size=getattr(args, "batch_size", 64),
+                          progress=not args.no_progress, reader_options=reader_options)
+
+
+def _save(args: argparse.Namespace, opts) -> int:
+    from bitrieve.data.convert import build
+    from bitrieve.data.store import save_store
+
+    out = build(args.fmt, args.src, opts)
+    path = save_store(out.data, args.to, split_indices=out.split_indices, sidecars=out.sidecars,
+                      overwrite=args.overwrite)
+    print(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in out.data.card["counts"].items()))
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    return _save(args, _options(args))
+
+
+def _features(args: argparse.Namespace) -> int:
+    from bitrieve.data.extractors import make_extractor
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    ext = make_extractor(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
+    opts = _options(args, ext)
+    opts.image_size = None  # the extractor resizes
+    rc = _save(args, opts)
+    if rc == 0 and args.work_dir is None:  # finished: the default chunk directory is no longer needed
+        import shutil
+
+        shutil.rmtree(opts.work_dir, ignore_errors=True)
+    return rc
+
+
+def label_stats(labels: np.ndarray, names: list[str] | None) -> dict:
+    if labels.shape[1] == 0:
+        return {"rows": int(labels.shape[0]), "num_labels": 0}
+    per_row = labels.sum(1)
+    per_class = labels.sum(0)
+    names = names or [str(i) for i in range(labels.shape[1])]
+    return {"rows": int(labels.shape[0]), "label_cardinality": round(float(per_row.mean()), 4),
+            "empty_label_rows": int((per_row == 0).sum()), "max_labels_per_row": int(per_row.max(initial=0)),
+            "class_counts": {n: int(c) for n, c in zip(names, per_class)}}
+
+
+def _info(args: argparse.Namespace) -> int:
+    from bitrieve.data.store import read_card
+
+    card = read_card(args.store)
+    if args.json:
+        json.dump(card, sys.stdout, indent=1)
+        print()
+        return 0
+    for k, v in card.items():
+        if k in ("store_files_sha256",):
+            continue
+        print(f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+    for split in card["counts"]:
+        with np.load(Path(args.store) / f"{split}.npz", allow_pickle=False) as z:
+            stats = label_stats(z["labels"], card.get("label_names"))
+        print(f"labels[{split}]: " + json.dumps(stats))
+    return 0

@@ -1,0 +1,65 @@
+"""Resumable, batched feature extraction over an `ImageSource`.
+
+Work is cut into chunks of ``chunk`` images; each finished chunk is written atomically as
+``work_dir/<fingerprint>/chunk_NNNNN.npy``, and a rerun skips finished chunks, so an interrupted run continues where
+it stopped. The fingerprint covers the extractor description and the list of images, so a changed model or dataset
+never reuses old chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bitrieve.data.images import ImageSource
+
+
+def _fingerprint(source: ImageSource, extractor) -> str:
+    h = hashlib.sha256(json.dumps(extractor.describe(), sort_keys=True).encode())
+    if source.refs is not None:
+        h.update("\n".join(source.refs).encode())
+    else:
+        h.update(str(len(source)).encode())
+        first = np.asarray(source.arrays[0]) if len(source) else np.zeros(0)
+        h.update(first.tobytes())
+    return h.hexdigest()[:16]
+
+
+def extract_images(source: ImageSource, extractor, work_dir: str | Path | None = None, batch_size: int = 64,
+                   chunk: int = 2048, progress: bool = True) -> np.ndarray:
+    """Features (N, dim) float32 for every image of ``source``, in order."""
+    from tqdm import tqdm
+
+    n = len(source)
+    cleanup = work_dir is None
+    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="bitrieve-features-"))
+    wdir = work / _fingerprint(source, extractor)
+    wdir.mkdir(parents=True, exist_ok=True)
+    starts = list(range(0, n, chunk))
+    done = sum(min(chunk, n - s) for i, s in enumerate(starts) if (wdir / f"chunk_{i:05d}.npy").is_file())
+    bar = tqdm(total=n, initial=done, desc=f"features {extractor.name}", unit="img", disable=not progress)
+    for ci, s in enumerate(starts):
+        out = wdir / f"chunk_{ci:05d}.npy"
+        if out.is_file():
+            continue
+        feats = []
+        for b in range(s, min(s + chunk, n), batch_size):
+            rows = range(b, min(b + batch_size, s + chunk, n))
+            feats.append(extractor([source.load(i) for i in rows]))
+            bar.update(len(rows))
+        fd, tmp = tempfile.mkstemp(prefix=".chunk-", suffix=".npy", dir=wdir)
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, np.concatenate(feats).astype(np.float32))
+        os.replace(tmp, out)
+    bar.close()
+    result = np.concatenate([np.load(wdir / f"chunk_{i:05d}.npy", allow_pickle=False) for i in range(len(starts))]) \
+        if starts else np.zeros((0, extractor.dim), np.float32)
+    if cleanup:
+        shutil.rmtree(work, ignore_errors=True)
+    return result

@@ -1,0 +1,189 @@
+"""Named, seeded split protocols: ``split(source, seed) -> {split: row indices into the source}``.
+
+Same protocol + same seed -> byte-identical indices (numpy PCG64 `default_rng(seed)`). The split seed is separate
+from any training seed; the drawn indices are stored in the canonical store (split_indices.npz), so a store never
+depends on re-drawing. Order: the retrieval set keeps the drawn (random) order, never a class-sorted one, because
+stable tie-breaking by database order would otherwise correlate with relevance (see NOTES: tie order matters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from bitrieve.data.source import Source
+from bitrieve.data.types import DataError
+
+Indices = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    citation: str
+    description: str
+    fn: Callable[[Source, int], Indices]
+    seeded: bool = True
+
+    def split(self, src: Source, seed: int | None) -> Indices:
+        if self.seeded and seed is None:
+            raise DataError(f"protocol '{self.name}' draws a random split: give a split seed")
+        out = self.fn(src, 0 if seed is None else int(seed))
+        return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
+
+
+def _official(src: Source, *names: str) -> np.ndarray:
+    if src.official is None:
+        raise DataError(f"{src.name}: this protocol needs the release's own train/test split, which the reader did not "
+                        "provide")
+    rows = np.flatnonzero(np.isin(src.official, names))
+    if len(rows) == 0:
+        raise DataError(f"{src.name}: no rows in official split(s) {names} (have {sorted(set(src.official))})")
+    return rows
+
+
+def _class_of(src: Source) -> np.ndarray:
+    if src.labels.shape[1] == 0 or (src.labels.sum(1) != 1).any():
+        raise DataError(f"{src.name}: a per-class protocol needs single-label (one-hot) data")
+    return src.labels.argmax(1)
+
+
+def _per_class(rng: np.random.Generator, rows: np.ndarray, cls: np.ndarray, k: int, what: str) -> np.ndarray:
+    picked = []
+    for c in np.unique(cls[rows]):
+        members = rows[cls[rows] == c]
+        if len(members) < k:
+            raise DataError(f"{what}: class {c} has {len(members)} rows, protocol needs {k}")
+        picked.append(rng.choice(members, size=k, replace=False))
+    return rng.permutation(np.concatenate(picked))
+
+
+def _query_rest_train(n_query: int, n_train: int) -> Callable[[Source, int], Indices]:
+    """Random ``n_query`` queries, the rest is the retrieval set, ``n_train`` training rows sampled from it."""
+    def fn(src: Source, seed: int) -> Indices:
+        n = len(src)
+        if n < n_query + n_train:
+            raise DataError(f"{src.name}: {n} rows, protocol needs {n_query} query + {n_train} train")
+        perm = np.random.default_rng(seed).permutation(n)
+        query, retrieval = perm[:n_query], perm[n_query:]
+        return {"train": retrieval[:n_train], "query": query, "retrieval": retrieval}
+    return fn
+
+
+def _djsrh_per_label(first: tuple[int, int], rest: tuple[int, int], train_total: int | None
+                     ) -> Callable[[Source, int], Indices]:
+    """DJSRH's sampler (official code `datasets.py`): for each label column in order, shuffle the rows that carry it,
+    drop rows already picked, take the next ``q`` as queries and the following ``t`` as training rows (``first`` for
+    label 0, ``rest`` after); retrieval = every row that is not a query; training topped up at random from the
+    retrieval set to ``train_total`` when short. DJSRH keeps the retrieval set in file order; we shuffle it (see the
+    module note on ties) - the membership is the same.
+    """
+    def fn(src: Source, seed: int) -> Indices:
+        rng = np.random.default_rng(seed)
+        n, labels = len(src), src.labels
+        taken = np.zeros(n, dtype=bool)
+        query, train = [], []
+        for c in range(labels.shape[1]):
+            rows = np.flatnonzero(labels[:, c] == 1)
+            rows = rows[rng.permutation(len(rows))]
+            rows = rows[~taken[rows]]
+            q, t = first if c == 0 else rest
+            query.append(rows[:q])
+            train.append(rows[q:q + t])
+            taken[rows[:q + t]] = True
+        query_idx, train_idx = np.concatenate(query), np.concatenate(train)
+        retrieval = np.flatnonzero(~np.isin(np.arange(n), query_idx))
+        if train_total is not None and len(train_idx) < train_total:
+            pool = np.setdiff1d(retrieval, train_idx)
+            train_idx = np.concatenate([train_idx, rng.permutation(pool)[: train_total - len(train_idx)]])
+        return {"train": train_idx, "query": query_idx, "retrieval": rng.permutation(retrieval)}
+    return fn
+
+
+def _wiki(src: Source, seed: int) -> Indices:
+    train = _official(src, "train")
+    return {"train": train, "query": _official(src, "test"), "retrieval": train}
+
+
+def _cifar10_1(src: Source, seed: int) -> Indices:
+    rng = np.random.default_rng(seed)
+    cls = _class_of(src)
+    query = _per_class(rng, _official(src, "test"), cls, 100, "cifar10-1 query")
+    train = _per_class(rng, _official(src, "train"), cls, 500, "cifar10-1 train")
+    rest = np.setdiff1d(np.arange(len(src)), query)
+    return {"train": train, "query": query, "retrieval": rng.permutation(rest)}
+
+
+def _cifar10_2(src: Source, seed: int) -> Indices:
+    rng = np.random.default_rng(seed)
+    train = rng.permutation(_official(src, "train"))
+    return {"train": train, "query": rng.permutation(_official(src, "test")), "retrieval": train}
+
+
+def _mnist_test(src: Source, seed: int) -> Indices:
+    rng = np.random.default_rng(seed)
+    cls = _class_of(src)
+    query = _per_class(rng, np.arange(len(src)), cls, 100, "mnist-test query")
+    retrieval = rng.permutation(np.setdiff1d(np.arange(len(src)), query))
+    return {"train": retrieval[:5000], "query": query, "retrieval": retrieval}
+
+
+def _official_eval_on_test(src: Source, seed: int) -> Indices:
+    """Caption data: train on the official train split; the test split is both query and gallery (R@K)."""
+    out = {"train": _official(src, "train"), "query": _official(src, "test")}
+    out["retrieval"] = out["query"]
+    if src.official is not None and np.isin(src.official, ["dev"]).any():
+        out["dev"] = _official(src, "dev")
+    return out
+
+
+def _official_three(src: Source, seed: int) -> Indices:
+    return {"train": _official(src, "train"), "query": _official(src, "query"),
+            "retrieval": _official(src, "retrieval")}
+
+
+def _ucmfh(src: Source, seed: int) -> Indices:
+    out = _official_three(src, seed)
+    out["train"] = out["train"][:4992]  # UCMFH load_dataset.py: train_images[:4992]
+    return out
+
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
+    Protocol("wiki", "Rasiwasia et al., ACM MM 2010; hashing use e.g. CMFH (Ding et al., CVPR 2014)",
+             "the release's 693 test pairs = query; its 2,173 train pairs = train = retrieval", _wiki, seeded=False),
+    Protocol("mirflickr25k", "DJSRH (Su et al., ICCV 2019, Sec. 4.1; official datasets.py), also used by AGCH",
+             "20,015 pairs; per label: 160 query + 400 train for label 0, then 80 + 200 from each further label "
+             "(rows not yet picked) = 2,000 query / 5,000 train (topped up at random); retrieval = the 18,015 "
+             "non-query rows (train included)", _djsrh_per_label((160, 400), (80, 200), 5000)),
+    Protocol("mirflickr25k-random", "DCMH-style uniform split (Jiang & Li, CVPR 2017) with DJSRH's sizes",
+             "2,000 random query; the other 18,015 retrieval; 5,000 train drawn from retrieval",
+             _query_rest_train(2000, 5000)),
+    Protocol("nuswide10", "DJSRH (Su et al., ICCV 2019, Sec. 4.1; official datasets.py)",
+             "186,577 pairs; per label 200 query + 500 train (rows not yet picked) = 2,000 / 5,000; retrieval = the "
+             "184,577 non-query rows", _djsrh_per_label((200, 500), (200, 500), None)),
+    Protocol("mscoco", "DJSRH (Su et al., ICCV 2019, Sec. 4.1); DGCPN (Yu et al., AAAI 2021)",
+             "2,000 random query, the rest retrieval, 5,000 train drawn from retrieval", _query_rest_train(2000, 5000)),
+    Protocol("cifar10-1", "DSH/DPSH-style 'CIFAR-10 (I)', e.g. DPSH (Li et al., IJCAI 2016), DeepHash-pytorch",
+             "1,000 query = 100 per class from the test set; 5,000 train = 500 per class from the train set; "
+             "retrieval = all 60,000 except the queries (59,000, train included)", _cifar10_1),
+    Protocol("cifar10-2", "'CIFAR-10 (II)', e.g. DSH (Liu et al., CVPR 2016) / GreedyHash (Su et al., NeurIPS 2018)",
+             "query = the 10,000 test images; train = retrieval = the 50,000 train images", _cifar10_2),
+    Protocol("mnist-test", "bitrieve quick protocol on the MNIST test set (LeCun et al., 1998); no paper",
+             "1,000 query = 100 per class; the other 9,000 retrieval; 5,000 train drawn from retrieval", _mnist_test),
+    Protocol("official-captions", "the release's own split (COCO 2017 train/val; Flickr8k, Hodosh et al. 2013; "
+             "Karpathy & Fei-Fei, CVPR 2015)", "train = official train; query = retrieval = official test "
+             "(or val); dev kept as split 'dev' when present", _official_eval_on_test, seeded=False),
+    Protocol("official", "the release's own train/query/retrieval files (e.g. UCMFH, Tu et al. 2023)",
+             "splits exactly as released", _official_three, seeded=False),
+    Protocol("ucmfh", "UCMFH (Xia et al., Information Fusion 2023), released load_dataset.py",
+             "as released, but training on the first 4,992 train rows as the released loader does", _ucmfh,
+             seeded=False),
+]}
+
+
+def get_protocol(name: str) -> Protocol:
+    if name not in PROTOCOLS:
+        raise DataError(f"unknown protocol '{name}' (known: {', '.join(PROTOCOLS)})")
+    return PROTOCOLS[name]

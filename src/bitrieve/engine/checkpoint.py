@@ -1,0 +1,124 @@
+"""Atomic run-directory writes and checkpoints (safetensors; no pickle anywhere).
+
+One checkpoint = one file ``checkpoint.safetensors`` holding the model's state (``model/<name>``), the optimizer's
+tensors flattened (``optim/<param index>/<key>``) and the torch CPU RNG state; its metadata field ``state`` holds the
+JSON state (stage, epoch, history, optimizer hyper-parameters and scalar state, GradScaler state). Because it is one
+file written by temp file + ``os.replace``, a kill at any moment leaves either the old or the new checkpoint, never a
+mix. ``state.json`` is a human-readable copy of the same JSON, written after the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+
+CHECKPOINT = "checkpoint.safetensors"
+STATE = "state.json"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same directory, fsync, ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, torch.Tensor) and o.numel() == 1:
+        return o.item()
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# --- optimizer state <-> flat tensors + JSON ----------------------------------------------------------------------
+def flatten_optimizer(opt: torch.optim.Optimizer | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split ``opt.state_dict()`` into tensors (``optim/<pid>/<key>``) and a JSON-able rest."""
+    if opt is None:
+        return {}, {}
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, st in sd["state"].items():
+        for key, val in st.items():
+            if isinstance(val, torch.Tensor):
+                tensors[f"optim/{pid}/{key}"] = val.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[key] = val
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, t in tensors.items():
+        if not name.startswith("optim/"):
+            continue
+        _, pid, key = name.split("/", 2)
+        state.setdefault(int(pid), {})[key] = t
+    for pid, vals in meta.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(vals)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+# --- checkpoint ---------------------------------------------------------------------------------------------------
+def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    state: dict[str, Any]) -> None:
+    run_dir = Path(run_dir)
+    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    opt_tensors, opt_meta = flatten_optimizer(optimizer)
+    tensors.update(opt_tensors)
+    tensors["rng/torch_cpu"] = torch.get_rng_state()
+    full_state = dict(state, optimizer=opt_meta)
+    meta = {"state": json.dumps(full_state, default=_json_default), "format": "bitrieve-checkpoint-1"}
+    fd, tmp = tempfile.mkstemp(prefix=f".{CHECKPOINT}.", suffix=".tmp", dir=run_dir)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, run_dir / CHECKPOINT)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    atomic_write_json(run_dir / STATE, full_state)
+
+
+def load_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu"
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]] | None:
+    """(model state, optimizer tensors, state JSON) of the run's checkpoint, or None when there is none."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != "bitrieve-checkpoint-1" or "state" not in meta:
+        raise ValueError(f"{path}: not a bitrieve checkpoint (metadata 'format' is {meta.get('format')!r})")
+    tensors = load_file(str(path), device=str(device))
+    model = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    optim = {k: v for k, v in tensors.items() if k.startswith("optim/")}
+    return model, optim, json.loads(meta["state"])

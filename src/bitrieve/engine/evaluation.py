@@ -1,0 +1,225 @@
+"""Evaluation inside the engine: encode query/retrieval splits, sign, call ``bitrieve.eval``, code diagnostics.
+
+The metric code lives in ``bitrieve.eval`` (imported lazily); this module only produces codes and states the
+protocol (tie policy, mAP@all / @K, query and database counts) next to the numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bitrieve.data.types import CrossModalData, Split
+
+TASK_MODALITIES = {"i2t": ("image", "text"), "t2i": ("text", "image"), "i2i": ("image", "image"),
+                   "t2t": ("text", "text")}
+
+
+def to_tensor(a: np.ndarray) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.float() if t.dtype == torch.float64 else t
+
+
+@torch.no_grad()
+def encode_split(method, split: Split, modality: str, device: torch.device, chunk: int = 2048,
+                 autocast: Callable[[], Any] | None = None, rows: int | None = None,
+                 progress: bool = False) -> torch.Tensor:
+    """Continuous codes (N, bits) float32 on CPU, in chunks, method in eval mode (restored afterwards)."""
+    was_training = method.training
+    method.eval()
+    x = split.inputs[modality]
+    n = len(split) if rows is None else min(rows, len(split))
+    out = []
+    try:
+        starts = range(0, n, chunk)
+        for start in tqdm(starts, desc=f"encode {modality}", leave=False, disable=not progress or len(starts) < 4):
+            xb = to_tensor(x[start:min(start + chunk, n)]).to(device, non_blocking=True)
+            with autocast() if autocast is not None else contextlib.nullcontext():
+                h = method.encode(modality, xb)
+            if h.ndim != 2 or h.shape[0] != xb.shape[0]:
+                raise ValueError(f"{type(method).__name__}.encode('{modality}') returned shape {tuple(h.shape)}, "
+                                 f"expected ({xb.shape[0]}, bits)")
+            out.append(h.detach().float().cpu())
+    finally:
+        method.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, method.bits)
+
+
+def sign_codes(h: torch.Tensor) -> np.ndarray:
+    """{-1, +1} int8 codes; h >= 0 -> +1 (so a zero is never a third value)."""
+    return torch.where(h >= 0, 1, -1).to(torch.int8).numpy()
+
+
+def code_diagnostics(h: torch.Tensor) -> dict[str, float]:
+    """Generic code statistics for any method, over one set of continuous codes ``h`` (N, bits).
+
+    bit balance = mean of the sign codes per bit (0 = balanced, ±1 = constant); bit entropy in bits (1 = balanced);
+    distinct codes and the largest share of items sharing one code; quantization gap = mean |c - sign(c)| where c is
+    h itself when it stays within [-1, 1] (tanh-like outputs) and tanh(h) otherwise.
+    """
+    h = h.float()
+    b = torch.where(h >= 0, 1.0, -1.0)
+    n, bits = b.shape
+    balance = b.mean(0)
+    p = ((1 + balance) / 2).clamp(1e-12, 1 - 1e-12)
+    entropy = -(p * p.log2() + (1 - p) * (1 - p).log2())
+    entropy = torch.where(balance.abs() == 1, torch.zeros_like(entropy), entropy)
+    _, counts = torch.unique(b, dim=0, return_counts=True)
+    c = h if h.abs().max() <= 1 else torch.tanh(h)
+    return {
+        "n_items": float(n),
+        "mean_abs_bit_balance": float(balance.abs().mean()),
+        "max_abs_bit_balance": float(balance.abs().max()),
+        "constant_bits": float((balance.abs() == 1).sum()),
+        "constant_bit_fraction": float((balance.abs() == 1).float().mean()),
+        "mean_bit_entropy": float(entropy.mean()),
+        "distinct_codes": float(counts.numel()),
+        "largest_code_share": float(counts.max()) / n,
+        "quantization_gap": float((c - b).abs().mean()),
+    }
+
+
+def collapse_warnings(diag: dict[str, dict[str, float]]) -> list[str]:
+    """Plain-words warnings about degenerate codes (per modality of the retrieval codes)."""
+    out = []
+    for m, d in diag.items():
+        if d["constant_bit_fraction"] > 0.5:
+            out.append(f"COLLAPSE ({m}): {int(d['constant_bits'])} of the bits are constant over the retrieval set "
+                       f"({d['constant_bit_fraction']:.0%} > 50%)")
+        if d["largest_code_share"] > 0.5:
+            out.append(f"COLLAPSE ({m}): one code is shared by {d['largest_code_share']:.1%} of the retrieval items")
+        if d["mean_abs_bit_balance"] > 0.9:
+            out.append(f"COLLAPSE ({m}): mean |bit balance| is {d['mean_abs_bit_balance']:.2f} > 0.9 "
+                       "(bits are nearly constant)")
+    return out
+
+
+def eval_tasks(method, cfg_tasks: list[str]) -> list[str]:
+    mods = tuple(method.modalities)
+    if mods == ("image",):
+        return ["i2i"]
+    return [t for t in cfg_tasks if all(m in mods for m in TASK_MODALITIES[t])]
+
+
+def _protocol_name(card: dict[str, Any], default: str) -> str:
+    """The protocol's name: stores keep a dict ({"name": ..., "seed": ...}), the embedded Wiki reader a string."""
+    p = card.get("protocol", card.get("name", default))
+    return str(p.get("name", default)) if isinstance(p, dict) else str(p)
+
+
+def protocol_info(data: CrossModalData, cfg, tasks: list[str], n_query: int) -> dict[str, Any]:
+    ev = cfg.eval
+    kinds = (["map@all"] if ev.map_all else []) + [f"map@{k}" for k in ev.ks]
+    return {
+        "name": _protocol_name(data.card, cfg.data),
+        "relevance": "share >= 1 label",
+        "tie": ev.tie,
+        "ranking": "Hamming distance ascending",
+        "map": kinds,
+        "tasks": tasks,
+        "n_query": n_query,
+        "n_retrieval": len(data["retrieval"]),
+        "query_limit": ev.query_limit,
+        "retrieval_is_train": data["retrieval"] is data["train"],
+        "extra_protocols": list(ev.protocols),
+    }
+
+
+def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
+                    autocast: Callable[[], Any] | None = None, progress: bool = False) -> dict[str, Any]:
+    """Encode, sign and evaluate; returns {"metrics", "protocols", "curves", "protocol", "codes"}."""
+    beval = _eval_api()
+    ev = cfg.eval
+    tasks = eval_tasks(method, list(ev.tasks))
+    mods = sorted({m for t in tasks for m in TASK_MODALITIES[t]})
+    query, retrieval = data["query"], data["retrieval"]
+    n_query = len(query) if ev.query_limit is None else min(ev.query_limit, len(query))
+    hq = {m: encode_split(method, query, m, device, autocast=autocast, rows=n_query, progress=progress) for m in mods}
+    hr = {m: encode_split(method, retrieval, m, device, autocast=autocast, progress=progress) for m in mods}
+    out: dict[str, Any] = {"protocol": protocol_info(data, cfg, tasks, n_query)}
+    qlab, rlab = query.labels[:n_query], retrieval.labels
+
+    embedding = getattr(method, "output", "hash") == "embedding"
+    binary = not embedding or _binary_eval(method)
+    labelled = qlab.shape[1] > 0 and bool(rlab.any())
+    out["metrics"], out["curves"], out["protocols"] = {}, {}, {}
+    if embedding:  # real-valued cosine Recall@K is the headline; with binary: true also on the sign codes
+        out["protocol"]["ranking"] = "cosine similarity descending" + (" (and Hamming on sign codes)" if binary else "")
+        out["protocol"]["relevance"] = "Recall@K: same pair within the query split (group: the image a caption " \
+            "belongs to)" + ("; mAP: query vs retrieval, share >= 1 label" if binary and labelled else "")
+        out["metrics"] = _recall(beval, hq, query, tasks, n_query, binary=False)
+        if "i2t" in out["metrics"] and "t2i" in out["metrics"]:  # rsum over both directions, stored with each
+            rsum = sum(v for t in ("i2t", "t2i") for k, v in out["metrics"][t].items() if k.startswith("r@"))
+            for t in ("i2t", "t2i"):
+                out["metrics"][t]["rsum"] = float(rsum)
+        if binary:
+            for task, vals in _recall(beval, hq, query, tasks, n_query, binary=True).items():
+                out["metrics"][task].update({f"hamming_{k}": v for k, v in vals.items()})
+    if binary and (labelled or not embedding):
+        res = dict(beval.evaluate_retrieval({m: sign_codes(h) for m, h in hq.items()},
+                                            {m: sign_codes(h) for m, h in hr.items()}, qlab, rlab,
+                                            tasks=tuple(tasks), ks=tuple(ev.ks), map_all=ev.map_all, tie=ev.tie,
+                                            protocols=tuple(ev.protocols), curves=True))
+        out["curves"] = res.pop("curves", {})
+        out["protocols"] = res.pop("protocols", {})
+        for task, vals in res.items():
+            out["metrics"].setdefault(task, {}).update(vals)
+    out["codes"] = {m: code_diagnostics(h) for m, h in hr.items()}
+    out["hash_codes"] = binary  # collapse warnings only for codes that are used as hash codes
+    return out
+
+
+def _eval_api():
+    """``evaluate_retrieval`` and ``recall_at_k`` from ``bitrieve.eval`` (imported lazily), or from its modules."""
+    import importlib
+    from types import SimpleNamespace
+
+    beval = importlib.import_module("bitrieve.eval")
+    api = {}
+    for name, module in (("evaluate_retrieval", "bitrieve.eval.metrics"), ("recall_at_k", "bitrieve.eval._recall")):
+        fn = getattr(beval, name, None)
+        if fn is None:
+            try:
+                fn = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError):
+                fn = None
+        api[name] = fn
+    return SimpleNamespace(**api)
+
+
+def _binary_eval(method) -> bool:
+    """Embedding methods also get hashing metrics on their sign codes when their params say ``binary: true``."""
+    return bool(getattr(getattr(method, "params", None), "binary", False))
+
+
+def _recall(beval, hq, query: Split, tasks, n_query, binary: bool) -> dict[str, dict[str, float]]:
+    """Recall@K for pair retrieval (VSE++ protocol): the query split's images against the query split's texts (e.g.
+    Flickr30K: 1,000 test images x their 5,000 captions). The ground truth is the row's ``group`` side column
+    (caption data: the image a caption belongs to; data/captions.py) or its id. Images are taken once per group
+    (caption rows repeat their image), so i2t counts a hit when any caption of the image is retrieved."""
+    from bitrieve.data.extras import extras_of
+
+    groups = np.asarray(extras_of(query).get("group", query.ids))[:n_query]
+    out = {}
+    for t in tasks:
+        qm, dm = TASK_MODALITIES[t]
+        if qm == dm:
+            continue  # i2i / t2t: no pair ground truth
+        q, qgroups = (_first_per_group(hq[qm], groups) if qm == "image" else (hq[qm], groups))
+        d, dgroups = (_first_per_group(hq[dm], groups) if dm == "image" else (hq[dm], groups))
+        if binary:
+            q, d = sign_codes(q), sign_codes(d)
+        else:
+            q, d = q.numpy(), d.numpy()
+        out[t] = dict(beval.recall_at_k(q, d, qgroups, dgroups, binary=binary))
+    return out
+
+
+def _first_per_group(h: torch.Tensor, groups: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    _, first = np.unique(groups, return_index=True)
+    first = np.sort(first)
+    return h[torch.from_numpy(first)], groups[first]

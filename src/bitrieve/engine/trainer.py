@@ -1,0 +1,471 @@
+"""The one training loop every method runs through: ``train_run(cfg, run_dir)``.
+
+A method declares its training as ``Stage``s (methods/base.py); this module builds one optimizer per stage with one
+parameter group per name in ``stage.groups`` (each at the learning rate ``method.param_groups()`` gives it), applies
+the stage's MultiStepLR-style schedule, draws seeded mini-batches, back-propagates ``loss(batch)["loss"]``, logs every
+named term, evaluates, checkpoints every epoch and resumes. See docs/engine.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bitrieve.config import ConfigError, RunConfig, dump_config
+from bitrieve.data.types import CrossModalData, Split
+from bitrieve.engine import distributed as ddp
+from bitrieve.engine.checkpoint import CHECKPOINT, STATE, atomic_write_text, load_checkpoint, save_checkpoint, \
+    unflatten_optimizer
+from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, to_tensor
+from bitrieve.engine.runs import RESULTS, card_sha256, environment, read_results, write_results, write_run_files
+from bitrieve.engine.seeding import INIT, batch_order, derive_seed, seed_epoch, seed_everything
+from bitrieve.engine.tracking import Tracker
+from bitrieve.methods.base import DataInfo, HashMethod, Stage
+
+RESULTS_SCHEMA = 1
+_ON_DEVICE_BYTES = 2 << 30  # training inputs smaller than this are moved to the device once
+
+
+# --- devices and precision ----------------------------------------------------------------------------------------
+def resolve_device(spec: str) -> torch.device:
+    """'auto' -> CUDA when available else CPU; 'cpu'; 'cuda' / 'cuda:N' (error when CUDA is absent)."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise ConfigError(f"key 'device': expected auto, cpu, cuda or cuda:N, got '{spec}'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"key 'device': '{spec}' requested but CUDA is not available (use --device cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"key 'device': '{spec}' but only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise ConfigError(f"key 'device': expected auto, cpu, cuda or cuda:N, got '{spec}'")
+    return dev
+
+
+def autocast_factory(device: torch.device, amp: str) -> Callable[[], Any]:
+    """A zero-argument factory of the autocast context for ``--amp bf16|fp16|off``."""
+    if amp == "off":
+        return contextlib.nullcontext
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# --- building -----------------------------------------------------------------------------------------------------
+def data_info(data: CrossModalData) -> DataInfo:
+    """What the method may know when it is built: shapes and counts of the train split, never label values."""
+    train = data["train"]
+    return DataInfo(
+        feature_dims={m: int(np.prod(a.shape[1:])) for m, a in train.inputs.items()},
+        input_shapes={m: tuple(int(s) for s in a.shape[1:]) for m, a in train.inputs.items()},
+        num_labels=int(train.labels.shape[1]),
+        num_train=len(train),
+        card=dict(data.card),
+    )
+
+
+def build_method(cfg: RunConfig, data: CrossModalData) -> HashMethod:
+    """Seeded construction of the configured method (model initialisation depends on the run seed only)."""
+    from bitrieve.methods import get_method
+
+    cls = get_method(cfg.method)
+    missing = [m for m in cls.modalities if m not in data["train"].inputs]
+    if missing:
+        raise ConfigError(f"key 'method': '{cfg.method}' needs modalities {list(cls.modalities)}, data '{cfg.data}' "
+                          f"has {sorted(data['train'].inputs)}")
+    seed_everything(derive_seed(cfg.seed, INIT))
+    return cls(cfg.method_params(), cfg.bits, data_info(data))
+
+
+def make_optimizer(method: HashMethod, stage: Stage) -> tuple[torch.optim.Optimizer, list[float]]:
+    """One optimizer for ``stage`` with one parameter group per name in ``stage.groups`` at its own lr."""
+    groups = method.param_groups()
+    pgs = []
+    for name in stage.groups:
+        if name not in groups:
+            raise ValueError(f"stage '{stage.name}': parameter group '{name}' is not in "
+                             f"{type(method).__name__}.param_groups() (has {sorted(groups)})")
+        g = dict(groups[name])
+        if "lr" not in g or "params" not in g:
+            raise ValueError(f"{type(method).__name__}.param_groups()['{name}'] needs 'params' and 'lr'")
+        g["params"] = [p for p in g["params"] if p.requires_grad]
+        if not g["params"]:
+            raise ValueError(f"stage '{stage.name}': parameter group '{name}' has no trainable parameters")
+        g["name"] = name
+        pgs.append(g)
+    if not pgs:
+        raise ValueError(f"stage '{stage.name}': no parameter groups (Stage.groups is empty)")
+    kwargs = dict(stage.optimizer_kwargs)
+    if stage.optimizer == "sgd":
+        opt = torch.optim.SGD(pgs, lr=pgs[0]["lr"], **kwargs)
+    elif stage.optimizer == "adam":
+        opt = torch.optim.Adam(pgs, lr=pgs[0]["lr"], **kwargs)
+    else:
+        raise ValueError(f"stage '{stage.name}': unknown optimizer '{stage.optimizer}' (sgd or adam)")
+    return opt, [float(g["lr"]) for g in pgs]
+
+
+def scheduled_lr(base: float, stage: Stage, t: int) -> float:
+    """MultiStepLR: ``base * gamma ** (number of milestones <= t)``, t counted in ``stage.schedule_unit``s done."""
+    return base * stage.schedule_gamma ** sum(1 for m in stage.schedule_milestones if m <= t)
+
+
+def set_lrs(opt: torch.optim.Optimizer, bases: list[float], stage: Stage, t: int) -> None:
+    for g, base in zip(opt.param_groups, bases):
+        g["lr"] = scheduled_lr(base, stage, t)
+
+
+# --- batches ------------------------------------------------------------------------------------------------------
+class TrainInputs:
+    """The train split as tensors (on the device when small), and batch assembly."""
+
+    def __init__(self, split: Split, method: HashMethod, device: torch.device):
+        self.device = device
+        self.supervised = bool(method.supervised)
+        self.tensors = {m: to_tensor(split.inputs[m]) for m in method.modalities}
+        if self.supervised:
+            self.tensors["label"] = torch.from_numpy(np.ascontiguousarray(split.labels)).float()
+        total = sum(t.numel() * t.element_size() for t in self.tensors.values())
+        self.on_device = device.type != "cpu" and total < _ON_DEVICE_BYTES
+        if self.on_device:
+            self.tensors = {k: t.to(device) for k, t in self.tensors.items()}
+        self.n = len(split)
+
+    def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        idx = rows.to(self.device) if self.on_device else rows
+        out = {k: t[idx].to(self.device, non_blocking=True) for k, t in self.tensors.items()}
+        out["index"] = rows.to(self.device)
+        return out
+
+
+def fixed_batch(split: Split, method: HashMethod, device: torch.device, size: int
+                ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The first ``size`` training rows (the same at every evaluation) and their labels (monitoring only)."""
+    rows = torch.arange(min(size, len(split)))
+    b = {m: to_tensor(split.inputs[m][: len(rows)]).to(device) for m in method.modalities}
+    b["index"] = rows.to(device)
+    labels = torch.from_numpy(np.ascontiguousarray(split.labels[: len(rows)])).float().to(device)
+    if method.supervised:
+        b["label"] = labels
+    return b, labels
+
+
+# --- one epoch ----------------------------------------------------------------------------------------------------
+def run_epoch(method: HashMethod, stage: Stage, si: int, epoch: int, loss_fn, opt, bases: list[float],
+              inputs: TrainInputs, scaler, autocast, seed: int, info: ddp.DistInfo, progress: bool
+              ) -> dict[str, float]:
+    """Train one epoch; returns the mean over batches of every term ``loss_fn`` returns."""
+    gen = seed_epoch(seed, si, epoch)
+    n = inputs.n if stage.max_rows is None else min(stage.max_rows, inputs.n)
+    batches = batch_order(n, stage.batch_size, gen, drop_last=stage.drop_last)
+    params = [p for g in opt.param_groups for p in g["params"]]
+    if stage.schedule_unit == "epoch":
+        set_lrs(opt, bases, stage, epoch)
+    sums: dict[str, torch.Tensor] = {}
+    method.train()
+    bar = tqdm(batches, desc=f"{stage.name} {epoch + 1}/{stage.epochs}", leave=False,
+               disable=not (progress and info.is_main), dynamic_ncols=True)
+    for b, rows in enumerate(bar):
+        if stage.schedule_unit == "iter":
+            set_lrs(opt, bases, stage, epoch * len(batches) + b)
+        batch = inputs.batch(ddp.shard_rows(rows, info))
+        with autocast():
+            out = loss_fn(batch)
+        if not isinstance(out, dict) or "loss" not in out:
+            raise TypeError(f"stage '{stage.name}': loss(batch) must return a dict with key 'loss', got "
+                            f"{type(out).__name__} {sorted(out) if isinstance(out, dict) else ''}")
+        loss = out["loss"]
+        if not torch.isfinite(loss.detach()).all():
+            raise FloatingPointError(f"stage '{stage.name}' epoch {epoch + 1} batch {b + 1}: loss is "
+                                     f"{loss.item()} (terms: { {k: float(v) for k, v in out.items()} })")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        ddp.average_gradients(params, info)
+        if stage.grad_clip is not None:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        for k, v in out.items():
+            v = v.detach().float()
+            sums[k] = sums[k] + v if k in sums else v
+        if progress and b % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4g}")
+    bar.close()
+    nb = max(len(batches), 1)
+    if info.enabled and sums:  # every rank logs the mean over ranks (equal for losses on gathered batches)
+        keys = sorted(sums)
+        stacked = torch.stack([sums[k] for k in keys])
+        torch.distributed.all_reduce(stacked)
+        sums = dict(zip(keys, stacked / info.world_size))
+    means = {k: float(v) / nb for k, v in sums.items()}
+    for g in opt.param_groups:
+        means[f"lr/{g['name']}"] = float(g["lr"])
+    return means
+
+
+# --- evaluation ---------------------------------------------------------------------------------------------------
+def evaluate_all(method: HashMethod, data: CrossModalData, cfg: RunConfig, device, autocast, diag_batch,
+                 progress: bool = False) -> dict[str, Any]:
+    res = evaluate_method(method, data, cfg, device, autocast, progress=progress)
+    was = method.training
+    method.eval()
+    try:
+        with torch.no_grad():
+            res["method_diagnostics"] = {k: float(v) for k, v in
+                                         (method.diagnostics(diag_batch[0], diag_batch[1]) or {}).items()}
+    finally:
+        method.train(was)
+    res["warnings"] = collapse_warnings(res["codes"]) if res.get("hash_codes", True) else []
+    return res
+
+
+def flat_eval(res: dict[str, Any]) -> dict[str, float]:
+    """Scalars of one evaluation for the history / TensorBoard: eval/<task>/<metric>, diag/<name>, codes/..."""
+    out = {}
+    for task, vals in res["metrics"].items():
+        for k, v in vals.items():
+            if isinstance(v, (int, float)):
+                out[f"eval/{task}/{k}"] = float(v)
+    for k, v in res["method_diagnostics"].items():
+        out[f"diag/{k}"] = v
+    for m, d in res["codes"].items():
+        for k in ("mean_abs_bit_balance", "mean_bit_entropy", "distinct_codes", "quantization_gap"):
+            out[f"codes/{m}/{k}"] = d[k]
+    return out
+
+
+def format_metrics(metrics: dict[str, dict[str, Any]]) -> str:
+    """A short plain-text table: one row per task, one column per metric."""
+    keys: list[str] = []
+    for vals in metrics.values():
+        keys += [k for k, v in vals.items() if isinstance(v, (int, float)) and k not in keys]
+    lines = ["task  " + "  ".join(f"{k:>12}" for k in keys)]
+    for task, vals in metrics.items():
+        cells = []
+        for k in keys:
+            v = vals.get(k)
+            cells.append(f"{'-':>12}" if v is None else f"{v:>12d}" if isinstance(v, int) else f"{v:>12.4f}")
+        lines.append(f"{task:<5} " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+# --- the run ------------------------------------------------------------------------------------------------------
+def _summary(results: dict[str, Any]) -> str:
+    lines = [f"run summary: {results['method']} on {results['dataset']}, {results['bits']} bits, seed "
+             f"{results['seed']}", "protocol: " + ", ".join(f"{k} {v}" for k, v in results["protocol"].items()),
+             format_metrics(results["metrics"])]
+    for m, d in results["diagnostics"]["codes"].items():
+        lines.append(f"codes ({m}, retrieval set): mean |bit balance| {d['mean_abs_bit_balance']:.3f}, constant bits "
+                     f"{int(d['constant_bits'])}, mean bit entropy {d['mean_bit_entropy']:.3f}, distinct codes "
+                     f"{int(d['distinct_codes'])} of {int(d['n_items'])}, largest code share "
+                     f"{d['largest_code_share']:.1%}, quantization gap {d['quantization_gap']:.3f}")
+    warnings = results["diagnostics"]["warnings"]
+    lines += warnings if warnings else ["no collapse detected (bits vary, codes are diverse)"]
+    return "\n".join(lines)
+
+
+def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` in ``run_dir`` (resuming from its checkpoint), evaluate, write and return results.json."""
+    t0 = time.time()
+    run_dir = Path(run_dir)
+    sha = cfg.sha256()  # validates the method params too
+    device = resolve_device(cfg.device)
+    own_group = not ddp.current().enabled  # this call initialises (and so ends) the process group if any
+    info = ddp.init_from_env(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.set_device(device)
+
+    done = read_results(run_dir)
+    if resume and done is not None and done.get("config_sha256") == sha:
+        if progress and info.is_main:
+            print(f"{run_dir}: finished run with the same config (results.json present); skipped")
+        return done
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for tmp in run_dir.glob(".*.tmp"):  # left by a run killed while writing (atomic writes never expose them)
+            tmp.unlink(missing_ok=True)
+        if not resume:
+            for name in (CHECKPOINT, STATE, RESULTS, "summary.txt"):
+                (run_dir / name).unlink(missing_ok=True)
+            shutil.rmtree(run_dir / "events", ignore_errors=True)
+    ddp.barrier(info)
+    ckpt = load_checkpoint(run_dir) if resume else None
+    if ckpt is not None and ckpt[2].get("config_sha256") != sha:
+        raise ConfigError(f"{run_dir}: holds a checkpoint of a different config (config_sha256 "
+                          f"{ckpt[2].get('config_sha256', '?')[:12]} != {sha[:12]}); use --no-resume to start over "
+                          "or --out for another run directory")
+
+    from bitrieve.data import load_data
+
+    data = load_data(cfg.data)
+    card_hash = card_sha256(data.card)
+    env = environment(device, cfg.seed)
+    env["world_size"] = info.world_size
+    tracker = Tracker(run_dir, cfg.tracking if info.is_main else "none", cfg.resolved(), echo=False,
+                      enabled=info.is_main)
+    try:
+        if info.is_main:
+            write_run_files(run_dir, dump_config(cfg), data.card, env)
+        method = build_method(cfg, data)
+        method.prepare(data["train"])
+        method.to(device)
+        stages = method.stages()
+        autocast = autocast_factory(device, cfg.amp)
+        state: dict[str, Any] = {"config_sha256": sha, "stage": 0, "epoch": 0, "history": [], "wall_seconds": 0.0}
+        if ckpt is not None:
+            model_sd, opt_tensors, saved = ckpt
+            method.load_state_dict({k: v.to(device) for k, v in model_sd.items()})
+            state.update({k: saved[k] for k in ("stage", "epoch", "history", "wall_seconds") if k in saved})
+            tracker.log(f"resumed from {CHECKPOINT}: stage {state['stage']}, {state['epoch']} epoch(s) done")
+        else:
+            opt_tensors, saved = {}, {}
+        tracker.log(f"start {cfg.method} on {cfg.data}: {cfg.bits} bits, seed {cfg.seed}, device {device}, "
+                    f"amp {cfg.amp}, {len(stages)} stage(s), world size {info.world_size}, config {sha[:12]}")
+
+        diag_size = stages[0].batch_size if stages else 256
+        diag_batch = fixed_batch(data["train"], method, device, diag_size)
+        history: list[dict[str, Any]] = state["history"]
+        last_eval: dict[str, Any] | None = None
+        global_epoch = len(history)
+        inputs = TrainInputs(data["train"], method, device) if stages else None
+
+        def checkpoint(si: int, epoch: int, opt, scaler=None) -> None:
+            if info.is_main:
+                save_checkpoint(run_dir, method, opt, {"config_sha256": sha, "stage": si, "epoch": epoch,
+                                                       "history": history,
+                                                       "scaler": scaler.state_dict() if scaler is not None else {},
+                                                       "wall_seconds": state["wall_seconds"] + time.time() - t0})
+
+        for si, stage in enumerate(stages):
+            if si < state["stage"]:
+                continue
+            start = state["epoch"] if si == state["stage"] else 0
+            if start >= stage.epochs:
+                continue
+            opt, bases = make_optimizer(method, stage)
+            if start > 0 and si == state["stage"] and saved.get("optimizer"):
+                opt.load_state_dict(unflatten_optimizer(opt_tensors, saved["optimizer"]))
+            scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+            if saved.get("scaler") and start > 0 and si == state["stage"]:
+                scaler.load_state_dict(saved["scaler"])
+            loss_fn = torch.compile(stage.loss) if cfg.compile else stage.loss
+            for epoch in range(start, stage.epochs):
+                te = time.time()
+                means = run_epoch(method, stage, si, epoch, loss_fn, opt, bases, inputs, scaler, autocast, cfg.seed,
+                                  info, progress)
+                global_epoch += 1
+                entry: dict[str, Any] = {"stage": stage.name, "epoch": epoch + 1, **means}
+                last_eval = None
+                if cfg.eval.every and (epoch + 1) % cfg.eval.every == 0 and info.is_main:
+                    last_eval = evaluate_all(method, data, cfg, device, autocast, diag_batch, progress)
+                    entry.update(flat_eval(last_eval))
+                history.append(entry)
+                terms = ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k not in ("stage", "epoch"))
+                tracker.log(f"{stage.name} epoch {epoch + 1}/{stage.epochs} ({time.time() - te:.1f}s): {terms}")
+                tracker.scalars({f"train/{k}" if not k.startswith(("eval/", "diag/", "codes/")) else k: v
+                                 for k, v in entry.items() if isinstance(v, float)}, global_epoch)
+                last = epoch + 1 == stage.epochs
+                if last or (epoch + 1) % cfg.checkpoint_every == 0:
+                    checkpoint(si, epoch + 1, opt, scaler)
+                ddp.barrier(info)
+
+        results: dict[str, Any] = {}
+        if info.is_main:
+            if not stages:  # closed-form methods: the fitted buffers are the checkpoint
+                checkpoint(0, 0, None)
+            if last_eval is None:
+                last_eval = evaluate_all(method, data, cfg, device, autocast, diag_batch, progress)
+            results = {
+                "schema": RESULTS_SCHEMA,
+                "method": cfg.method,
+                "dataset": str(data.card.get("name", cfg.data)),
+                "dataset_card_sha256": card_hash,
+                "config_sha256": sha,
+                "bits": cfg.bits,
+                "seed": cfg.seed,
+                "protocol": last_eval["protocol"],
+                "metrics": last_eval["metrics"],
+                "protocols": last_eval.get("protocols", {}),
+                "curves": last_eval.get("curves", {}),
+                "diagnostics": {"method": last_eval["method_diagnostics"], "codes": last_eval["codes"],
+                                "warnings": last_eval["warnings"]},
+                "history": history,
+                "env": env,
+                "wall_seconds": state["wall_seconds"] + time.time() - t0,
+            }
+            summary = _summary(results)
+            atomic_write_text(run_dir / "summary.txt", summary + "\n")
+            for line in summary.splitlines():
+                tracker.log(line)
+            write_results(run_dir, results)
+        ddp.barrier(info)
+        return results
+    finally:
+        tracker.close()
+        if own_group:
+            ddp.shutdown(info)
+
+
+def load_run(run_dir: str | Path, device: str | None = None, data: CrossModalData | None = None):
+    """``(cfg, method)`` of a run: config.yaml -> build on the run's data -> ``prepare`` -> checkpoint's tensors.
+
+    The method is on ``device`` (default: the run's configured device), in eval mode. Loading executes no code from
+    the run directory (YAML + safetensors). ``data``: the already loaded dataset, to avoid reading it twice.
+    """
+    from bitrieve.config import load_config
+    from bitrieve.data import load_data
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir}: no config.yaml (not a bitrieve run directory)")
+    cfg = load_config(run_dir / "config.yaml")
+    if device is not None:
+        cfg = cfg.model_copy(update={"device": device})
+    ckpt = load_checkpoint(run_dir)
+    if ckpt is None:
+        raise FileNotFoundError(f"{run_dir}: no {CHECKPOINT} (train the run first: bitrieve train CONFIG --out "
+                                f"{run_dir})")
+    dev = resolve_device(cfg.device)
+    data = load_data(cfg.data) if data is None else data
+    method = build_method(cfg, data)
+    method.prepare(data["train"])
+    method.to(dev)
+    method.load_state_dict({k: v.to(dev) for k, v in ckpt[0].items()})
+    method.eval()
+    method.checkpoint_state = {"stage": ckpt[2].get("stage"), "epoch": ckpt[2].get("epoch")}
+    return cfg, method
+
+
+def evaluate_run(run_dir: str | Path, device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Re-evaluate a run from its checkpoint (config.yaml + checkpoint.safetensors); returns metrics and diagnostics.
+
+    Nothing in the run directory is changed.
+    """
+    from bitrieve.config import load_config
+    from bitrieve.data import load_data
+
+    data = load_data(load_config(Path(run_dir) / "config.yaml").data) if (Path(run_dir) / "config.yaml").is_file() \
+        else None
+    cfg, method = load_run(run_dir, device, data)
+    dev = resolve_device(cfg.device)
+    stages = method.stages()
+    diag_batch = fixed_batch(data["train"], method, dev, stages[0].batch_size if stages else 256)
+    res = evaluate_all(method, data, cfg, dev, autocast_factory(dev, cfg.amp), diag_batch, progress)
+    return {"method": cfg.method, "dataset": str(data.card.get("name", cfg.data)), "bits": cfg.bits,
+            "seed": cfg.seed, "protocol": res["protocol"], "metrics": res["metrics"],
+            "protocols": res.get("protocols", {}),
+            "diagnostics": {"method": res["method_diagnostics"], "codes": res["codes"], "warnings": res["warnings"]},
+            "checkpoint": method.checkpoint_state}

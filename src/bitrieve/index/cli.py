@@ -1,0 +1,189 @@
+"""``bitrieve index build|info`` and ``bitrieve search``: a database encoded by a trained run, searched by Hamming."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bitrieve.index import model as _model
+from bitrieve.index.binary_index import BACKENDS, BinaryIndex
+from bitrieve.index.codes import BinaryIndexError
+from bitrieve.index.faiss_backend import check_bits
+from bitrieve.index.store import read_manifest
+
+QUERY_SPLIT_ORDER = ("query", "retrieval", "train")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="build or inspect a binary index of hash codes")
+    verbs = p.add_subparsers(dest="index_command", metavar="VERB")
+    b = verbs.add_parser("build", help="encode a database split with a trained run and index its codes")
+    b.add_argument("--run", required=True, help="run directory (config.yaml + checkpoint.safetensors)")
+    b.add_argument("--data", default=None, help="'wiki' or a canonical store directory (default: the run's data)")
+    b.add_argument("--modality", required=True, choices=["image", "text"], help="which modality to encode")
+    b.add_argument("--split", default="retrieval", help="split to index (default: retrieval)")
+    b.add_argument("--out", required=True, help="index directory to write (replaced atomically)")
+    b.add_argument("--backend", default="exact", choices=BACKENDS,
+                   help="exact (ours, stable ties) | faiss-flat (exact distances) | faiss-ivf | faiss-hnsw (approx.)")
+    b.add_argument("--chunk", type=int, default=8192, help="items encoded per chunk (bounds memory)")
+    b.add_argument("--nlist", type=int, default=None, help="faiss-ivf: number of lists (default ~4*sqrt(N))")
+    b.add_argument("--hnsw-m", type=int, default=32, help="faiss-hnsw: links per node")
+    b.add_argument("--device", default="cpu", help="device for encoding (cpu, cuda, cuda:N)")
+    b.set_defaults(func=cmd_build)
+    i = verbs.add_parser("info", help="print an index's manifest (and verify its files)")
+    i.add_argument("index_dir")
+    i.set_defaults(func=cmd_info)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    s = sub.add_parser("search", help="top-k Hamming search of an index with queries encoded by the same run")
+    s.add_argument("index_dir")
+    s.add_argument("--run", required=True, help="run directory whose model built the index")
+    q = s.add_mutually_exclusive_group(required=True)
+    q.add_argument("--ids", help="comma-separated item ids to use as queries (looked up in the data's "
+                                 "query, retrieval, then train split)")
+    q.add_argument("--features", help=".npy file of query inputs (N, ...) or one row (...)")
+    s.add_argument("--data", default=None, help="data for --ids (default: the data the index was built from)")
+    s.add_argument("--modality", default=None, choices=["image", "text"],
+                   help="query modality (default: the index's modality; the other one for cross-modal search)")
+    s.add_argument("-k", type=int, default=10, help="results per query")
+    s.add_argument("--nprobe", type=int, default=None, help="faiss-ivf: lists probed")
+    s.add_argument("--ef-search", type=int, default=None, help="faiss-hnsw: search breadth")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument("--device", default="cpu", help="device for encoding the queries")
+    s.set_defaults(func=cmd_search)
+
+
+def _fail(e: Exception) -> int:
+    print(f"bitrieve: error: {e}", file=sys.stderr)
+    return 2
+
+
+def cmd_build(args) -> int:
+    try:
+        return _build(args)
+    except BinaryIndexError as e:
+        return _fail(e)
+
+
+def _build(args) -> int:
+    from bitrieve.data import load_data
+
+    if args.chunk < 1:
+        raise BinaryIndexError(f"--chunk must be >= 1, got {args.chunk}")
+    cfg, method = _model.load_run_model(args.run, device=args.device)
+    if args.backend != "exact":
+        check_bits(int(method.bits), args.backend)  # before spending time on encoding
+    spec = args.data or cfg.data
+    data = load_data(spec)
+    split = data[args.split]
+    if args.modality not in split.inputs:
+        raise BinaryIndexError(f"data '{spec}' split '{args.split}' has no modality '{args.modality}' "
+                               f"(has {sorted(split.inputs)})")
+    if args.modality not in getattr(method, "modalities", (args.modality,)):
+        raise BinaryIndexError(f"method '{cfg.method}' does not encode modality '{args.modality}'")
+    t0 = time.perf_counter()
+    codes = _model.encode_packed(method, split.inputs[args.modality], args.modality,
+                                 chunk=args.chunk, device=args.device)
+    t_enc = time.perf_counter() - t0
+    meta = {"model_hash": _model.model_hash(method), "run": str(Path(args.run).resolve()), "method": cfg.method,
+            "bits": int(method.bits), "config_sha256": cfg.sha256(),
+            "data": str(Path(spec).resolve()) if spec != "wiki" else "wiki",
+            "dataset": data.card.get("name"), "split": args.split, "modality": args.modality}
+    params = {"nlist": args.nlist} if args.backend == "faiss-ivf" else {}
+    if args.backend == "faiss-hnsw":
+        params["hnsw_m"] = args.hnsw_m
+    t0 = time.perf_counter()
+    index = BinaryIndex.build(codes, split.ids, meta, backend=args.backend, progress=True, **params)
+    index.save(args.out)
+    t_build = time.perf_counter() - t0
+    print(f"indexed {len(index)} {args.modality} items of '{spec}'/{args.split} as {index.bits}-bit codes "
+          f"({args.backend}) -> {args.out}  [encode {t_enc:.1f} s, build+save {t_build:.1f} s]")
+    return 0
+
+
+def cmd_info(args) -> int:
+    try:
+        index = BinaryIndex.load(args.index_dir)  # verifies every checksum
+    except BinaryIndexError as e:
+        return _fail(e)
+    m = read_manifest(args.index_dir)
+    print(json.dumps({k: v for k, v in m.items() if k != "files"}, indent=2, sort_keys=True))
+    print(f"{len(index)} items, {index.bits} bits, backend {index.backend}; files verified: "
+          f"{', '.join(sorted(m['files']))}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    try:
+        return _search(args)
+    except BinaryIndexError as e:
+        return _fail(e)
+
+
+def _lookup_ids(data, wanted: list[int], modality: str, spec: str) -> np.ndarray:
+    order = [s for s in QUERY_SPLIT_ORDER if s in data.splits] + [s for s in data.splits if s not in QUERY_SPLIT_ORDER]
+    rows = []
+    for item in wanted:
+        for name in order:
+            hit = np.flatnonzero(data.splits[name].ids == item)
+            if hit.size:
+                split = data.splits[name]
+                if modality not in split.inputs:
+                    raise BinaryIndexError(f"data '{spec}' has no modality '{modality}'")
+                rows.append(split.inputs[modality][hit[0]])
+                break
+        else:
+            raise BinaryIndexError(f"id {item} is in no split of data '{spec}' ({', '.join(order)})")
+    return np.stack(rows)
+
+
+def _search(args) -> int:
+    if args.k < 1:
+        raise BinaryIndexError(f"-k must be >= 1, got {args.k}")
+    index = BinaryIndex.load(args.index_dir)
+    cfg, method = _model.load_run_model(args.run, device=args.device)
+    index.check_model(_model.model_hash(method), where=f"run {args.run}")
+    modality = args.modality or index.meta.get("modality")
+    if modality is None:
+        raise BinaryIndexError(f"{args.index_dir}: the index records no modality; pass --modality")
+    if args.features:
+        path = Path(args.features)
+        if not path.is_file():
+            raise FileNotFoundError(f"features file not found: {path}")
+        try:
+            x = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise BinaryIndexError(f"{path}: not a plain .npy array ({e})") from None
+        if x.ndim == 1:
+            x = x[None]
+        labels = [f"{path.name}[{i}]" for i in range(x.shape[0])]
+    else:
+        try:
+            wanted = [int(t) for t in args.ids.split(",") if t.strip()]
+        except ValueError:
+            raise BinaryIndexError(f"--ids expects comma-separated integers, got '{args.ids}'") from None
+        if not wanted:
+            raise BinaryIndexError("--ids is empty")
+        from bitrieve.data import load_data
+
+        spec = args.data or index.meta.get("data") or cfg.data
+        x = _lookup_ids(load_data(spec), wanted, modality, spec)
+        labels = [f"id {i}" for i in wanted]
+    q = _model.encode_packed(method, x, modality, device=args.device, progress=len(x) > 100_000)
+    res = index.search(q, args.k, nprobe=args.nprobe, ef_search=args.ef_search)
+    if args.json:
+        print(json.dumps([{"query": lab, "modality": modality, "ids": r.tolist(), "hamming": d.tolist()}
+                          for lab, r, d in zip(labels, res.ids, res.distances)]))
+        return 0
+    db_mod = index.meta.get("modality", "?")
+    for lab, r, d in zip(labels, res.ids, res.distances):
+        print(f"query {lab} ({modality} -> {db_mod}, {index.bits} bits, {index.backend}):")
+        print(f"  {'rank':>4}  {'id':>10}  {'hamming':>7}")
+        for rank, (item, dist) in enumerate(zip(r, d), 1):
+            print(f"  {rank:>4}  {item:>10}  {dist:>7}")
+    return 0

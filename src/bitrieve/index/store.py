@@ -1,0 +1,131 @@
+"""On-disk layout of a binary index: raw ``.npy`` arrays (no pickles) + optional FAISS file + ``manifest.json``.
+
+```
+INDEX_DIR/
+  manifest.json   schema, backend, bits, count, model hash, meta, and per file: sha256, size, dtype, shape
+  codes.npy       (N, ceil(bits/64)) '<u8' packed codes (bitrieve.index.codes)
+  ids.npy         (N,) int64 item ids, in database order
+  faiss.index     only for faiss-ivf / faiss-hnsw (faiss.write_index_binary); flat indexes are rebuilt from codes
+```
+Writes are atomic: everything goes to a temporary sibling directory that is renamed into place. Loading verifies
+every file's sha256 before parsing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from bitrieve.index.codes import BinaryIndexError
+
+MANIFEST = "manifest.json"
+FORMAT = "bitrieve-binary-index"
+SCHEMA = 1
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_index_dir(out: str | Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any],
+                    extra_files: dict[str, Callable[[Path], None]] | None = None) -> Path:
+    """Write ``arrays`` as ``NAME.npy``, each ``extra_files[name](path)``, and the manifest; atomically replace ``out``.
+
+    An existing ``out`` is replaced only if it is an empty directory or a bitrieve index (never another folder).
+    """
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file()):
+            raise BinaryIndexError(f"{out}: exists and is not a bitrieve index directory; refusing to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        files = {}
+        for name, arr in arrays.items():
+            path = tmp / f"{name}.npy"
+            np.save(path, np.ascontiguousarray(arr), allow_pickle=False)
+            files[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size,
+                                "dtype": arr.dtype.str, "shape": list(arr.shape)}
+        for name, writer in (extra_files or {}).items():
+            path = tmp / name
+            writer(path)
+            files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        manifest = {"format": FORMAT, "schema": SCHEMA, **manifest, "files": files}
+        with open(tmp / MANIFEST, "w") as f:
+            json.dump(manifest, f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def read_manifest(index_dir: str | Path) -> dict[str, Any]:
+    index_dir = Path(index_dir)
+    path = index_dir / MANIFEST
+    if not path.is_file():
+        raise BinaryIndexError(f"{index_dir}: not a bitrieve index (no {MANIFEST})")
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except json.JSONDecodeError as e:
+        raise BinaryIndexError(f"{path}: not valid JSON ({e})") from None
+    if manifest.get("format") != FORMAT:
+        raise BinaryIndexError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
+    if manifest.get("schema") != SCHEMA:
+        raise BinaryIndexError(f"{path}: schema {manifest.get('schema')!r} is not supported (this bitrieve reads "
+                               f"schema {SCHEMA})")
+    for key in ("backend", "bits", "count", "files"):
+        if key not in manifest:
+            raise BinaryIndexError(f"{path}: missing key '{key}'")
+    return manifest
+
+
+def verify_file(index_dir: Path, name: str, manifest: dict[str, Any]) -> Path:
+    """The path of ``name`` after checking it exists and its sha256 matches the manifest."""
+    entry = manifest["files"].get(name)
+    if entry is None:
+        raise BinaryIndexError(f"{index_dir / MANIFEST}: no entry for '{name}'")
+    path = index_dir / name
+    if not path.is_file():
+        raise BinaryIndexError(f"{path}: missing (listed in {MANIFEST})")
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise BinaryIndexError(f"{path}: checksum mismatch (sha256 {digest[:16]}..., manifest says "
+                               f"{entry['sha256'][:16]}...): the file is corrupted or was changed after the index "
+                               "was built; rebuild the index")
+    return path
+
+
+def load_array(index_dir: Path, name: str, manifest: dict[str, Any], mmap: bool = False) -> np.ndarray:
+    """Load ``NAME.npy`` (checksum verified, no pickles) and check dtype/shape against the manifest."""
+    fname = f"{name}.npy"
+    path = verify_file(index_dir, fname, manifest)
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except ValueError as e:
+        raise BinaryIndexError(f"{path}: not a plain .npy array ({e})") from None
+    entry = manifest["files"][fname]
+    if arr.dtype.str != entry["dtype"] or list(arr.shape) != entry["shape"]:
+        raise BinaryIndexError(f"{path}: holds {arr.dtype.str} {list(arr.shape)}, manifest says "
+                               f"{entry['dtype']} {entry['shape']}")
+    return arr

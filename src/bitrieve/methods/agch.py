@@ -1,0 +1,336 @@
+"""AGCH: Aggregation-based Graph Convolutional Hashing (unsupervised cross-modal hashing).
+
+P.-F. Zhang, Y. Li, Z. Huang, X.-S. Xu, "Aggregation-Based Graph Convolutional Hashing for Unsupervised Cross-Modal
+Retrieval", IEEE Transactions on Multimedia 24:466-479, 2022, doi:10.1109/TMM.2021.3053766. No official code.
+
+Model (Sec. III-C)
+  image encoder  feature mode: x^v -> 4096 (ReLU) -> c (tanh)          [B^v]
+                 AlexNet mode: AlexNet conv1-fc7 -> FC c (tanh), fc8 replaced
+  text encoder   x^t -> 4096 (ReLU) -> c (tanh)                        [B^t]
+  fusion         B^h = tanh(FC(B^v ⊕ B^t))                             [B^h]
+  GCN, one per modality, on the 4,096-d encoder features, graph = the batch similarity:
+                 2 graph-conv layers (ReLU) + FC (tanh), 4096 -> 2048 -> 2048 -> c       [B^gv, B^gt]
+  At test time only the two encoders run; the engine takes sign(·).
+
+Similarity (Sec. III-B; Algorithm 1 step b calls it Eq. (12)): S = 2 (C ⊙ D) − 1 from the frozen INPUT features,
+see :func:`bitrieve.parts.similarity.aggregated_similarity` (plain Euclidean distance in D; the paper's worked example
+0.95 × 0.92 = 0.874 at ρ = 4 confirms it).
+
+Objective (Sec. III-D), L = α L1 + δ L2 + L3, all on L2-normalised codes (cos(·,·) = inner product of normalised
+rows), r(X, Y) = ‖S − cos(X, Y)‖², a(X, Y) = ‖X̂ − Ŷ‖²:
+  L1 = r(B^v, B^v) + r(B^t, B^t) + r(B^h, B^h)                                  (intra-modal + fused reconstruction)
+  L2 = r(B^gv, B^gv) + r(B^gt, B^gt) + a(B^gv, B^v) + a(B^gt, B^t)               (GCN structure + GCN/encoder alignment)
+  L3 = β [r(B^v, B^h) + r(B^t, B^h)] + λ [a(B^v, B^h) + a(B^t, B^h)]            (cross-modal, through the fused code)
+Equation numbers for the objective were not verifiable in this session (the paper text was not readable here);
+the terms follow the paper's description as summarised in docs/methods/agch.md.
+
+Training (Sec. IV-A): SGD, momentum 0.9, weight decay 5e-4, batch 32; learning rates image encoder 1e-4, text encoder
+1e-2, GCNs 1e-3, fusion 1e-2. The paper's "alternating update" (Algorithm 1) is ordinary back-propagation with each
+module on its own learning rate — there is no discrete code step — so it is one Stage training every group.
+ρ = 4, δ = 0.01; MIRFlickr α = β = 1, λ = 10, γ_v = 2, γ_t = 0.3, 40 epochs (the defaults here); NUS-WIDE λ = 5,
+80 epochs; Wiki α = 0.4, β = 0.3, λ = 5, γ_v = 1, γ_t = 0.8, 150 epochs (configs/agch_*.yaml).
+
+Ambiguities (switches in :class:`AGCHParams`, default = most likely reading): how γ enters S and whether Z̃ is
+re-normalised (``gamma_mode``, ``renormalize_similarity``); whether the GCN graph is S before or after 2S − 1
+(``adjacency``); GCN widths (``gcn_dims``); what the fusion FC sees (``fusion_input``); sum vs mean loss scaling
+(``reduction``); fine-tuned vs frozen AlexNet (``alexnet_trainable``). Ablations AGCH-1..5 (Sec. IV-D):
+``similarity_metric`` = cosine / euclidean / cosine_text_euclidean_image, ``use_fusion=False``, ``use_gcn=False``.
+
+Deviations / additions (feature mode only, not in the paper): the image encoder is an MLP on precomputed features
+instead of AlexNet (the paper's AlexNet mode is ``input_mode="alexnet"``); ``standardize_inputs`` (off by default)
+can z-score encoder inputs. The paper's image learning rate 1e-4 was chosen for fine-tuning a pretrained AlexNet; it
+is kept as the default for the from-scratch MLP too (faithful, but the image branch then trains slowly — see the
+``agree_v_h`` / ``quant_gap_v`` diagnostics).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from bitrieve.losses.reconstruction import code_alignment, similarity_reconstruction
+from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
+from bitrieve.parts.encoders import AlexNetHashEncoder, FrozenAlexNetFC7, MLPHashEncoder
+from bitrieve.parts.fusion import ConcatFCFusion
+from bitrieve.parts.graph import GCNHash, normalized_adjacency
+from bitrieve.parts.similarity import aggregated_similarity
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class AGCHParams(Params):
+    # --- inputs / architecture ---
+    input_mode: Literal["features", "alexnet"] = Field(
+        "features", description="features: precomputed image features through an MLP; alexnet: raw images, "
+                                "ImageNet AlexNet fine-tuned end to end (paper), S from a frozen fc7 copy")
+    weights: str | None = Field(None, description="AlexNet state_dict path (alexnet mode); None = random init")
+    alexnet_trainable: bool = Field(True, description="fine-tune conv1-fc7 (paper, lr_image) or freeze them")
+    standardize_inputs: Literal["none", "image", "both"] = Field(
+        "none", description="feature mode: z-score these modalities' encoder inputs with training-set mean/std "
+                             "(prepare), an analogue of the ImageNet mean/std normalisation of the paper's raw "
+                             "images; off by default (features as given; no mAP gain on Wiki in a 30-epoch check). "
+                             "The similarity S always uses the raw features")
+    hidden: int = Field(4096, ge=1, description="encoder hidden width (paper: 4096, = AlexNet fc7 width)")
+    gcn_dims: list[int] = Field([2048, 2048], min_length=1,
+                                description="graph-conv output widths before the final FC to c bits; the paper's "
+                                            "'4096 -> 2048 -> c' read as 4096 -> 2048 -> 2048 -> c")
+    fusion_input: Literal["codes", "hidden"] = Field(
+        "codes", description="what the fusion FC concatenates: the encoders' c-d outputs (o^h = f^v ⊕ f^t) or "
+                             "their 4,096-d hidden features")
+    # --- similarity (Sec. III-B) ---
+    gamma_v: float = 2.0
+    gamma_t: float = 0.3
+    rho: float = Field(4.0, gt=0)
+    gamma_mode: Literal["features", "similarity"] = "features"
+    renormalize_similarity: bool = Field(True, description="re-normalise Z̃ after γ weighting so C is a cosine")
+    similarity_metric: Literal["aggregated", "cosine", "euclidean", "cosine_text_euclidean_image"] = Field(
+        "aggregated", description="AGCH | AGCH-1 (cosine) | AGCH-2 (Euclidean) | AGCH-3 (text cosine, image "
+                                  "Euclidean)")
+    adjacency: Literal["raw", "rescaled"] = Field(
+        "raw", description="GCN graph from C ⊙ D before 2S − 1 (raw, non-negative for non-negative features) or "
+                           "after (rescaled; degrees then from |A|)")
+    gcn_self_loops: bool = Field(True, description="Ã = A + I (Kipf & Welling)")
+    # --- objective (Sec. III-D) ---
+    alpha: float = 1.0
+    beta: float = 1.0
+    lam: float = Field(10.0, description="λ, weight of the code alignment to the fused code in L3")
+    delta: float = 0.01
+    reduction: Literal["mean", "sum"] = Field(
+        "mean", description="mean over entries (the DJSRH-lineage code these learning rates come from) or sum "
+                            "(‖·‖²_F as printed; 1,024x larger at batch 32)")
+    use_fusion: bool = Field(True, description="False = AGCH-4: no fusion module; L3 aligns B^v and B^t directly")
+    use_gcn: bool = Field(True, description="False = AGCH-5: no GCN branches, L2 = 0")
+    # --- training (Sec. IV-A) ---
+    epochs: int = Field(40, ge=0)
+    batch_size: int = Field(32, ge=2)
+    lr_image: float = 1e-4
+    lr_text: float = 1e-2
+    lr_gcn: float = 1e-3
+    lr_fusion: float = 1e-2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+
+
+class AGCH(HashMethod):
+    name = "agch"
+    paper = ("P.-F. Zhang, Y. Li, Z. Huang, X.-S. Xu. Aggregation-Based Graph Convolutional Hashing for Unsupervised "
+             "Cross-Modal Retrieval. IEEE Transactions on Multimedia 24:466-479, 2022.")
+    Params = AGCHParams
+
+    def __init__(self, params: AGCHParams, bits: int, info: DataInfo):
+        super().__init__(params, bits, info)
+        p = params
+        for m in self.modalities:
+            if m not in info.feature_dims:
+                raise ValueError(f"AGCH needs modalities {self.modalities}; the data has {sorted(info.feature_dims)}")
+        if p.input_mode == "alexnet":
+            self.image_encoder = AlexNetHashEncoder(bits, weights=p.weights, trainable=p.alexnet_trainable)
+            self.image_reference = FrozenAlexNetFC7(weights=p.weights)  # frozen fc7 for the similarity target
+        else:
+            self.image_encoder = MLPHashEncoder(info.feature_dims["image"], [p.hidden], bits)
+            self.image_reference = None
+        self.text_encoder = MLPHashEncoder(info.feature_dims["text"], [p.hidden], bits)
+        # input standardisation statistics (feature mode), filled by prepare(); identity until then
+        for m in self.modalities:
+            width = info.feature_dims[m] if self._standardized(m) else 0
+            self.register_buffer(f"{m}_mean", torch.zeros(width))
+            self.register_buffer(f"{m}_std", torch.ones(width))
+        hv, ht = self.image_encoder.hidden_features, self.text_encoder.hidden_features
+        if p.use_fusion:
+            widths = (bits, bits) if p.fusion_input == "codes" else (hv, ht)
+            self.fusion = ConcatFCFusion(widths, bits, activation="tanh")
+        else:
+            self.fusion = None
+        if p.use_gcn:
+            self.gcn_image = GCNHash(hv, p.gcn_dims, bits)
+            self.gcn_text = GCNHash(ht, p.gcn_dims, bits)
+        else:
+            self.gcn_image = self.gcn_text = None
+
+    def _standardized(self, modality: str) -> bool:
+        p = self.params
+        if p.input_mode == "alexnet" and modality == "image":
+            return False
+        return p.standardize_inputs == "both" or p.standardize_inputs == modality
+
+    def prepare(self, train) -> None:
+        """Training-set mean / std of the standardised modalities' features (feature mode)."""
+        for m in self.modalities:
+            if self._standardized(m):
+                x = torch.as_tensor(train.inputs[m]).reshape(len(train), -1).double()
+                getattr(self, f"{m}_mean").copy_(x.mean(0).float())
+                getattr(self, f"{m}_std").copy_(x.std(0).clamp_min(1e-6).float())
+
+    def _encoder_input(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        if modality == "image" and self.params.input_mode == "alexnet":
+            return self._images(x)
+        x = x.reshape(x.shape[0], -1).float()
+        if self._standardized(modality):
+            x = (x - getattr(self, f"{modality}_mean")) / getattr(self, f"{modality}_std")
+        return x
+
+    # --- training ---------------------------------------------------------------------------------------------
+    def param_groups(self):
+        p = self.params
+        groups = {
+            "image": {"params": [q for q in self.image_encoder.parameters() if q.requires_grad], "lr": p.lr_image},
+            "text": {"params": list(self.text_encoder.parameters()), "lr": p.lr_text},
+        }
+        if self.gcn_image is not None:
+            groups["gcn"] = {"params": [*self.gcn_image.parameters(), *self.gcn_text.parameters()], "lr": p.lr_gcn}
+        if self.fusion is not None:
+            groups["fusion"] = {"params": list(self.fusion.parameters()), "lr": p.lr_fusion}
+        return groups
+
+    def stages(self):
+        p = self.params
+        return [Stage(name="main", epochs=p.epochs, loss=self.loss, groups=list(self.param_groups()),
+                      batch_size=p.batch_size, optimizer="sgd",
+                      optimizer_kwargs={"momentum": p.momentum, "weight_decay": p.weight_decay})]
+
+    def _images(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw uint8 images -> ImageNet-normalised floats (alexnet mode); float inputs are taken as given."""
+        if x.dtype == torch.uint8:
+            mean = torch.tensor(_IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+            std = torch.tensor(_IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+            return (x.float() / 255.0 - mean) / std
+        return x.float()
+
+    def similarity(self, batch: Batch, return_parts: bool = False):
+        """The batch target S (and, with ``return_parts``, C, D and C ⊙ D) from the frozen inputs."""
+        p = self.params
+        with torch.no_grad():
+            if self.image_reference is not None:
+                xv = self.image_reference(self._images(batch["image"]))
+            else:
+                xv = batch["image"].reshape(batch["image"].shape[0], -1).float()
+            xt = batch["text"].reshape(batch["text"].shape[0], -1).float()
+            return aggregated_similarity(xv, xt, p.gamma_v, p.gamma_t, p.rho, gamma_mode=p.gamma_mode,
+                                         renormalize=p.renormalize_similarity, metric=p.similarity_metric,
+                                         return_parts=return_parts)
+
+    def forward_codes(self, batch: Batch, s_parts: dict | None = None) -> dict[str, torch.Tensor]:
+        """Every branch's continuous codes on a batch: v, t (encoders), h (fusion), gv, gt (GCNs)."""
+        p = self.params
+        fv, bv = self.image_encoder(self._encoder_input("image", batch["image"]))
+        ft, bt = self.text_encoder(self._encoder_input("text", batch["text"]))
+        out = {"v": bv, "t": bt}
+        if self.fusion is not None:
+            out["h"] = self.fusion(bv, bt) if p.fusion_input == "codes" else self.fusion(fv, ft)
+        if self.gcn_image is not None:
+            if s_parts is None:
+                raise ValueError("AGCH.forward_codes: the GCN branches need the similarity parts (s_parts)")
+            a = s_parts["S_raw"] if p.adjacency == "raw" else s_parts["S"]
+            # abs degrees: identical to row sums when A >= 0, and defined when A has negative entries
+            adj = normalized_adjacency(a, self_loops=p.gcn_self_loops, abs_degree=True)
+            out["gv"] = self.gcn_image(fv, adj)
+            out["gt"] = self.gcn_text(ft, adj)
+        return out
+
+    def loss_terms(self, s: torch.Tensor, codes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        p = self.params
+        red = p.reduction
+
+        def r(x: str, y: str | None = None) -> torch.Tensor:
+            return similarity_reconstruction(s, codes[x], None if y is None else codes[y], reduction=red)
+
+        def a(x: str, y: str) -> torch.Tensor:
+            return code_alignment(codes[x], codes[y], reduction=red)
+
+        zero = s.new_zeros(())
+        terms: dict[str, torch.Tensor] = {"rec_v": r("v"), "rec_t": r("t")}
+        terms["rec_h"] = r("h") if "h" in codes else zero
+        l1 = terms["rec_v"] + terms["rec_t"] + terms["rec_h"]
+        if "gv" in codes:
+            terms["rec_gv"], terms["rec_gt"] = r("gv"), r("gt")
+            terms["align_gv_v"], terms["align_gt_t"] = a("gv", "v"), a("gt", "t")
+            l2 = terms["rec_gv"] + terms["rec_gt"] + terms["align_gv_v"] + terms["align_gt_t"]
+        else:
+            l2 = zero
+        if "h" in codes:
+            terms["cross_rec_vh"], terms["cross_rec_th"] = r("v", "h"), r("t", "h")
+            terms["align_v_h"], terms["align_t_h"] = a("v", "h"), a("t", "h")
+            l3 = (p.beta * (terms["cross_rec_vh"] + terms["cross_rec_th"])
+                  + p.lam * (terms["align_v_h"] + terms["align_t_h"]))
+        else:  # AGCH-4: no fused code to meet at; the two modalities meet directly
+            terms["cross_rec_vt"], terms["align_v_t"] = r("v", "t"), a("v", "t")
+            l3 = p.beta * terms["cross_rec_vt"] + p.lam * terms["align_v_t"]
+        terms.update(L1=l1, L2=l2, L3=l3)
+        terms["loss"] = p.alpha * l1 + p.delta * l2 + l3
+        return terms
+
+    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The Stage loss: L = α L1 + δ L2 + L3 on one mini-batch (module docstring)."""
+        if batch["image"].shape[0] < 2:
+            raise ValueError("AGCH.loss: a batch needs at least 2 pairs (the similarity is between batch items)")
+        s, parts = self.similarity(batch, return_parts=True)
+        parts = {**parts, "S": s}
+        return self.loss_terms(s, self.forward_codes(batch, parts))
+
+    # --- inference --------------------------------------------------------------------------------------------
+    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        if modality == "image":
+            return self.image_encoder(self._encoder_input("image", x))[1]
+        if modality == "text":
+            return self.text_encoder(self._encoder_input("text", x))[1]
+        raise ValueError(f"AGCH.encode: unknown modality '{modality}' (image | text)")
+
+    # --- monitoring -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def diagnostics(self, batch: Batch, labels: torch.Tensor | None) -> dict[str, float]:
+        """Scalars for monitoring (labels used only here, never in training).
+
+        s_label_corr: Pearson correlation of the off-diagonal S with label similarity (share >= 1 label);
+        s_mean / s_pos_frac: level of S; bit_balance_{v,t}: mean |E[sign b_k]| over bits (0 = balanced);
+        bit_entropy_{v,t}: mean per-bit entropy in bits (1 = balanced); agree_x_y: fraction of equal signs between
+        branches; gcn_weight_abs / gcn_out_abs: GCN weight and output scale; quant_gap_{v,t}: mean |tanh − sign|;
+        plus every loss term.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            s, parts = self.similarity(batch, return_parts=True)
+            codes = self.forward_codes(batch, {**parts, "S": s})
+            terms = self.loss_terms(s, codes)
+        finally:
+            self.train(was_training)
+        out: dict[str, float] = {f"loss_{k}": float(v) for k, v in terms.items()}
+        n = s.shape[0]
+        off = ~torch.eye(n, dtype=torch.bool, device=s.device)
+        out["s_mean"] = float(s[off].mean())
+        out["s_pos_frac"] = float((s[off] > 0).float().mean())
+        if labels is not None and n > 1:
+            lab = labels.float().to(s.device)
+            same = ((lab @ lab.T) > 0).float()[off]
+            out["s_label_corr"] = _pearson(s[off], same)
+            out["label_pos_frac"] = float(same.mean())
+        signs = {k: torch.where(v >= 0, 1.0, -1.0) for k, v in codes.items()}
+        for k in ("v", "t"):
+            frac_pos = (signs[k] > 0).float().mean(0)
+            out[f"bit_balance_{k}"] = float((2 * frac_pos - 1).abs().mean())
+            out[f"bit_entropy_{k}"] = float(_binary_entropy(frac_pos).mean())
+            out[f"quant_gap_{k}"] = float((codes[k] - signs[k]).abs().mean())
+        for x, y in (("v", "t"), ("v", "h"), ("t", "h"), ("gv", "v"), ("gt", "t"), ("gv", "gt")):
+            if x in signs and y in signs:
+                out[f"agree_{x}_{y}"] = float((signs[x] == signs[y]).float().mean())
+        if self.gcn_image is not None:
+            weights = [m.linear.weight for g in (self.gcn_image, self.gcn_text) for m in g.convs]
+            out["gcn_weight_abs"] = float(torch.stack([w.abs().mean() for w in weights]).mean())
+            out["gcn_out_abs"] = float(torch.cat([codes["gv"], codes["gt"]]).abs().mean())
+        return out
+
+
+def _pearson(x: torch.Tensor, y: torch.Tensor) -> float:
+    x, y = x.double() - x.double().mean(), y.double() - y.double().mean()
+    den = math.sqrt(float((x * x).sum()) * float((y * y).sum()))
+    return float((x * y).sum()) / den if den > 0 else float("nan")
+
+
+def _binary_entropy(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(1e-12, 1 - 1e-12)
+    h = -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
+    return torch.where((p <= 1e-12) | (p >= 1 - 1e-12), torch.zeros_like(h), h)

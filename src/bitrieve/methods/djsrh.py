@@ -1,0 +1,122 @@
+"""DJSRH: Deep Joint-Semantics Reconstructing Hashing (unsupervised cross-modal hashing).
+
+S. Su, Z. Zhong, C. Zhang. "Deep Joint-Semantics Reconstructing Hashing for Large-Scale Unsupervised Cross-Modal
+Retrieval". ICCV 2019, pp. 3027-3035. Released code: github.com/zs-zhong/DJSRH (settings.py, train.py, models.py).
+
+Target (Sec. 3.2, Eq. 1-3; parts/neighbourhood.py): S = μ[(1-η) S̃ + η S̃S̃ᵀ/n], S̃ = β S_I + (1-β) S_T from the
+frozen image features and the text features of the mini-batch. Codes: B = tanh(α·h) with α = √(epoch+1) (models.py
+``set_alpha``); loss (Eq. 4-6, released weights): λ1‖cos(B_I,B_I) - S‖² + ‖cos(B_I,B_T) - S‖² + λ2‖cos(B_T,B_T) - S‖²
+(mean squared errors). SGD momentum 0.9, weight decay 5e-4, batch 32 (last incomplete batch dropped), MU 1.5,
+ETA 0.4. Per dataset (settings.py): MIRFlickr β 0.9, λ1 = λ2 = 0.1, lr image 1e-3 / text 1e-2, 80 epochs; NUS-WIDE
+β 0.6, 0.1, 0.1, 1e-3 / 1e-2, 80; Wiki β 0.3, 0.3, 0.3, 1e-2 / 1e-2, 200 (configs/djsrh_*.yaml).
+
+Deviations (feature mode): the released image network is an ImageNet AlexNet fine-tuned end to end with S_I from a
+frozen copy's fc7; here the image input is a precomputed feature vector, S_I is its cosine, and the image hash
+network is an MLP d -> 4096 -> bits (the text network's shape). The released code evaluates mAP@50 with its own
+``calculate_top_map`` (``eval.protocols: [djsrh]`` reproduces it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from bitrieve.losses.reconstruction import similarity_reconstruction
+from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
+from bitrieve.parts.encoders import MLPHashEncoder
+from bitrieve.parts.neighbourhood import djsrh_joint_similarity
+
+
+class DJSRHParams(Params):
+    beta: float = 0.9  # S̃ = β S_I + (1-β) S_T (MIRFlickr)
+    eta: float = 0.4
+    mu: float = 1.5
+    lambda1: float = 0.1  # weight of the image-image term
+    lambda2: float = 0.1  # weight of the text-text term
+    hidden: int = 4096
+    lr_image: float = 1e-3
+    lr_text: float = 1e-2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 32
+    epochs: int = 80
+    alpha_schedule: bool = True  # tanh(√(epoch+1) · h); off: plain tanh
+
+
+class TwoTowerHashing(HashMethod):
+    """Shared body of DJSRH / JDSH / DGCPN in feature mode: one MLP hash encoder per modality, SGD per modality.
+
+    Subclasses implement ``target(batch)`` and ``objective(code_image, code_text, target)``.
+    """
+
+    def __init__(self, params, bits: int, info: DataInfo):
+        super().__init__(params, bits, info)
+        self.encoders = torch.nn.ModuleDict({m: MLPHashEncoder(info.feature_dims[m], [params.hidden], bits)
+                                             for m in ("image", "text")})
+        # optimisation steps taken, saved with the checkpoint, so α(epoch) survives a resume
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+
+    # --- codes ----------------------------------------------------------------------------------------------
+    def _steps_per_epoch(self) -> int:
+        return max(1, self.info.num_train // self.params.batch_size)  # drop_last
+
+    def alpha(self) -> float:
+        if not getattr(self.params, "alpha_schedule", False):
+            return 1.0
+        epoch = int(self.steps_done) // self._steps_per_epoch()
+        return math.sqrt(epoch + 1.0)
+
+    def codes(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        enc = self.encoders[modality]
+        hidden = enc.body(x.reshape(x.shape[0], -1).float())
+        return torch.tanh(self.alpha() * enc.hash.fc(hidden))
+
+    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        if modality not in self.encoders:
+            raise ValueError(f"{self.name}.encode: unknown modality '{modality}' (image | text)")
+        return self.codes(modality, x)
+
+    # --- training -------------------------------------------------------------------------------------------
+    def _loss(self, batch) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            s = self.target(batch)
+        out = self.objective(self.codes("image", batch["image"]), self.codes("text", batch["text"]), s)
+        if self.training:
+            self.steps_done += 1
+        return out
+
+    def param_groups(self):
+        p = self.params
+        return {"image": {"params": list(self.encoders["image"].parameters()), "lr": p.lr_image},
+                "text": {"params": list(self.encoders["text"].parameters()), "lr": p.lr_text}}
+
+    def stages(self) -> list[Stage]:
+        p = self.params
+        return [Stage("main", p.epochs, self._loss, ["image", "text"], batch_size=p.batch_size, optimizer="sgd",
+                      optimizer_kwargs={"momentum": p.momentum, "weight_decay": p.weight_decay}, drop_last=True)]
+
+    def target(self, batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def objective(self, code_image, code_text, s) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class DJSRH(TwoTowerHashing):
+    name = "djsrh"
+    paper = ("S. Su, Z. Zhong, C. Zhang. Deep Joint-Semantics Reconstructing Hashing for Large-Scale Unsupervised "
+             "Cross-Modal Retrieval. ICCV 2019.")
+    Params = DJSRHParams
+
+    def target(self, batch) -> torch.Tensor:
+        p = self.params
+        return djsrh_joint_similarity(batch["image"].float(), batch["text"].float(), p.beta, p.eta, p.mu)
+
+    def objective(self, code_image, code_text, s):
+        p = self.params
+        l_ii = similarity_reconstruction(s, code_image)
+        l_it = similarity_reconstruction(s, code_image, code_text)
+        l_tt = similarity_reconstruction(s, code_text)
+        loss = p.lambda1 * l_ii + l_it + p.lambda2 * l_tt
+        return {"loss": loss, "image_image": l_ii, "image_text": l_it, "text_text": l_tt}

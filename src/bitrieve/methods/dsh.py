@@ -1,0 +1,128 @@
+"""DSH: Liu, Wang, Shan, Chen, "Deep Supervised Hashing for Fast Image Retrieval", CVPR 2016.
+
+Training (Sec. 3 and the official Caffe release, lhmRyan/deep-supervised-hashing-DSH):
+- online pairs: every pair i < j of a mini-batch, similar when the two share a label (``losses/pairwise.py``);
+- loss per mini-batch: sum_{i<j} 1/2 [s ||b_i - b_j||^2 + (1 - s) max(m - ||b_i - b_j||^2, 0)] / (n(n - 1))
+  + alpha * sum_i || |b_i| - 1 ||_1 / n, with m = 2 * bits and alpha = 0.01 (Eq. 3/5; the 1/2 is the paper's and
+  matches the gradient the Caffe layer back-propagates, see ``losses/pairwise.py``);
+- network: the small CNN of ``parts/backbones.DSHNet`` trained from scratch, real-valued outputs, sign at test time;
+- SGD lr 1e-3, momentum 0.9, weight decay 0.004, batch 200, 70,000 iterations, lr x 0.1 at 60,000 and 65,000
+  (``CIFAR-10/solver.prototxt``); images minus the training mean image (Caffe ``mean.binaryproto``) on the 0-255
+  scale, random horizontal mirror in training.
+
+Other backbones: ``alexnet`` (fc7 -> Linear(4096, bits)) and ``identity`` (feature mode: precomputed features ->
+Linear(d, 500) -> ReLU -> Linear(500, bits), the fully connected part of the small CNN).
+Deviations: Caffe's bias lr x 2 / no bias decay is not reproduced; the paper's protocol trains on the 50,000
+CIFAR-10 training images and uses the 10,000 test images as both queries and database (the store decides).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from bitrieve.losses.pairwise import dsh_pair_loss
+from bitrieve.losses.quantization import dsh_abs_regularizer
+from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
+from bitrieve.parts.backbones import build_backbone, imagenet_pixels
+
+
+class DSHParams(Params):
+    backbone: Literal["dsh_cnn", "alexnet", "identity"] = "dsh_cnn"
+    weights: str | None = None  # AlexNet ImageNet state dict (alexnet backbone only)
+    margin: float | None = None  # None: 2 * bits (paper)
+    alpha: float = 0.01
+    pair_weight: float = 0.5  # 1/2 of the paper's Eq. (3); 1.0 = Caffe's reported loss value
+    mirror: bool = True  # random horizontal flip of pixel inputs in training (Caffe transform_param mirror)
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.004
+    batch_size: int = 200
+    iterations: int = 70_000  # the solver's max_iter; converted to epochs of the training split
+    epochs: int | None = None  # overrides `iterations` when set
+    lr_decay_iters: tuple[int, ...] = (60_000, 65_000)
+
+
+class DSH(HashMethod):
+    name = "dsh"
+    paper = "H. Liu, R. Wang, S. Shan, X. Chen. Deep Supervised Hashing for Fast Image Retrieval. CVPR 2016."
+    Params = DSHParams
+    supervised = True
+    modalities = ("image",)
+
+    def __init__(self, params: DSHParams, bits: int, info: DataInfo):
+        super().__init__(params, bits, info)
+        shape = tuple(info.input_shapes["image"])
+        self.backbone, feat_dim = build_backbone(params.backbone, shape, bits=bits, weights=params.weights)
+        if params.backbone == "dsh_cnn":
+            self.head = nn.Identity()  # the small CNN ends in the bits-wide layer already
+        elif params.backbone == "alexnet":
+            self.head = nn.Linear(feat_dim, bits)
+        else:
+            self.head = nn.Sequential(nn.Linear(feat_dim, 500), nn.ReLU(), nn.Linear(500, bits))
+        for m in self.head.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        # training mean image (0-255 scale) for the from-scratch CNN, filled by prepare(); saved with the model
+        self.register_buffer("pixel_mean", torch.zeros(shape) if params.backbone == "dsh_cnn" else torch.zeros(0))
+
+    @property
+    def margin(self) -> float:
+        return self.params.margin if self.params.margin is not None else 2.0 * self.bits
+
+    def prepare(self, train) -> None:
+        if self.params.backbone == "dsh_cnn":
+            x = train.inputs["image"]
+            mean = np.zeros(x.shape[1:], dtype=np.float64)
+            for start in range(0, len(x), 4096):  # chunked: bounded memory for any training set
+                mean += x[start:start + 4096].astype(np.float64).sum(axis=0)
+            self.pixel_mean.copy_(torch.from_numpy(mean / len(x)).float())
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        if self.params.backbone == "dsh_cnn":
+            return x.float() - self.pixel_mean
+        if self.params.backbone == "alexnet":
+            return imagenet_pixels(x)
+        return x.float()
+
+    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        if modality != "image":
+            raise ValueError(f"dsh is single-modal (image); got modality '{modality}'")
+        return self.head(self.backbone(self._inputs(x)))
+
+    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        x = batch["image"]
+        if self.params.mirror and self.params.backbone != "identity" and x.ndim == 4:
+            flip = torch.rand(x.shape[0], device=x.device) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        b = self.encode("image", x)
+        pair = dsh_pair_loss(b, batch["label"], self.margin, self.params.pair_weight)
+        reg = dsh_abs_regularizer(b)
+        return {"loss": pair["pairs"] + self.params.alpha * reg, "similar": pair["similar"],
+                "dissimilar": pair["dissimilar"], "regularizer": reg}
+
+    def param_groups(self):
+        return {"net": {"params": list(self.parameters()), "lr": self.params.lr}}
+
+    def epochs(self) -> int:
+        p = self.params
+        if p.epochs is not None:
+            return p.epochs
+        return max(1, math.ceil(p.iterations * p.batch_size / max(1, self.info.num_train)))
+
+    def stages(self) -> list[Stage]:
+        p = self.params
+        return [Stage("main", self.epochs(), self.loss, ["net"], batch_size=p.batch_size, optimizer="sgd",
+                      optimizer_kwargs={"momentum": p.momentum, "weight_decay": p.weight_decay},
+                      schedule_milestones=tuple(p.lr_decay_iters), schedule_gamma=0.1, schedule_unit="iter",
+                      drop_last=True)]  # Caffe always feeds full batches; a pair loss needs n >= 2
+
+    def diagnostics(self, batch: Batch, labels: torch.Tensor | None) -> dict[str, float]:
+        with torch.no_grad():
+            b = self.encode("image", batch["image"])
+        return {"mean_abs_b": float(b.abs().mean()), "frac_near_pm1": float(((b.abs() - 1).abs() < 0.5).float().mean())}

@@ -1,0 +1,100 @@
+"""GreedyHash: Su, Zhang, Han, Tian, "Greedy Hash: Towards Fast Optimization for Accurate Hash Coding in CNN",
+NeurIPS 2018.
+
+Network (official ``cifar1.py``): AlexNet up to fc7 -> Linear(4096, bits) = h -> hash layer b = sign(h) with the
+gradient passed straight through (Eq. 5-7, the "greedy principle") -> bias-free Linear(bits, classes).
+Loss (Eq. 8 and the code): cross-entropy(classifier(b), y) + alpha * mean(| |h| - 1 |^3), alpha = 0.1 on CIFAR-10.
+Optimiser: SGD lr 1e-3, momentum 0.9, weight decay 5e-4, batch 32, 50 epochs, lr x 0.1 from epoch 30.
+
+Feature mode (``backbone: identity``): precomputed image features replace AlexNet; the head is unchanged.
+Deviations: the official CIFAR code resizes 32 -> 224 with no crop or flip; so do we (``image_size``). Without an
+ImageNet state dict (``weights``) AlexNet starts from random weights, which the paper never did.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bitrieve.losses.quantization import greedy_cubic_penalty
+from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
+from bitrieve.parts.backbones import build_backbone, imagenet_pixels
+from bitrieve.parts.hashing import sign_ste
+
+
+class GreedyHashParams(Params):
+    backbone: Literal["alexnet", "identity"] = "alexnet"
+    weights: str | None = None  # ImageNet AlexNet state dict (torchvision key names); no download at run time
+    image_size: int = 224
+    alpha: float = 0.1  # 0.1 on CIFAR-10, 1 on ImageNet (official code)
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 32
+    epochs: int = 50
+    lr_decay_epochs: tuple[int, ...] = (30,)
+
+
+def class_targets(labels: torch.Tensor, method: str) -> torch.Tensor:
+    """Class indices from one-hot label rows; multi-label rows are an error (a softmax classifier needs one class)."""
+    if labels.ndim != 2:
+        raise ValueError(f"{method}: labels must be one-hot (N, C), got shape {tuple(labels.shape)}")
+    per_row = labels.sum(dim=1)
+    if bool((per_row != 1).any()):
+        raise ValueError(f"{method}: needs single-label data (exactly one label per row); "
+                         f"{int((per_row != 1).sum())} rows of this batch have {sorted(set(per_row.tolist()))} labels")
+    return labels.argmax(dim=1)
+
+
+class GreedyHash(HashMethod):
+    name = "greedyhash"
+    paper = ("S. Su, C. Zhang, K. Han, Y. Tian. Greedy Hash: Towards Fast Optimization for Accurate Hash Coding "
+             "in CNN. NeurIPS 2018.")
+    Params = GreedyHashParams
+    supervised = True
+    modalities = ("image",)
+
+    def __init__(self, params: GreedyHashParams, bits: int, info: DataInfo):
+        super().__init__(params, bits, info)
+        shape = tuple(info.input_shapes["image"])
+        self.backbone, feat_dim = build_backbone(params.backbone, shape, weights=params.weights)
+        self.hash_fc = nn.Linear(feat_dim, bits)
+        self.classifier = nn.Linear(bits, info.num_labels, bias=False)  # bias-free, as in the official code
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.params.backbone == "alexnet":
+            x = imagenet_pixels(x, self.params.image_size)
+        return self.backbone(x.float())
+
+    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        if modality != "image":
+            raise ValueError(f"greedyhash is single-modal (image); got modality '{modality}'")
+        return self.hash_fc(self._features(x))
+
+    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        h = self.encode("image", batch["image"])
+        b = sign_ste(h)
+        ce = F.cross_entropy(self.classifier(b), class_targets(batch["label"], self.name))
+        penalty = greedy_cubic_penalty(h)
+        return {"loss": ce + self.params.alpha * penalty, "cross_entropy": ce, "cubic_penalty": penalty}
+
+    def param_groups(self):
+        return {"net": {"params": list(self.parameters()), "lr": self.params.lr}}
+
+    def stages(self) -> list[Stage]:
+        p = self.params
+        return [Stage("main", p.epochs, self.loss, ["net"], batch_size=p.batch_size, optimizer="sgd",
+                      optimizer_kwargs={"momentum": p.momentum, "weight_decay": p.weight_decay},
+                      schedule_milestones=tuple(p.lr_decay_epochs), schedule_gamma=0.1, schedule_unit="epoch")]
+
+    def diagnostics(self, batch: Batch, labels: torch.Tensor | None) -> dict[str, float]:
+        with torch.no_grad():
+            h = self.encode("image", batch["image"])
+            out = {"mean_abs_h": float(h.abs().mean())}
+            if labels is not None and bool((labels.sum(1) == 1).all()):
+                pred = self.classifier(sign_ste(h)).argmax(1)
+                out["accuracy"] = float((pred == labels.argmax(1)).float().mean())
+        return out

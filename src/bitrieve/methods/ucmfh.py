@@ -1,0 +1,248 @@
+"""UCMFH: Unsupervised Contrastive Multi-modal Fusion Hashing, the official model.
+
+X. Xia, G. Dong, F. Li, L. Zhu, X. Ying. "When CLIP meets cross-modal hashing retrieval: A new strong baseline".
+Information Fusion 99:101968, 2023. Released code: github.com/XinyuXia97/UCMFH (facts taken from it, not code).
+
+Model (paper Sec. 3.2-3.4; released ``model.py``/``ICMR.py``):
+  token_i = [CLIP image 512 ; CLIP text 512] -> 2-layer transformer encoder (4 heads, FF 2,048, dropout 0.1,
+  post-LN) -> L2-normalise all 1,024 dims -> split into image / text embeddings (parts/transformer.py);
+  per-modality hash head: L2-normalise -> Linear(512, 4096) -> ReLU -> Dropout(0.3) -> Linear(4096, bits) -> tanh
+  -> L2-normalise (≈ 22M parameters at 128 bits).
+Loss (paper Eq. 5-8; released ``metric.py``): SimCLR NT-Xent (τ = 0.5, same-modality negatives included) on the
+embeddings + 0.5 × the same on the hash outputs, one joint stage (released ``task=1``). ``loss: balanced`` swaps both
+terms for the user's ContrastiveLossBalanced (losses/contrastive.py). ``pretrain_epochs > 0`` adds the released
+``task=0`` fusion-only stage first.
+Training: Adam betas (0.5, 0.999), lr 1e-4 (fusion) and 1e-3 (heads), batch 128, the first 4,992 training pairs,
+epochs MIRFlickr 100 / NUS-WIDE 150 / COCO 500 (configs/), last epoch reported, evaluation mAP@50.
+
+Evaluation - what is uni-modal here. The fusion encoder needs both halves of the token, but a cross-modal hash
+function must code an image from the image alone. bitrieve's ``encode`` fills the missing half with a constant that
+uses no test data: ``unimodal_fill="train_mean"`` (default: the mean training feature of the missing modality,
+computed in ``prepare`` and stored in the checkpoint - it keeps the token in the training distribution, which zeros
+do not for CLIP features) or ``"zeros"``. The released protocol instead codes a query image from its (image, text)
+pair (maintainer, issue #4): that is :meth:`UCMFH.encode_pair`, reported separately and labelled ``pair-input``.
+
+Released-code quirks, each only behind a named switch (defaults = bitrieve's clean behaviour):
+  * ``encode_pair(..., whole_batch_sequence=True)``: the released evaluation feeds a test batch as ONE sequence, so
+    samples attend to each other (parts/transformer.py);
+  * ``encode_pair(..., drop_last=True)``: the released query/retrieval loaders use ``drop_last=True`` (batch 128), so
+    the last incomplete batch of queries and of the database is silently never evaluated; bitrieve's evaluation
+    never drops rows;
+  * ``head_schedule="released"``: MultiStepLR ×1.2 at *iterations* 30 and 80 (MIRFlickr/NUS-WIDE; COCO ×0.6 at 200).
+    Deviation: a Stage has one schedule, so the fusion learning rate follows it too (the released scheduler touches
+    only the heads);
+  * tie order: the released ``calculate_top_map`` uses an unstable argsort (arbitrary tie order); bitrieve's
+    evaluator breaks ties by database order (``eval.tie: stable``) or averages over them (``tie-averaged``).
+Measured consequence (docs/methods/ucmfh.md): trained as in the paper, the fusion encoder may ignore one half of
+the token, so uni-modal codes of that modality collapse (Wiki: image codes nearly constant). The opt-in
+``unimodal_training`` (probability per batch of training on uni-modal tokens, the way ``encode`` sees them) is a
+bitrieve extension, not the paper's method, and off by default.
+Datasets whose feature widths are not 512 (Wiki: 128 / 10) get a learned Linear(d, 512) per modality first
+(``modality_dim``); on CLIP features (512) no projection is created, as in the paper.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from bitrieve.losses.contrastive import ContrastiveKind, contrastive
+from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
+from bitrieve.parts.hashing import l2_normalize
+from bitrieve.parts.transformer import FusionTransformer
+
+UnimodalFill = Literal["train_mean", "zeros"]
+
+
+class UCMFHParams(Params):
+    loss: ContrastiveKind = "ntxent"  # released: NT-Xent; "balanced": the user's ContrastiveLossBalanced
+    symmetric: bool = False  # balanced / infonce only: add the text->image direction
+    temperature: float = 0.5
+    hash_weight: float = 0.5  # loss = c(embeddings) + hash_weight * c(hash outputs)
+    modality_dim: int = 512  # token half width; inputs of another width get a Linear(d, modality_dim)
+    nhead: int = 4
+    layers: int = 2
+    dim_feedforward: int = 2048
+    dropout: float = 0.1
+    head_hidden: int = 4096
+    head_dropout: float = 0.3
+    lr_fusion: float = 1e-4
+    lr_heads: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    batch_size: int = 128
+    max_rows: int | None = 4992  # the released code trains on the first 4,992 pairs
+    epochs: int = 100  # MIRFlickr 100, NUS-WIDE 150, COCO 500
+    pretrain_epochs: int = 0  # > 0: a fusion-only stage first (released task=0)
+    head_schedule: Literal["none", "released", "released_coco"] = "none"
+    unimodal_fill: UnimodalFill = "train_mean"
+    # bitrieve extension, NOT in the paper (default 0 = faithful): probability that a training batch is encoded the
+    # way ``encode`` works at test time, each modality from itself with the other token half = the fill constant
+    unimodal_training: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class HashHead(nn.Module):
+    """[L2-normalise] -> Linear(d, hidden) -> ReLU -> Dropout -> Linear(hidden, bits) -> [tanh] -> L2-normalise."""
+
+    def __init__(self, in_features: int, hidden: int, bits: int, dropout: float, tanh: bool = True,
+                 normalize_input: bool = True):
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden)
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, bits)
+        self.tanh, self.normalize_input = tanh, normalize_input
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalize_input:
+            x = l2_normalize(x)
+        h = self.fc2(self.drop(torch.relu(self.fc1(x))))
+        return l2_normalize(torch.tanh(h) if self.tanh else h)
+
+
+def input_projection(width: int, target: int) -> nn.Module:
+    """Identity when the width already matches (CLIP 512), else a learned Linear(width, target) (documented)."""
+    return nn.Identity() if width == target else nn.Linear(width, target)
+
+
+class UnimodalFillMixin:
+    """Buffers ``fill_<modality>`` (the constant used for a missing modality) and the fill policy."""
+
+    def _init_fill(self, info: DataInfo) -> None:
+        for m in ("image", "text"):
+            self.register_buffer(f"fill_{m}", torch.zeros(info.feature_dims[m]))  # type: ignore[attr-defined]
+
+    def prepare(self, train) -> None:
+        """Record the mean training feature per modality (over the rows the stages train on)."""
+        if self.params.unimodal_fill != "train_mean":  # type: ignore[attr-defined]
+            return
+        rows = self.params.max_rows  # type: ignore[attr-defined]
+        for m in ("image", "text"):
+            x = torch.as_tensor(train.inputs[m][:rows]).float().reshape(len(train.inputs[m][:rows]), -1)
+            getattr(self, f"fill_{m}").copy_(x.mean(0))
+
+    def _filled(self, modality: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(image, text) inputs for a uni-modal query: the other modality is the stored constant."""
+        other = "text" if modality == "image" else "image"
+        fill = getattr(self, f"fill_{other}").to(x.dtype).expand(x.shape[0], -1)
+        return (x, fill) if modality == "image" else (fill, x)
+
+
+def _schedule(kind: str) -> dict:
+    if kind == "released":
+        return dict(schedule_milestones=(30, 80), schedule_gamma=1.2, schedule_unit="iter")
+    if kind == "released_coco":
+        return dict(schedule_milestones=(200,), schedule_gamma=0.6, schedule_unit="iter")
+    return {}
+
+
+class UCMFH(UnimodalFillMixin, HashMethod):
+    name = "ucmfh"
+    paper = ("X. Xia, G. Dong, F. Li, L. Zhu, X. Ying. When CLIP meets cross-modal hashing retrieval: A new strong "
+             "baseline. Information Fusion 99:101968, 2023.")
+    Params = UCMFHParams
+
+    def __init__(self, params: UCMFHParams, bits: int, info: DataInfo):
+        super().__init__(params, bits, info)
+        d = params.modality_dim
+        self.project = nn.ModuleDict({m: input_projection(info.feature_dims[m], d) for m in ("image", "text")})
+        self.fusion = FusionTransformer(d, d, params.nhead, params.layers, params.dim_feedforward, params.dropout)
+        self.heads = nn.ModuleDict({m: HashHead(d, params.head_hidden, bits, params.head_dropout)
+                                    for m in ("image", "text")})
+        self._init_fill(info)
+
+    # --- model ----------------------------------------------------------------------------------------------
+    def embed(self, image: torch.Tensor, text: torch.Tensor, whole_batch_sequence: bool = False):
+        v = self.project["image"](image.reshape(image.shape[0], -1).float())
+        t = self.project["text"](text.reshape(text.shape[0], -1).float())
+        return self.fusion(v, t, whole_batch_sequence)
+
+    def embed_for_training(self, image: torch.Tensor, text: torch.Tensor):
+        """Pair embeddings (paper), or with probability ``unimodal_training`` the uni-modal ones ``encode`` uses."""
+        if self.params.unimodal_training > 0 and float(torch.rand(())) < self.params.unimodal_training:
+            image = image.reshape(image.shape[0], -1).float()
+            text = text.reshape(text.shape[0], -1).float()
+            ev, _ = self.embed(*self._filled("image", image))
+            _, et = self.embed(*self._filled("text", text))
+            return ev, et
+        return self.embed(image, text)
+
+    def _loss(self, batch, with_hash: bool) -> dict[str, torch.Tensor]:
+        p = self.params
+        ev, et = self.embed_for_training(batch["image"], batch["text"])
+        emb = contrastive(p.loss, ev, et, p.temperature, p.symmetric)
+        if not with_hash:
+            return {"loss": emb, "contrastive_embedding": emb}
+        hv, ht = self.heads["image"](ev), self.heads["text"](et)
+        hsh = contrastive(p.loss, hv, ht, p.temperature, p.symmetric)
+        return {"loss": emb + p.hash_weight * hsh, "contrastive_embedding": emb, "contrastive_hash": hsh}
+
+    # --- training -------------------------------------------------------------------------------------------
+    def param_groups(self):
+        p = self.params
+        return {"fusion": {"params": [*self.project.parameters(), *self.fusion.parameters()], "lr": p.lr_fusion},
+                "heads": {"params": list(self.heads.parameters()), "lr": p.lr_heads}}
+
+    def stages(self) -> list[Stage]:
+        p = self.params
+        common = dict(batch_size=p.batch_size, optimizer="adam", optimizer_kwargs={"betas": tuple(p.betas)},
+                      max_rows=p.max_rows, drop_last=True)
+        stages = []
+        if p.pretrain_epochs > 0:
+            stages.append(Stage("fusion", p.pretrain_epochs, lambda b: self._loss(b, False), ["fusion"], **common))
+        stages.append(Stage("hash", p.epochs, lambda b: self._loss(b, True), ["fusion", "heads"], **common,
+                            **_schedule(p.head_schedule)))
+        return stages
+
+    # --- inference ------------------------------------------------------------------------------------------
+    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        """Uni-modal code: the missing half of the token is the ``unimodal_fill`` constant (module docstring)."""
+        if modality not in ("image", "text"):
+            raise ValueError(f"ucmfh.encode: unknown modality '{modality}' (image | text)")
+        x = x.reshape(x.shape[0], -1).float()
+        image, text = self._filled(modality, x)
+        ev, et = self.embed(image, text)
+        return self.heads[modality](ev if modality == "image" else et)
+
+    @torch.no_grad()
+    def encode_pair(self, image: torch.Tensor, text: torch.Tensor, batch_size: int = 128,
+                    whole_batch_sequence: bool = False, drop_last: bool = False):
+        """The released ``pair-input`` protocol: both codes of each item from its (image, text) pair.
+
+        NOT uni-modal retrieval (an image query's code uses its text). ``whole_batch_sequence`` / ``drop_last``
+        reproduce the released evaluation's batching quirks. Returns (image codes, text codes).
+        """
+        n = image.shape[0]
+        stop = n - n % batch_size if drop_last else n
+        cv, ct = [], []
+        for s in range(0, stop, batch_size):
+            ev, et = self.embed(image[s:s + batch_size], text[s:s + batch_size], whole_batch_sequence)
+            cv.append(self.heads["image"](ev))
+            ct.append(self.heads["text"](et))
+        if not cv:
+            return torch.zeros(0, self.bits), torch.zeros(0, self.bits)
+        return torch.cat(cv), torch.cat(ct)
+
+
+def pair_input_map(method, data, k: int = 50, whole_batch_sequence: bool = True, drop_last: bool = True,
+                   tie: str = "stable", batch_size: int = 128) -> dict[str, float]:
+    """mAP@k under the RELEASED UCMFH protocol ("pair-input"): codes from (image, text) pairs, optionally with the
+    whole-batch-as-sequence and drop-last quirks (defaults = released behaviour). Works for ``ucmfh``,
+    ``ucmfh_variant`` and ``agch_fusion_balanced``. The numbers are NOT uni-modal cross-modal retrieval; report them
+    under the protocol name ``ucmfh-pair-input`` only.
+    """
+    from bitrieve.eval import map_at_k
+
+    method.eval()
+    codes = {}
+    for split in ("query", "retrieval"):
+        s = data[split]
+        image = torch.as_tensor(s.inputs["image"]).float()
+        text = torch.as_tensor(s.inputs["text"]).float()
+        cv, ct = method.encode_pair(image, text, batch_size, whole_batch_sequence, drop_last)
+        codes[split] = (torch.where(cv >= 0, 1, -1).to(torch.int8).numpy(),
+                        torch.where(ct >= 0, 1, -1).to(torch.int8).numpy(), s.labels[: cv.shape[0]])
+    (qv, qt, ql), (rv, rt, rl) = codes["query"], codes["retrieval"]
+    return {"i2t": float(map_at_k(qv, rt, ql, rl, k=k, tie=tie)),
+            "t2i": float(map_at_k(qt, rv, ql, rl, k=k, tie=tie))}

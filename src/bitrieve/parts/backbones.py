@@ -1,0 +1,150 @@
+"""Image backbones for single-modal hashing: DSH's small CNN (32x32), AlexNet up to fc7, and identity (features).
+
+``build_backbone(name, input_shape, weights)`` returns ``(module, out_dim)``; every module takes a float batch and
+returns (N, out_dim). Pixel inputs (uint8 N x C x H x W) are turned into floats by the method (``prepare_pixels``)
+because normalisation conventions differ per paper.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class WithinChannelLRN(nn.Module):
+    """Caffe's LRN with ``norm_region: WITHIN_CHANNEL``: x / (1 + alpha * mean_{k x k window}(x^2))^beta.
+
+    Caffe divides alpha by local_size^2 and sums over the window (zero padded), i.e. an average pool of x^2 with the
+    padding counted. ``torch.nn.LocalResponseNorm`` normalises ACROSS channels, which is a different layer.
+    """
+
+    def __init__(self, local_size: int = 3, alpha: float = 5e-5, beta: float = 0.75):
+        super().__init__()
+        self.local_size, self.alpha, self.beta = local_size, alpha, beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = (self.local_size - 1) // 2
+        mean_sq = F.avg_pool2d(x.pow(2), self.local_size, stride=1, padding=pad, count_include_pad=True)
+        return x / (1.0 + self.alpha * mean_sq).pow(self.beta)
+
+
+class DSHNet(nn.Module):
+    """The small CNN of DSH for 32x32 inputs (Liu et al., CVPR 2016, Sec. 4.1; official ``CIFAR-10/train_test.prototxt``).
+
+    conv(32, 5x5, pad 2) -> max-pool 3/2 -> ReLU -> LRN | conv(32, 5x5) -> avg-pool 3/2 -> ReLU -> LRN |
+    conv(64, 5x5) -> ReLU -> avg-pool 3/2 | fc 500 -> ReLU | fc ``bits`` (the hash output, linear).
+    Pooling uses Caffe's ceil rounding (32 -> 16 -> 8 -> 4). Xavier weights, zero biases, as in the prototxt.
+    Not reproduced: Caffe's bias lr_mult 2 / decay_mult 0 (biases here share the weights' lr and decay).
+    ``in_channels = 1`` serves MNIST (28x28 gives 14 -> 7 -> 4 with ceil pooling).
+    """
+
+    def __init__(self, bits: int, in_channels: int = 3, input_hw: tuple[int, int] = (32, 32)):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 5, padding=2), nn.MaxPool2d(3, 2, ceil_mode=True), nn.ReLU(),
+            WithinChannelLRN(),
+            nn.Conv2d(32, 32, 5, padding=2), nn.AvgPool2d(3, 2, ceil_mode=True), nn.ReLU(), WithinChannelLRN(),
+            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.AvgPool2d(3, 2, ceil_mode=True),
+        )
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, in_channels, *input_hw)).numel()
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(flat, 500), nn.ReLU(), nn.Linear(500, bits))
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+class AlexNetFC7(nn.Module):
+    """torchvision AlexNet up to fc7 (after its ReLU; dropout active in training), output 4,096-d.
+
+    As in GreedyHash's official code (``alex.classifier[:6]``). ``weights``: path of an ImageNet state dict
+    (``.safetensors``, or ``.pth``/``.pt`` read with ``torch.load(weights_only=True)``) in torchvision's key naming;
+    None leaves the random initialisation (the caller must say so in its results). Nothing is downloaded.
+    """
+
+    out_dim = 4096
+
+    def __init__(self, weights: str | Path | None = None):
+        super().__init__()
+        try:
+            from torchvision.models import alexnet
+        except ImportError as e:  # optional extra
+            raise ImportError("the AlexNet backbone needs torchvision: pip install 'bitrieve[vision]'") from e
+        net = alexnet(weights=None)
+        if weights is not None:
+            state = load_state_dict_file(weights)
+            result = net.load_state_dict(state, strict=False)
+            if result.missing_keys:  # a wrong file must not silently leave random weights
+                raise ValueError(f"{weights}: not a torchvision AlexNet state dict; missing keys "
+                                 f"{result.missing_keys[:4]}... (unexpected: {result.unexpected_keys[:4]})")
+        self.features, self.avgpool = net.features, net.avgpool
+        self.classifier = nn.Sequential(*list(net.classifier.children())[:6])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict without executing code (safetensors, or torch.load with weights_only=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"backbone weights not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state dict (name -> tensor), got {type(state).__name__}")
+    return state
+
+
+def build_backbone(
+    name: str, input_shape: tuple[int, ...], bits: int | None = None, weights: str | None = None
+) -> tuple[nn.Module, int]:
+    """``(module, out_dim)`` for ``name`` in {"dsh_cnn", "alexnet", "identity"}.
+
+    ``dsh_cnn`` already ends in the ``bits``-wide hash layer (its out_dim is ``bits``); ``identity`` flattens
+    precomputed features (feature mode).
+    """
+    if name == "identity":
+        dim = 1
+        for s in input_shape:
+            dim *= int(s)
+        return nn.Flatten(), dim
+    if name == "dsh_cnn":
+        if bits is None:
+            raise ValueError("backbone 'dsh_cnn' needs the code length (bits)")
+        if len(input_shape) != 3:
+            raise ValueError(f"backbone 'dsh_cnn' needs raw images (C, H, W), got per-sample shape {input_shape}")
+        return DSHNet(bits, in_channels=input_shape[0], input_hw=tuple(input_shape[1:])), bits
+    if name == "alexnet":
+        if len(input_shape) != 3:
+            raise ValueError(f"backbone 'alexnet' needs raw images (C, H, W), got per-sample shape {input_shape}")
+        return AlexNetFC7(weights), AlexNetFC7.out_dim
+    raise ValueError(f"unknown backbone '{name}' (known: dsh_cnn, alexnet, identity)")
+
+
+def imagenet_pixels(x: torch.Tensor, size: int = 224) -> torch.Tensor:
+    """uint8/float images in [0, 255] -> resized to ``size`` (bilinear) and ImageNet-normalised; grey -> 3 channels.
+
+    GreedyHash's official CIFAR code resizes 32 -> 224 (``transforms.Scale(224)``) with no crop and no flip.
+    """
+    x = x.float() / 255.0
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std

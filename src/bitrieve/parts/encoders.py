@@ -1,0 +1,115 @@
+"""Modality encoders that end in a hash layer and also expose their last hidden representation.
+
+- :class:`MLPHashEncoder`: in -> hidden (ReLU) ... -> bits (tanh). AGCH's text encoder K -> 4096 -> c, and its image
+  encoder in feature mode (precomputed features -> 4096 -> c).
+- :class:`AlexNetHashEncoder`: ImageNet AlexNet with fc8 replaced by an FC of ``bits`` units (tanh); the hidden
+  representation is fc7 (4,096-d). Needs torchvision (extra ``vision``); weights come from a local file, never the
+  network.
+
+Both return ``(hidden, code)`` so that a method can build further modules (AGCH's GCNs) on the hidden features.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from bitrieve.parts.hashing import TanhHash
+
+
+class MLPHashEncoder(nn.Module):
+    """Linear+ReLU blocks of widths ``hidden``, then :class:`TanhHash` to ``bits``. forward -> (hidden, code)."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int], bits: int):
+        super().__init__()
+        if not hidden:
+            raise ValueError("MLPHashEncoder: give at least one hidden width")
+        widths = [in_features, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.hash = TanhHash(widths[-1], bits)
+        self.in_features = in_features
+        self.hidden_features = widths[-1]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.reshape(x.shape[0], -1).float()
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"MLPHashEncoder: expected inputs of width {self.in_features}, got {x.shape[1]}")
+        h = self.body(x)
+        return h, self.hash(h)
+
+
+def _alexnet(weights: str | Path | None) -> nn.Module:
+    try:
+        from torchvision.models import alexnet
+    except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
+        raise ModuleNotFoundError("the AlexNet encoder needs torchvision: pip install 'bitrieve[vision]'") from e
+    if weights is not None and not Path(weights).is_file():
+        raise FileNotFoundError(f"AlexNet weights not found: {weights} (a torchvision alexnet state_dict, e.g. "
+                                "alexnet-owt-7be5be79.pth)")
+    net = alexnet(weights=None)
+    if weights is not None:
+        path = Path(weights)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{path}: not a torchvision AlexNet state_dict (missing {missing[:3]}..., "
+                             f"unexpected {unexpected[:3]}...)")
+    return net
+
+
+class AlexNetHashEncoder(nn.Module):
+    """AlexNet conv1-fc7 (ImageNet weights from ``weights``; random init if None) + FC(4096 -> bits) + tanh.
+
+    forward -> (fc7 features after ReLU, code). ``trainable=False`` freezes conv1-fc7 (only the hash layer trains).
+    """
+
+    hidden_features = 4096
+
+    def __init__(self, bits: int, weights: str | Path | None = None, trainable: bool = True):
+        super().__init__()
+        net = _alexnet(weights)
+        self.features = net.features
+        self.avgpool = net.avgpool
+        # classifier = [Dropout, fc6, ReLU, Dropout, fc7, ReLU, fc8]: keep up to fc7's ReLU, drop fc8
+        self.fc67 = nn.Sequential(*list(net.classifier.children())[:6])
+        self.hash = TanhHash(4096, bits)
+        if not trainable:
+            for module in (self.features, self.fc67):
+                for p in module.parameters():
+                    p.requires_grad_(False)
+
+    def fc7(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.avgpool(self.features(x.float()))
+        return self.fc67(torch.flatten(h, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"AlexNetHashEncoder: expected images (N, 3, H, W), got {tuple(x.shape)}")
+        h = self.fc7(x)
+        return h, self.hash(h)
+
+
+class FrozenAlexNetFC7(nn.Module):
+    """A frozen AlexNet fc7 feature extractor (eval mode, no gradients), e.g. for similarity targets."""
+
+    def __init__(self, weights: str | Path | None = None):
+        super().__init__()
+        net = _alexnet(weights)
+        self.features, self.avgpool = net.features, net.avgpool
+        self.fc67 = nn.Sequential(*list(net.classifier.children())[:6])
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "FrozenAlexNetFC7":  # always eval: dropout off for a fixed target
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.avgpool(self.features(x.float()))
+        return self.fc67(torch.flatten(h, 1))

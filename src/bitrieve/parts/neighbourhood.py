@@ -1,0 +1,82 @@
+"""Similarity targets of the unsupervised deep cross-modal hashing baselines DJSRH, JDSH and DGCPN.
+
+Each builder maps frozen features (image, text) of n items to an n×n target S that the hash codes' cosine
+similarities are regressed onto. No parameters, no gradients (callers pass detached features).
+
+- :func:`djsrh_joint_similarity` - DJSRH (Su, Zhong, Zhang, ICCV 2019, Sec. 3.2, Eq. 1-3): intra-modal cosine
+  S_I, S_T rescaled to [-1, 1] (2·cos - 1), fused S̃ = β S_I + (1-β) S_T, then the neighbourhood-augmented
+  S = (1-η) S̃ + η S̃ S̃ᵀ / n, scaled by μ.
+- :func:`jdsh_joint_similarity` - JDSH (Liu, Qian, Guan, Zhan, Ying, SIGIR 2020, Sec. 3.2-3.3): joint-modal
+  S̃ = α S_I + β S_T + λ (S_H + S_Hᵀ)/2 with S_H = norm(S_I) norm(S_T)ᵀ, then the Distribution-based Similarity
+  Decision and Weighting (DSDW): values below ``left = loc_l - a·scale_l`` (confident dissimilar) become
+  (1 + L1·e^{-(s - min)}) s, values above ``right = loc_r + b·scale_r`` (confident similar) become
+  (1 + L2·e^{s - max}) s; finally × μ. Thresholds are those of the released configs (fitted per dataset).
+- :func:`dgcpn_similarity` - DGCPN (Yu, Zhou, Zhan, Tao, AAAI 2021, Sec. 3.2): the coexistent similarity
+  S_pair = a1 S_T + (1-a1) S_I and the graph-neighbour coherence: every item keeps its K most similar items
+  (self excluded) as a row-normalised neighbour distribution P; coherence = P Pᵀ · scale (two items are close when
+  their neighbourhoods overlap); S = 2((1-a2) S_pair + a2 · coherence) - 1. Computed once over the training set.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bitrieve.parts.similarity import cosine_similarity
+
+
+def _rescaled_cosine(x: torch.Tensor) -> torch.Tensor:
+    """2·cos - 1 (the [-1, 1] rescaling used by DJSRH/JDSH's released code)."""
+    return 2.0 * cosine_similarity(x) - 1.0
+
+
+def _check(image: torch.Tensor, text: torch.Tensor, who: str) -> None:
+    if image.ndim != 2 or text.ndim != 2 or image.shape[0] != text.shape[0]:
+        raise ValueError(f"{who}: expected paired (n, d) image and text features, got {tuple(image.shape)} and "
+                         f"{tuple(text.shape)}")
+
+
+def djsrh_joint_similarity(image: torch.Tensor, text: torch.Tensor, beta: float, eta: float, mu: float
+                           ) -> torch.Tensor:
+    """DJSRH's μ·[(1-η) S̃ + η S̃ S̃ᵀ/n], S̃ = β S_I + (1-β) S_T (released code divides by the batch size n)."""
+    _check(image, text, "djsrh_joint_similarity")
+    s_tilde = beta * _rescaled_cosine(image) + (1.0 - beta) * _rescaled_cosine(text)
+    n = s_tilde.shape[0]
+    return mu * ((1.0 - eta) * s_tilde + eta * (s_tilde @ s_tilde.t()) / n)
+
+
+def jdsh_joint_similarity(image: torch.Tensor, text: torch.Tensor, *, alpha: float, beta: float, lamb: float,
+                          mu: float, left: float, right: float, l1: float, l2: float, s_min: float, s_max: float
+                          ) -> torch.Tensor:
+    """JDSH's DSDW-weighted joint-modal similarity (module docstring); ``left``/``right`` already computed."""
+    _check(image, text, "jdsh_joint_similarity")
+    s_i, s_t = _rescaled_cosine(image), _rescaled_cosine(text)
+    s_h = torch.nn.functional.normalize(s_i, dim=1) @ torch.nn.functional.normalize(s_t, dim=1).t()
+    s = alpha * s_i + beta * s_t + lamb * (s_h + s_h.t()) / 2.0
+    low, high = s < left, s > right
+    s = torch.where(low, (1.0 + l1 * torch.exp(-(s - s_min))) * s, s)
+    s = torch.where(high, (1.0 + l2 * torch.exp(s - s_max)) * s, s)
+    return mu * s
+
+
+def neighbour_distribution(sim: torch.Tensor, k: int) -> torch.Tensor:
+    """Row-normalised similarities to each row's ``k`` most similar *other* items (zeros elsewhere).
+
+    Entries must be non-negative for a distribution; DGCPN's features (CNN fc7, BoW, LDA) give cosines ≥ 0.
+    """
+    n = sim.shape[0]
+    if not 1 <= k <= n - 1:
+        raise ValueError(f"neighbour_distribution: k must be in [1, n-1] = [1, {n - 1}], got {k}")
+    masked = sim.masked_fill(torch.eye(n, dtype=torch.bool, device=sim.device), float("-inf"))
+    top = masked.topk(k, dim=1).indices
+    p = torch.zeros_like(sim).scatter_(1, top, sim.gather(1, top))
+    return p / p.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def dgcpn_similarity(image: torch.Tensor, text: torch.Tensor, *, a1: float, a2: float, k: int, scale: float
+                     ) -> torch.Tensor:
+    """DGCPN's target 2((1-a2) S_pair + a2 · scale · P Pᵀ) - 1 (module docstring)."""
+    _check(image, text, "dgcpn_similarity")
+    s_pair = a1 * cosine_similarity(text) + (1.0 - a1) * cosine_similarity(image)
+    p = neighbour_distribution(s_pair, k)
+    coherence = scale * (p @ p.t())
+    return 2.0 * ((1.0 - a2) * s_pair + a2 * coherence) - 1.0

@@ -1,0 +1,150 @@
+"""`bitrieve sweep | report | figures` (registered by bitrieve/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from bitrieve.report.results import ReportError
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run a config over bit lengths × seeds (× a grid of switches)",
+                       description="One run directory per point, <root>/<method>-<dataset>[-<tag>]/b<bits>-s<seed>; "
+                                   "finished points (same config sha256) are skipped, interrupted ones resumed. "
+                                   "Every point is validated before anything runs.")
+    p.add_argument("config", help="YAML run config, e.g. configs/agch_wiki.yaml")
+    p.add_argument("--bits", default=None, help="comma-separated code lengths, e.g. 16,32,64,128 (default: config)")
+    p.add_argument("--seeds", default=None, help="comma-separated training seeds, e.g. 0,1,2 (default: config)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key for every point (repeatable), e.g. --set device=cuda")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="sweep a key over values (repeatable: cartesian product), "
+                        "e.g. --grid params.no_gcn=true,false")
+    p.add_argument("--root", default="results", help="root of the run directories (default: results/)")
+    p.add_argument("--tag", default="", help="extra name for the run group (<method>-<dataset>-<tag>)")
+    p.add_argument("--dry-run", action="store_true", help="validate and list the points and their state; run nothing")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failing run")
+    p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="paper-style tables from stored results.json files",
+                       description="Methods (rows) × bit lengths (columns), I→T / T→I blocks, mean ± std over seeds, "
+                                   "best per column in bold, protocol in the caption. Reads results.json only.")
+    p.add_argument("paths", nargs="+", help="run directories or roots (searched recursively for results.json)")
+    p.add_argument("--format", choices=["md", "latex", "csv", "csv-long"], default="md",
+                   help="csv: one line per table cell; csv-long: one line per (run, task, metric)")
+    p.add_argument("--metric", default="map@all", help="map@all (default), map@50, p@h<=2, r@1, ...; PROTOCOL:KEY for a "
+                        "stored compatibility protocol, e.g. djsrh:map@50")
+    p.add_argument("--out", default=None, help="write here (atomically) instead of stdout")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="allow runs of different datasets/protocols/tie policies in one table (flagged WARNING)")
+    p.add_argument("--split", action="store_true", help="one table per dataset/protocol group")
+    p.add_argument("--digits", type=int, default=3, help="decimals shown (default 3)")
+    p.add_argument("--results-md", default=None, metavar="FILE",
+                   help="write the full results page (mAP@all and mAP@50 tables, protocol, figures) to FILE")
+    p.add_argument("--figures-dir", default=None, help="figures linked from --results-md (default: FILE's dir/figures)")
+    p.add_argument("--command", default=None, help="the command recorded in --results-md (default: this one)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("figures", help="PR / P@N / training-curve / retrieval-example figures (PNG + PDF)")
+    p.add_argument("paths", nargs="+", help="run directories or roots")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--kinds", default="pr,pn,train,examples",
+                   help="comma-separated subset of pr,pn,train,examples (default: all)")
+    p.add_argument("--examples-bits", type=int, default=None,
+                   help="bit length of the run used for retrieval examples (default: the largest)")
+    p.add_argument("--examples-k", type=int, default=8, help="retrieved items shown per query (default 8)")
+    p.set_defaults(func=cmd_figures)
+
+
+def _method_order() -> list[str]:
+    try:
+        from bitrieve.methods import REGISTRY
+
+        return list(REGISTRY)
+    except ImportError:
+        return []
+
+
+def cmd_sweep(args) -> int:
+    from bitrieve.report.sweep import expand, load_base, parse_grid, parse_int_list, run_sweep, status
+
+    base = load_base(args.config)
+    points = expand(base, args.config,
+                    parse_int_list(args.bits, "bits") if args.bits else None,
+                    parse_int_list(args.seeds, "seeds") if args.seeds else None,
+                    args.sets, parse_grid(args.grid), args.root, args.tag)
+    if args.dry_run:
+        for i, p in enumerate(points, 1):
+            print(f"[{i}/{len(points)}] {p.run_dir}: {status(p)}")
+        return 0
+    summary = run_sweep(points, fail_fast=args.fail_fast, progress=not args.no_progress)
+    return 1 if summary.failed else 0
+
+
+def cmd_report(args) -> int:
+    from bitrieve.report.atomic import write_text_atomic
+    from bitrieve.report.results import load_results
+    from bitrieve.report.results_md import write_results_md
+    from bitrieve.report.tables import RENDERERS, build_tables, to_long_csv
+
+    try:
+        if args.results_md:
+            command = args.command or "bitrieve " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            path = write_results_md(args.paths, args.results_md, command, args.figures_dir, _method_order())
+            print(f"wrote {path}")
+            return 0
+        runs = load_results(args.paths)
+        if args.format == "csv-long":
+            text = to_long_csv(runs)
+        else:
+            tables = build_tables(runs, metric=args.metric, allow_mixed=args.allow_mixed, split=args.split,
+                                  method_order=_method_order(), digits=args.digits)
+            text = "\n".join(RENDERERS[args.format](t) for t in tables)
+    except ReportError as e:
+        print(f"bitrieve report: error: {e}", file=sys.stderr)
+        return 2
+    if args.out:
+        write_text_atomic(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_figures(args) -> int:
+    from bitrieve.report.figures import plot_curves, plot_training
+    from bitrieve.report.results import load_results
+
+    kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
+    unknown = kinds - {"pr", "pn", "train", "examples"}
+    if unknown:
+        print(f"bitrieve figures: error: unknown --kinds {sorted(unknown)}; choose from pr,pn,train,examples",
+              file=sys.stderr)
+        return 2
+    try:
+        runs = load_results(args.paths)
+    except ReportError as e:
+        print(f"bitrieve figures: error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    written = []
+    if "pr" in kinds:
+        written += plot_curves(runs, out, "pr")
+    if "pn" in kinds:
+        written += plot_curves(runs, out, "p@n")
+    if "train" in kinds:
+        written += plot_training(runs, out)
+    if "examples" in kinds:
+        from bitrieve.report.examples import plot_examples_for_runs
+
+        written += plot_examples_for_runs(runs, out, bits=args.examples_bits, k=args.examples_k)
+    for w in written:
+        print(f"wrote {w}")
+    if not written:
+        print("bitrieve figures: nothing to draw (no curves/history in these runs)", file=sys.stderr)
+        return 1
+    return 0

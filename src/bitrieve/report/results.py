@@ -1,0 +1,195 @@
+"""Reading stored runs: every table and figure is regenerated from ``results.json`` files (schema in
+docs/architecture.md), never typed by hand.
+
+A run is identified by its method, its *variant* (the resolved config minus bits, seed and runtime-only keys such
+as device; read from the run directory's ``config.yaml`` when present), its bit length and its seed. Two runs of
+the same method whose variants differ (an ablation switch, a changed hyper-parameter) become separate table rows,
+labelled by the keys that differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+RESULTS_FILE = "results.json"
+SCHEMA = 1
+TASK_ORDER = ("i2t", "t2i", "i2i", "t2t")
+TASK_NAMES = {"i2t": "I→T", "t2i": "T→I", "i2i": "I→I", "t2t": "T→T"}
+# config keys that do not change the trained model (or that are a table axis): not part of the variant. The
+# evaluation settings (eval.*) are not either: what matters of them (tie policy, query count) is the protocol,
+# which tables compare separately; a run evaluated with extra K values or protocols is the same model.
+NON_VARIANT_KEYS = {"bits", "seed", "device", "compile", "tracking", "checkpoint_every"}
+NON_VARIANT_PREFIXES = ("eval.",)
+
+
+class ReportError(ValueError):
+    """A problem with stored results or a report request; the message names the file/key."""
+
+
+@dataclass
+class RunResult:
+    path: Path  # the results.json file
+    data: dict[str, Any]
+    variant: dict[str, Any] = field(default_factory=dict)  # flattened config keys that define the variant
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def method(self) -> str:
+        return str(self.data["method"])
+
+    @property
+    def dataset(self) -> str:
+        return str(self.data["dataset"])
+
+    @property
+    def bits(self) -> int:
+        return int(self.data["bits"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.data["seed"])
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        return dict(self.data.get("protocol") or {})
+
+    @property
+    def variant_sha(self) -> str:
+        return hashlib.sha256(json.dumps(self.variant, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def metric(self, task: str, name: str) -> float | None:
+        """``map@all`` from ``metrics``; ``djsrh:map@50`` from the compatibility protocol block ``protocols``."""
+        if ":" in name:
+            proto, name = name.split(":", 1)
+            block = ((self.data.get("protocols") or {}).get(proto) or {})
+        else:
+            block = self.data.get("metrics") or {}
+        v = (block.get(task) or {}).get(name)
+        return None if v is None or isinstance(v, (dict, list)) else float(v)
+
+    def tasks(self) -> list[str]:
+        return [t for t in (self.data.get("metrics") or {}) if isinstance(self.data["metrics"][t], dict)]
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _variant_of(run_dir: Path) -> dict[str, Any]:
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        return {}
+    try:
+        cfg = yaml.safe_load(cfg_path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ReportError(f"{cfg_path}: not valid YAML: {e}") from None
+    if not isinstance(cfg, dict):
+        raise ReportError(f"{cfg_path}: expected a mapping at the top level")
+    return {k: v for k, v in flatten(cfg).items()
+            if k not in NON_VARIANT_KEYS and not k.startswith(NON_VARIANT_PREFIXES)}
+
+
+def load_result(path: str | Path) -> RunResult:
+    """Load and check one results.json (schema 1); errors name the file and the key."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: expected a JSON object at the top level")
+    if data.get("schema") != SCHEMA:
+        raise ReportError(f"{path}: key 'schema' is {data.get('schema')!r}, this reader knows schema {SCHEMA}")
+    for key, typ in (("method", str), ("dataset", str), ("bits", int), ("seed", int), ("metrics", dict)):
+        if key not in data:
+            raise ReportError(f"{path}: missing key '{key}'")
+        if not isinstance(data[key], typ) or isinstance(data[key], bool):
+            raise ReportError(f"{path}: key '{key}' should be {typ.__name__}, got {type(data[key]).__name__}")
+    return RunResult(path, data, _variant_of(path.parent))
+
+
+def find_results(paths: Iterable[str | Path]) -> list[Path]:
+    """results.json files under each path (a results.json file, a run directory, or a root searched recursively)."""
+    found: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_file():
+            if p.name != RESULTS_FILE:
+                raise ReportError(f"{p}: expected a run directory, a root of run directories or a {RESULTS_FILE}")
+            found.append(p)
+        elif p.is_dir():
+            hits = sorted(p.rglob(RESULTS_FILE))
+            if not hits:
+                raise ReportError(f"{p}: no {RESULTS_FILE} below this directory (no finished runs)")
+            found.extend(hits)
+        else:
+            raise ReportError(f"{p}: no such file or directory")
+    # the same file named twice (a run dir and its root): keep one
+    unique: dict[Path, Path] = {}
+    for f in found:
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
+
+
+def load_results(paths: Iterable[str | Path]) -> list[RunResult]:
+    runs = [load_result(f) for f in find_results(paths)]
+    return dedupe(runs)
+
+
+def dedupe(runs: list[RunResult]) -> list[RunResult]:
+    """Two stored runs of the same (method, variant, dataset, bits, seed) would be counted twice: keep the first,
+    warn naming both."""
+    seen: dict[tuple, RunResult] = {}
+    for r in runs:
+        key = (r.method, r.variant_sha, r.dataset, r.bits, r.seed, json.dumps(r.protocol, sort_keys=True))
+        if key in seen:
+            warnings.warn(f"duplicate run {r.method} b{r.bits} s{r.seed}: {r.path} repeats {seen[key].path}; "
+                          "keeping the first", stacklevel=2)
+            continue
+        seen[key] = r
+    return list(seen.values())
+
+
+def row_labels(runs: list[RunResult]) -> dict[tuple[str, str], str]:
+    """(method, variant_sha) -> a row label: the method name, plus the differing config keys when one method has
+    several variants (e.g. ``agch (params.no_gcn=true)``)."""
+    by_method: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in runs:
+        by_method.setdefault(r.method, {})[r.variant_sha] = r.variant
+    labels: dict[tuple[str, str], str] = {}
+    for method, variants in by_method.items():
+        if len(variants) == 1:
+            (sha,) = variants
+            labels[(method, sha)] = method
+            continue
+        keys = sorted({k for v in variants.values() for k in v})
+        differing = [k for k in keys if len({json.dumps(v.get(k), default=str) for v in variants.values()}) > 1]
+        for sha, v in variants.items():
+            parts = [f"{k.removeprefix('params.')}={_fmt_value(v.get(k))}" for k in differing if k != "method"]
+            labels[(method, sha)] = f"{method} ({', '.join(parts)})" if parts else f"{method} [{sha}]"
+    return labels
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    return str(v)

@@ -1,0 +1,343 @@
+"""Paper-style tables from stored runs: methods (rows) × bit lengths (columns), one block per retrieval task
+(I→T, T→I, ...), each cell the mean ± sample standard deviation (ddof = 1) over training seeds, the best mean per
+column in bold (ties at the displayed precision are all bold). The caption states the protocol: metric (mAP@all or
+mAP@K), tie policy, relevance, dataset, query/database counts and seeds.
+
+Runs evaluated under different datasets, protocols, tie policies or query/database counts are not comparable:
+``build_tables`` refuses to put them in one table unless ``allow_mixed`` (then the caption carries a WARNING line
+and rows are split per protocol) or ``split`` (one table per protocol group).
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from bitrieve.report.results import TASK_NAMES, TASK_ORDER, ReportError, RunResult, row_labels
+
+# what makes two runs comparable; the caption states each
+PROTOCOL_FIELDS = ("dataset", "protocol", "relevance", "tie", "n_query", "n_retrieval", "dataset_card_sha256")
+
+
+def protocol_of(r: RunResult) -> dict[str, Any]:
+    p = r.protocol
+    name = p.get("name")
+    if isinstance(name, str) and name.startswith("{"):  # a dict stored as its str() (engine <= 2026-11-23)
+        try:
+            name = ast.literal_eval(name)
+        except (ValueError, SyntaxError):
+            pass
+    if isinstance(name, dict):  # a store's protocol record (name, citation, split seed ...): its name identifies it
+        name = name.get("name", json.dumps(name, sort_keys=True))
+    return {
+        "dataset": r.dataset,
+        "protocol": name,
+        "relevance": p.get("relevance"),
+        "tie": p.get("tie"),
+        "n_query": p.get("n_query"),
+        "n_retrieval": p.get("n_retrieval"),
+        "dataset_card_sha256": r.data.get("dataset_card_sha256"),
+    }
+
+
+def metric_name(m: str) -> str:
+    """'map@all' -> 'mAP@all', 'map@50' -> 'mAP@50', 'p@h<=2' -> 'P@H≤2', 'djsrh:map@50' -> 'mAP@50 (djsrh
+    protocol)'."""
+    if ":" in m:
+        proto, m = m.split(":", 1)
+        return f"{metric_name(m)} ({proto} protocol, see docs/evaluation.md)"
+    if m.startswith("map@"):
+        return "mAP@" + m[4:]
+    if m == "p@h<=2":
+        return "P@H≤2"
+    if m.startswith("r@"):
+        return "R@" + m[2:]
+    return m
+
+
+@dataclass
+class Cell:
+    values: list[float]
+    seeds: list[int]
+    best: bool = False
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation over seeds (ddof = 1); None for a single seed."""
+        if len(self.values) < 2:
+            return None
+        m = self.mean
+        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1))
+
+
+@dataclass
+class Table:
+    metric: str
+    tasks: list[str]
+    bits: list[int]
+    rows: list[str]  # row labels in display order
+    cells: dict[tuple[str, str, int], Cell]  # (task, row, bits) -> Cell
+    protocols: list[dict[str, Any]]  # distinct protocol groups in the table (1 unless mixed)
+    warnings: list[str] = field(default_factory=list)
+    digits: int = 3
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def modal_n(self) -> int:
+        ns = [c.n for c in self.cells.values()]
+        return max(set(ns), key=ns.count) if ns else 0
+
+    def seeds(self) -> list[int]:
+        return sorted({s for c in self.cells.values() for s in c.seeds})
+
+    def caption(self) -> list[str]:
+        """Caption lines (plain text; renderers escape). The first WARNING lines say what is mixed."""
+        lines = [f"WARNING: {w}" for w in self.warnings]
+        p = self.protocols[0]
+        count = (f"{_int(p['n_query'])} queries / {_int(p['n_retrieval'])} retrieval items"
+                 if p["n_query"] is not None else "query/database counts not recorded")
+        if len(self.protocols) == 1:
+            lines.append(
+                f"{metric_name(self.metric)} on {p['dataset']} (protocol '{p['protocol']}', {count}); "
+                f"relevance: {p['relevance'] or 'not recorded'}; ranking by Hamming distance, ties: "
+                f"{_tie_text(p['tie'])}.")
+        else:
+            lines.append(f"{metric_name(self.metric)}; rows carry their dataset/protocol (see WARNING).")
+        n = self.modal_n
+        seeds = ", ".join(str(s) for s in self.seeds())
+        lines.append(f"Mean ± sample std (ddof = 1) over n = {n} training seed{'s' if n != 1 else ''} per cell "
+                     f"(seeds {seeds}); cells with a different n say so."
+                     + (" Bold: best mean per column." if len(self.rows) > 1 else ""))
+        return lines + self.notes
+
+    def cell_text(self, task: str, row: str, bits: int) -> tuple[str, bool]:
+        """('0.512 ± 0.004', is_best) or ('–', False) for a missing cell."""
+        c = self.cells.get((task, row, bits))
+        if c is None:
+            return "–", False
+        d = self.digits
+        text = f"{c.mean:.{d}f}" if c.std is None else f"{c.mean:.{d}f} ± {c.std:.{d}f}"
+        if c.n != self.modal_n:
+            text += f" (n={c.n})"
+        return text, c.best
+
+
+def _int(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _tie_text(tie: Any) -> str:
+    return {"stable": "stable (database order)",
+            "tie-averaged": "tie-averaged (expected AP over random order within ties)"}.get(tie, str(tie))
+
+
+def protocol_groups(runs: list[RunResult]) -> list[tuple[dict[str, Any], list[RunResult]]]:
+    groups: dict[str, tuple[dict[str, Any], list[RunResult]]] = {}
+    for r in runs:
+        p = protocol_of(r)
+        groups.setdefault(json.dumps(p, sort_keys=True, default=str), (p, []))[1].append(r)
+    return list(groups.values())
+
+
+def describe_mix(protocols: list[dict[str, Any]]) -> str:
+    parts = []
+    for f in PROTOCOL_FIELDS:
+        vals = sorted({str(p[f]) for p in protocols})
+        if len(vals) > 1:
+            shown = [v[:12] if f == "dataset_card_sha256" else v for v in vals]
+            parts.append(f"{f}: {' vs '.join(shown)}")
+    return "; ".join(parts)
+
+
+def build_tables(runs: list[RunResult], metric: str = "map@all", allow_mixed: bool = False, split: bool = False,
+                 method_order: list[str] | None = None, digits: int = 3) -> list[Table]:
+    """One table (or one per protocol group with ``split``). Raises ReportError on mixed protocols unless
+    ``allow_mixed`` or ``split``; on no runs; on a metric no run has."""
+    if not runs:
+        raise ReportError("no runs to report")
+    groups = protocol_groups(runs)
+    if len(groups) > 1 and split:
+        return [_build(g, metric, [p], [], method_order, digits, False) for p, g in groups]
+    if len(groups) > 1 and not allow_mixed:
+        raise ReportError(
+            f"these runs mix protocols ({describe_mix([p for p, _ in groups])}); their numbers are not "
+            "comparable in one table. Use --split (one table per protocol) or --allow-mixed (one table, flagged).")
+    protocols = [p for p, _ in groups]
+    warns = []
+    if len(groups) > 1:
+        warns.append(f"this table mixes protocols ({describe_mix(protocols)}); rows from different protocols are "
+                     "NOT comparable.")
+    return [_build(runs, metric, protocols, warns, method_order, digits, len(groups) > 1)]
+
+
+def _build(runs, metric, protocols, warns, method_order, digits, mixed) -> Table:
+    labels = row_labels(runs)
+    vary = [f for f in PROTOCOL_FIELDS if len({str(p[f]) for p in protocols}) > 1] if mixed else []
+
+    def row_of(r: RunResult) -> str:
+        label = labels[(r.method, r.variant_sha)]
+        if vary:
+            p = protocol_of(r)
+            label += " [" + ", ".join(f"{f}={str(p[f])[:12]}" for f in vary) + "]"
+        return label
+
+    cells: dict[tuple[str, str, int], Cell] = {}
+    order_key: dict[str, tuple] = {}
+    missing = 0
+    for r in sorted(runs, key=lambda r: (r.bits, r.seed)):
+        row = row_of(r)
+        rank = method_order.index(r.method) if method_order and r.method in method_order else len(method_order or [])
+        order_key.setdefault(row, (rank, r.method, row))
+        for task in r.tasks():
+            v = r.metric(task, metric)
+            if v is None:
+                missing += 1
+                continue
+            c = cells.setdefault((task, row, r.bits), Cell([], []))
+            c.values.append(v)
+            c.seeds.append(r.seed)
+    if not cells:
+        have = sorted({m for r in runs for t in r.tasks() for m in r.data["metrics"][t]})
+        have += sorted({f"{p}:{m}" for r in runs for p, blk in (r.data.get("protocols") or {}).items()
+                        if isinstance(blk, dict) for t in blk.values() if isinstance(t, dict) for m in t})
+        raise ReportError(f"no run has metric '{metric}'; metrics present: {', '.join(have)}")
+    if missing:
+        warns.append(f"{missing} run×task results lack '{metric}' (shown as –).")
+    tasks = sorted({t for t, _, _ in cells}, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else 99, t))
+    bits = sorted({b for _, _, b in cells})
+    rows = sorted(order_key, key=lambda k: order_key[k])
+    for task in tasks:
+        for b in bits:
+            col = [c for (t, _, bb), c in cells.items() if t == task and bb == b]
+            top = max(round(c.mean, digits) for c in col)
+            for c in col:
+                c.best = round(c.mean, digits) == top and len(rows) > 1
+    no_rel = {t: max(int(r.data["metrics"][t].get("queries_without_relevant") or 0) for r in runs if t in r.tasks())
+              for t in tasks}
+    notes = ["Queries without any relevant database item (AP 0, counted in the mean; most in one run): "
+             + ", ".join(f"{TASK_NAMES.get(t, t)} {n}" for t, n in no_rel.items() if n) + "."] \
+        if any(no_rel.values()) else []
+    return Table(metric, tasks, bits, rows, cells, protocols, warns, digits, notes)
+
+
+# --- renderers ---------------------------------------------------------------------------------------------------
+
+def to_markdown(t: Table) -> str:
+    out = []
+    for line in t.caption():
+        out.append(f"**{line}**" if line.startswith("WARNING") else line)
+        out.append("")
+    out.append("| Task | Method | " + " | ".join(f"{b} bits" for b in t.bits) + " |")
+    out.append("|---|---|" + "---:|" * len(t.bits))
+    for task in t.tasks:
+        for i, row in enumerate(t.rows):
+            cells = []
+            for b in t.bits:
+                text, best = t.cell_text(task, row, b)
+                cells.append(f"**{text}**" if best else text)
+            name = TASK_NAMES.get(task, task) if i == 0 else ""
+            out.append(f"| {name} | {_md_escape(row)} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|").replace("_", "\\_")
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_UNICODE = {"±": r"$\pm$", "→": r"$\rightarrow$", "≤": r"$\leq$", "–": "--", "≥": r"$\geq$"}
+
+
+def latex_escape(s: str) -> str:
+    s = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in s)
+    for u, l in _LATEX_UNICODE.items():
+        s = s.replace(u, l)
+    return s
+
+
+def to_latex(t: Table) -> str:
+    """A booktabs ``table`` (needs \\usepackage{booktabs})."""
+    cols = "ll" + "r" * len(t.bits)
+    out = [r"\begin{table}[t]", r"\centering", r"\small"]
+    cap = " ".join((r"\textbf{" + latex_escape(l) + "}") if l.startswith("WARNING") else latex_escape(l)
+                   for l in t.caption())
+    out.append(r"\caption{" + cap + "}")
+    out.append(r"\begin{tabular}{" + cols + "}")
+    out.append(r"\toprule")
+    out.append("Task & Method & " + " & ".join(f"{b} bits" for b in t.bits) + r" \\")
+    for task in t.tasks:
+        out.append(r"\midrule")
+        for i, row in enumerate(t.rows):
+            cells = []
+            for b in t.bits:
+                text, best = t.cell_text(task, row, b)
+                text = latex_escape(text)
+                cells.append(r"\textbf{" + text + "}" if best else text)
+            name = latex_escape(TASK_NAMES.get(task, task)) if i == 0 else ""
+            out.append(f"{name} & {latex_escape(row)} & " + " & ".join(cells) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(out) + "\n"
+
+
+CSV_COLUMNS = ["task", "method", "bits", "metric", "mean", "std", "n", "seeds", "best", "dataset", "protocol",
+               "tie", "n_query", "n_retrieval", "warning"]
+
+
+def to_csv(t: Table) -> str:
+    """The table's aggregated cells, one line per (task, method, bits)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    p = t.protocols[0] if len(t.protocols) == 1 else {f: "MIXED" for f in PROTOCOL_FIELDS}
+    warning = " | ".join(t.warnings)
+    for task in t.tasks:
+        for row in t.rows:
+            for b in t.bits:
+                c = t.cells.get((task, row, b))
+                if c is None:
+                    continue
+                std = "" if c.std is None else f"{c.std:.6g}"
+                w.writerow([task, row, b, t.metric, f"{c.mean:.6g}", std, c.n, " ".join(map(str, c.seeds)),
+                            int(c.best), p["dataset"], p["protocol"], p["tie"], p["n_query"], p["n_retrieval"],
+                            warning])
+    return buf.getvalue()
+
+
+LONG_COLUMNS = ["run_dir", "method", "row", "dataset", "bits", "seed", "task", "metric", "value", "protocol", "tie",
+                "relevance", "n_query", "n_retrieval", "config_sha256", "dataset_card_sha256"]
+
+
+def to_long_csv(runs: list[RunResult]) -> str:
+    """Every stored number, one line per (run, task, metric): the format for your own analysis."""
+    labels = row_labels(runs)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(LONG_COLUMNS)
+    for r in sorted(runs, key=lambda r: (r.method, r.dataset, r.bits, r.seed, str(r.path))):
+        p = r.protocol
+        for task in r.tasks():
+            for name, value in r.data["metrics"][task].items():
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    continue
+                w.writerow([str(r.run_dir), r.method, labels[(r.method, r.variant_sha)], r.dataset, r.bits, r.seed,
+                            task, name, f"{value:.6g}", p.get("name"), p.get("tie"), p.get("relevance"),
+                            p.get("n_query"), p.get("n_retrieval"), r.data.get("config_sha256"),
+                            r.data.get("dataset_card_sha256")])
+    return buf.getvalue()
+
+
+RENDERERS = {"md": to_markdown, "latex": to_latex, "csv": to_csv}

@@ -1,0 +1,131 @@
+"""DJSRH / JDSH / DGCPN: golden tests (every parameter trains, bit length = output width) and loss definitions."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bitrieve.data.types import Split
+from bitrieve.methods import get_method
+from bitrieve.methods.base import DataInfo
+
+DIMS = (12, 6)
+N_TRAIN = 40
+
+
+def _info():
+    return DataInfo(feature_dims={"image": DIMS[0], "text": DIMS[1]},
+                    input_shapes={"image": (DIMS[0],), "text": (DIMS[1],)}, num_labels=3, num_train=N_TRAIN)
+
+
+def _train_split(seed=0):
+    rng = np.random.default_rng(seed)
+    return Split({"image": np.abs(rng.normal(size=(N_TRAIN, DIMS[0]))).astype(np.float32),
+                  "text": np.abs(rng.normal(size=(N_TRAIN, DIMS[1]))).astype(np.float32)},
+                 np.eye(3, dtype=np.uint8)[rng.integers(0, 3, N_TRAIN)], np.arange(N_TRAIN))
+
+
+def _batch(train, rows):
+    rows = torch.as_tensor(rows)
+    return {"image": torch.as_tensor(train.inputs["image"])[rows], "text": torch.as_tensor(train.inputs["text"])[rows],
+            "index": rows}
+
+
+def _build(name, bits=16, **kw):
+    cls = get_method(name)
+    torch.manual_seed(0)
+    kw.setdefault("hidden", 32)
+    if name == "dgcpn":
+        kw.setdefault("knn", 5)
+        kw.setdefault("scale", 8.0)
+    m = cls(cls.Params(**kw), bits, _info())
+    m.prepare(_train_split())
+    return m
+
+
+@pytest.mark.parametrize("name", ["djsrh", "jdsh", "dgcpn"])
+def test_every_parameter_gets_a_gradient(name):
+    m = _build(name).train()
+    (stage,) = m.stages()
+    out = stage.loss(_batch(_train_split(), range(8)))
+    assert torch.isfinite(out["loss"])
+    out["loss"].backward()
+    groups = m.param_groups()
+    trained = {id(p) for g in stage.groups for p in groups[g]["params"]}
+    for n, p in m.named_parameters():
+        assert id(p) in trained, f"{n} is in no trained group"
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{n} got no gradient"
+
+
+@pytest.mark.parametrize("name", ["djsrh", "jdsh", "dgcpn"])
+def test_bits_change_output_width(name):
+    for bits in (8, 20):
+        m = _build(name, bits=bits).eval()
+        assert m.encode("image", torch.randn(3, DIMS[0])).shape == (3, bits)
+        assert m.encode("text", torch.randn(3, DIMS[1])).shape == (3, bits)
+
+
+def test_stage_follows_released_settings():
+    (s,) = _build("djsrh").stages()
+    assert s.optimizer == "sgd" and s.optimizer_kwargs == {"momentum": 0.9, "weight_decay": 5e-4}
+    assert s.batch_size == 32 and s.drop_last and s.epochs == 80
+    g = _build("djsrh").param_groups()
+    assert (g["image"]["lr"], g["text"]["lr"]) == (1e-3, 1e-2)
+    assert _build("jdsh").stages()[0].epochs == 300 and _build("dgcpn").param_groups()["image"]["lr"] == 0.005
+
+
+def test_djsrh_alpha_schedule_and_loss_definition():
+    m = _build("djsrh").train()
+    assert m.alpha() == 1.0
+    train = _train_split()
+    per_epoch = N_TRAIN // 32  # = 1 step per epoch here
+    for _ in range(3 * per_epoch):
+        m.stages()[0].loss(_batch(train, range(8)))
+    assert m.alpha() == pytest.approx(math.sqrt(4.0))  # epoch 3 -> sqrt(3 + 1)
+    # loss = lambda1 mse(BiBi, S) + mse(BiBt, S) + lambda2 mse(BtBt, S), B = normalised tanh(alpha h)
+    b = _batch(train, range(8))
+    ci, ct = m.codes("image", b["image"]), m.codes("text", b["text"])  # before the call advances the step count
+    out = m.stages()[0].loss(b)
+    from bitrieve.parts.neighbourhood import djsrh_joint_similarity
+
+    s = djsrh_joint_similarity(b["image"], b["text"], 0.9, 0.4, 1.5)
+    bi, bt = F.normalize(ci), F.normalize(ct)
+    ref = 0.1 * F.mse_loss(bi @ bi.t(), s) + F.mse_loss(bi @ bt.t(), s) + 0.1 * F.mse_loss(bt @ bt.t(), s)
+    assert out["loss"].item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_jdsh_loss_has_the_paired_cosine_reward():
+    m = _build("jdsh").eval()
+    b = _batch(_train_split(), range(8))
+    out = m.stages()[0].loss(b)
+    expected = 0.1 * out["image_image"] + out["cross"] - out["pair_cosine"] + 0.1 * out["text_text"]
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert -1.0 <= out["pair_cosine"].item() <= 1.0
+
+
+def test_dgcpn_graph_target_is_indexed_by_batch_rows_and_half_binary_terms():
+    m = _build("dgcpn").eval()
+    train = _train_split()
+    assert m._graph is not None and m._graph.shape == (N_TRAIN, N_TRAIN)
+    rows = [7, 3, 30]
+    assert torch.equal(m.target(_batch(train, rows)), m._graph[rows][:, rows])
+    out = m.stages()[0].loss(_batch(train, range(8)))
+    single = out["pair"] + out["distance"] + out["consistency"]
+    assert out["loss"].item() == pytest.approx(
+        (single + out["image_vs_binary_text"] + out["text_vs_binary_image"]).item(), rel=1e-6)
+    # without prepare the method refuses to train
+    fresh = get_method("dgcpn")(get_method("dgcpn").Params(hidden=8, knn=5, scale=8.0), 8, _info())
+    with pytest.raises(RuntimeError, match="prepare"):
+        fresh.stages()[0].loss(_batch(train, range(4)))
+
+
+def test_dgcpn_fraction_defaults():
+    m = _build("dgcpn", knn=None, scale=None)  # K = round(0.4 * 40) = 16, scale = 32
+    from bitrieve.parts.neighbourhood import dgcpn_similarity
+
+    tr = _train_split()
+    ref = dgcpn_similarity(torch.as_tensor(tr.inputs["image"]), torch.as_tensor(tr.inputs["text"]), a1=0.01, a2=0.3,
+                           k=16, scale=32.0)
+    assert torch.allclose(m._graph, ref)

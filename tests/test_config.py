@@ -1,0 +1,43 @@
+import pytest
+
+from bitrieve.config import ConfigError, load_config, parse_config, set_override
+
+
+def test_valid_config_resolves_method_defaults():
+    cfg = parse_config({"method": "cca_itq", "bits": 16})
+    resolved = cfg.resolved()
+    assert resolved["params"]["anchors"] == 500  # the method's default filled in
+    assert len(cfg.sha256()) == 64
+
+
+def test_unknown_top_level_key_is_named():
+    with pytest.raises(ConfigError, match="unknown key 'bitz'"):
+        parse_config({"method": "cca_itq", "bitz": 16})
+
+
+def test_unknown_method_param_is_named():
+    with pytest.raises(ConfigError, match="unknown key 'params.anchorz'"):
+        parse_config({"method": "cca_itq", "params": {"anchorz": 3}})
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(ConfigError, match="key 'bits'"):
+        parse_config({"method": "cca_itq", "bits": "many"})
+    with pytest.raises(ConfigError, match="key 'eval.ks'"):
+        parse_config({"method": "cca_itq", "eval": {"ks": [0]}})
+
+
+def test_unknown_method_lists_known_ones():
+    with pytest.raises(ConfigError, match="unknown method 'nope'.*cca_itq"):
+        parse_config({"method": "nope"})
+
+
+def test_overrides_and_yaml(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("method: cca_itq\nbits: 16\nparams: {anchors: 100}\n")
+    cfg = load_config(p, ["bits=64", "params.anchors=50", "eval.ks=[50,100]"])
+    assert cfg.bits == 64 and cfg.method_params().anchors == 50 and cfg.eval.ks == [50, 100]
+    with pytest.raises(ConfigError, match="key=value"):
+        set_override({}, "bits")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")

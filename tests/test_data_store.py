@@ -1,0 +1,137 @@
+"""Canonical store: round trip, no pickles, atomic writes, card contents, CLI convert/info on real Wiki."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bitrieve.cli import main
+from bitrieve.data import load_data
+from bitrieve.data.extras import SplitWithExtras
+from bitrieve.data.store import load_store, save_store
+from bitrieve.data.types import CrossModalData, DataError, Split
+
+WIKI_MAT = Path("/work/shared/data/wiki/wiki_data.mat")
+
+
+def _tiny() -> CrossModalData:
+    rng = np.random.default_rng(0)
+    def split(n, off):
+        return SplitWithExtras({"image": rng.random((n, 5), dtype=np.float32),
+                                "text": rng.integers(0, 9, (n, 4)).astype(np.int32)},
+                               np.eye(3, dtype=np.uint8)[rng.integers(0, 3, n)], np.arange(off, off + n),
+                               {"group": np.arange(n) // 2, "caption": np.array([f"c{i}" for i in range(n)])})
+    return CrossModalData({"train": split(6, 0), "query": split(3, 100), "retrieval": split(4, 200)},
+                          {"name": "tiny", "label_names": ["a", "b", "c"]})
+
+
+def test_round_trip_exact_and_pickle_free(tmp_path):
+    data = _tiny()
+    save_store(data, tmp_path / "s", split_indices={"train": np.arange(6)})
+    back = load_store(tmp_path / "s")
+    for name, split in data.splits.items():
+        got = back[name]
+        for m in split.inputs:
+            assert got.inputs[m].dtype == split.inputs[m].dtype
+            np.testing.assert_array_equal(got.inputs[m], split.inputs[m])
+        np.testing.assert_array_equal(got.labels, split.labels)
+        np.testing.assert_array_equal(got.ids, split.ids)
+        np.testing.assert_array_equal(got.extras["group"], split.extras["group"])
+        np.testing.assert_array_equal(got.extras["caption"], split.extras["caption"])
+    for f in (tmp_path / "s").glob("*.npz"):
+        with np.load(f, allow_pickle=False) as z:  # raises if anything needs pickle
+            for k in z.files:
+                assert z[k].dtype != object
+    card = json.loads((tmp_path / "s" / "card.json").read_text())
+    assert card["counts"] == {"train": 6, "query": 3, "retrieval": 4}
+    assert card["feature_widths"] == {"image": 5, "text": 4}
+    assert set(card["store_files_sha256"]) >= {"train.npz", "query.npz", "retrieval.npz", "split_indices.npz"}
+
+
+def test_verify_detects_a_changed_file(tmp_path):
+    save_store(_tiny(), tmp_path / "s")
+    load_store(tmp_path / "s", verify=True)
+    np.savez(tmp_path / "s" / "query.npz", **dict(np.load(tmp_path / "s" / "retrieval.npz")))
+    with pytest.raises(DataError, match=r"query\.npz: sha256 differs"):
+        load_store(tmp_path / "s", verify=True)
+
+
+def test_refuses_existing_and_interrupted_write_leaves_no_store(tmp_path, monkeypatch):
+    data = _tiny()
+    save_store(data, tmp_path / "s")
+    with pytest.raises(DataError, match="already exists"):
+        save_store(data, tmp_path / "s")
+    import bitrieve.data.store as store
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(store, "write_json_atomic", boom)  # dies just before card.json
+    with pytest.raises(KeyboardInterrupt):
+        save_store(data, tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+    assert not list(tmp_path.glob(".t.partial-*"))
+    with pytest.raises(KeyboardInterrupt):  # an interrupted overwrite keeps the old, complete store
+        save_store(data, tmp_path / "s", overwrite=True)
+    assert load_store(tmp_path / "s")["query"].ids.tolist() == [100, 101, 102]
+
+
+def test_incomplete_directory_is_rejected(tmp_path):
+    (tmp_path / "half").mkdir()
+    np.savez(tmp_path / "half" / "train.npz", ids=np.arange(3))
+    with pytest.raises(DataError, match="no card.json"):
+        load_store(tmp_path / "half")
+
+
+def test_row_count_mismatch_with_card_is_an_error(tmp_path):
+    save_store(_tiny(), tmp_path / "s")
+    card = json.loads((tmp_path / "s" / "card.json").read_text())
+    card["counts"]["query"] = 5
+    (tmp_path / "s" / "card.json").write_text(json.dumps(card))
+    with pytest.raises(DataError, match="card.json says 5"):
+        load_store(tmp_path / "s")
+
+
+@pytest.mark.skipif(not WIKI_MAT.is_file(), reason="real Wiki file not present")
+def test_cli_convert_and_info_real_wiki(tmp_path, capsys):
+    out = tmp_path / "wiki"
+    assert main(["data", "convert", "--from", "wiki", str(WIKI_MAT), "--to", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["data", "info", str(out), "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["counts"] == {"train": 2173, "query": 693, "retrieval": 2173}
+    assert card["sha256"]["wiki_data.mat"] == "8167d490086054087b6e39fddad51402e3c1c5bd19f1470ee4c7f04744cb51b6"
+    assert card["protocol"]["name"] == "wiki" and card["feature_widths"] == {"image": 128, "text": 10}
+    assert main(["data", "info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "label_cardinality" in text and '"warfare": 104' in text  # query class balance (SOURCE.md: 104)
+    d = load_data(str(out))
+    ref = load_data("wiki")
+    np.testing.assert_array_equal(d["query"].inputs["image"], ref["query"].inputs["image"])
+    np.testing.assert_array_equal(d["train"].labels, ref["train"].labels)
+    assert main(["data", "convert", "--from", "wiki", str(WIKI_MAT), "--to", str(out)]) == 2  # exists
+
+
+def test_cli_module_entry_point_reports_missing_file(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "bitrieve", "data", "convert", "--from", "mnist", str(tmp_path),
+                        "--to", str(tmp_path / "x")], capture_output=True, text=True)
+    assert r.returncode == 2 and "t10k-images-idx3-ubyte" in r.stderr
+
+
+@pytest.mark.skipif(not Path("/work/shared/data/flickr8k-captions").is_dir(), reason="Flickr8k captions absent")
+def test_flickr8k_caption_store_and_info(tmp_path, capsys):
+    out = tmp_path / "f8"
+    assert main(["data", "convert", "--from", "flickr8k", "/work/shared/data/flickr8k-captions", "--to", str(out),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["data", "info", str(out), "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["counts"] == {"train": 30000, "query": 5000, "retrieval": 5000, "dev": 5000}
+    vocab = json.loads((out / "vocab.json").read_text())
+    assert card["features"]["text"]["vocab_size"] == len(vocab) and vocab[3] == "<unk>"
+    d = load_store(out)
+    q = d["query"]
+    assert q.inputs["text"].dtype == np.int32 and len(np.unique(q.extras["group"])) == 1000
+    assert main(["data", "info", str(out)]) == 0  # 0 label columns still prints

@@ -1,0 +1,220 @@
+"""Binary index: exact search vs a brute-force numpy reference, FAISS agreement, verified save/load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bitrieve.index import BinaryIndex, BinaryIndexError, exact_topk, pack_codes, unpack_codes
+
+
+def _reference(q: np.ndarray, db: np.ndarray, k: int):
+    """Obviously correct: full distance matrix, stable argsort (ties in database order)."""
+    d = (q[:, None, :] != db[None, :, :]).sum(-1)
+    order = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(d, order, 1)
+
+
+@pytest.fixture
+def faiss_one_thread():
+    """FAISS's OpenMP threads spin-wait; on a shared 2-core machine one thread is much faster. Restored after."""
+    faiss = pytest.importorskip("faiss")
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield faiss
+    faiss.omp_set_num_threads(before)
+
+
+def _codes(rng, n, bits, p=0.5):
+    return (rng.random((n, bits)) < p).astype(np.int8) * 2 - 1  # ±1, like the engine's sign
+
+
+@pytest.mark.parametrize("bits", [1, 13, 64, 128, 200])
+def test_exact_matches_bruteforce_with_stable_ties(bits):
+    rng = np.random.default_rng(bits)
+    # few distinct codes -> many exact ties, so the tie order is really exercised
+    base = _codes(rng, 7, bits)
+    db = np.concatenate([base[rng.integers(0, 7, 300)], _codes(rng, 100, bits)])
+    q = np.concatenate([base, _codes(rng, 6, bits)])
+    for k in (1, 5, 37, 400, 1000):
+        pos, dist = exact_topk(pack_codes(q), pack_codes(db), k, chunk=4)  # chunk < Q: several kernel calls
+        ref_pos, ref_dist = _reference(q, db, min(k, len(db)))
+        np.testing.assert_array_equal(dist, ref_dist)
+        np.testing.assert_array_equal(pos, ref_pos)
+
+
+@pytest.mark.parametrize("bits", [13, 64, 128])
+def test_exact_matches_bruteforce_on_many_blocks(bits):
+    # 5,000 items = 20 blocks of 256: exercises the bound that skips whole blocks, with near-duplicate queries
+    rng = np.random.default_rng(100 + bits)
+    db = _codes(rng, 5000, bits)
+    q = db[rng.integers(0, 5000, 12)] * np.where(rng.random((12, bits)) < 0.1, -1, 1)
+    for k in (1, 10, 100):
+        pos, dist = exact_topk(pack_codes(q), pack_codes(db), k)
+        ref_pos, ref_dist = _reference(q, db, k)
+        np.testing.assert_array_equal(dist, ref_dist)
+        np.testing.assert_array_equal(pos, ref_pos)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 600), bits=st.integers(1, 140), nq=st.integers(1, 5), k=st.integers(1, 700),
+       levels=st.integers(1, 4), seed=st.integers(0, 2**31 - 1))
+def test_exact_property(n, bits, nq, k, levels, seed):
+    # codes drawn from a few prototypes with noise: any mix of ties, sizes and k (also k > N)
+    rng = np.random.default_rng(seed)
+    protos = _codes(rng, levels, bits)
+    flip = np.where(rng.random((n, bits)) < 0.05, -1, 1)
+    db = protos[rng.integers(0, levels, n)] * flip
+    q = protos[rng.integers(0, levels, nq)]
+    pos, dist = exact_topk(pack_codes(q), pack_codes(db), k)
+    ref_pos, ref_dist = _reference(q, db, min(k, n))
+    np.testing.assert_array_equal(dist, ref_dist)
+    np.testing.assert_array_equal(pos, ref_pos)
+
+
+def test_pack_roundtrip_and_input_forms():
+    rng = np.random.default_rng(0)
+    b = rng.integers(0, 2, (9, 70)).astype(np.uint8)
+    p01, ppm, pbool = pack_codes(b), pack_codes(b.astype(np.float32) * 2 - 1), pack_codes(b.astype(bool))
+    np.testing.assert_array_equal(unpack_codes(p01), b)
+    np.testing.assert_array_equal(p01.words, ppm.words)
+    np.testing.assert_array_equal(p01.words, pbool.words)
+    assert p01.words.shape == (9, 2) and p01.bits == 70
+    # byte view = np.packbits little-endian, the layout FAISS reads
+    np.testing.assert_array_equal(p01.as_bytes(), np.packbits(b, axis=1, bitorder="little"))
+    with pytest.raises(BinaryIndexError, match="must be binary"):
+        pack_codes(np.array([[0.3, -1.0]]))
+    # bitrieve.eval's packed Codes use the same layout and are accepted as they are
+    hamming = pytest.importorskip("bitrieve.eval.hamming")
+    np.testing.assert_array_equal(pack_codes(hamming.Codes.pack(b)).words, p01.words)
+
+
+def test_index_search_returns_ids_and_checks_bits():
+    rng = np.random.default_rng(1)
+    db, q = _codes(rng, 50, 16), _codes(rng, 3, 16)
+    ids = np.arange(1000, 1050)[::-1].copy()
+    index = BinaryIndex.build(db, ids, meta={"model_hash": "abc"})
+    res = index.search(q, k=5)
+    ref_pos, ref_dist = _reference(q, db, 5)
+    np.testing.assert_array_equal(res.ids, ids[ref_pos])
+    np.testing.assert_array_equal(res.distances, ref_dist)
+    with pytest.raises(BinaryIndexError, match="query codes have 17 bits, the index has 16"):
+        index.search(_codes(rng, 2, 17), k=5)
+    with pytest.raises(BinaryIndexError, match="not the model that encoded this index"):
+        index.search(q, k=5, model_hash="other")
+    with pytest.raises(BinaryIndexError, match="ids are not unique"):
+        BinaryIndex.build(db, np.zeros(50, np.int64))
+    with pytest.raises(BinaryIndexError, match=r"unknown build parameter\(s\) \['nprobe'\]"):
+        BinaryIndex.build(db, ids, nprobe=3)
+
+
+@pytest.mark.parametrize("bits", [8, 64, 128])
+def test_faiss_flat_agrees_with_exact(bits, faiss_one_thread):
+    rng = np.random.default_rng(bits)
+    base = _codes(rng, 20, bits)
+    db = np.concatenate([base[rng.integers(0, 20, 1500)], _codes(rng, 500, bits)])
+    q = _codes(rng, 30, bits)
+    ids = np.arange(len(db))
+    k = 50
+    ours = BinaryIndex.build(db, ids).search(q, k)
+    theirs = BinaryIndex.build(db, ids, backend="faiss-flat").search(q, k)
+    np.testing.assert_array_equal(theirs.distances, ours.distances)  # same distances, slot by slot
+    for i in range(len(q)):
+        # tie order may differ: the items strictly closer than the k-th distance must be the same set
+        kth = ours.distances[i, -1]
+        assert set(ours.ids[i][ours.distances[i] < kth]) == set(theirs.ids[i][theirs.distances[i] < kth])
+        # and every returned item really is at the distance reported
+        true = (q[i][None] != db[theirs.ids[i]]).sum(1)
+        np.testing.assert_array_equal(true, theirs.distances[i])
+
+
+def test_faiss_needs_multiple_of_8_bits():
+    pytest.importorskip("faiss")
+    with pytest.raises(BinaryIndexError, match="multiple of 8, got 13 bits"):
+        BinaryIndex.build(np.ones((4, 13)), np.arange(4), backend="faiss-flat")
+
+
+@pytest.mark.parametrize("backend", ["faiss-ivf", "faiss-hnsw"])
+def test_faiss_approximate_backends_roundtrip(tmp_path, backend, faiss_one_thread):
+    rng = np.random.default_rng(2)
+    db, q = _codes(rng, 2000, 32), _codes(rng, 20, 32)
+    index = BinaryIndex.build(db, np.arange(2000), backend=backend, nlist=8)
+    res = index.search(q, 10, nprobe=8, ef_search=64)
+    # reported distances are the true distances of the returned items
+    for i in range(len(q)):
+        ok = res.ids[i] >= 0
+        np.testing.assert_array_equal((q[i][None] != db[res.ids[i][ok]]).sum(1), res.distances[i][ok])
+    # IVF probing every list is exhaustive: same distances as exact search
+    if backend == "faiss-ivf":
+        np.testing.assert_array_equal(res.distances, BinaryIndex.build(db, np.arange(2000)).search(q, 10).distances)
+    index.save(tmp_path / "idx")
+    assert (tmp_path / "idx" / "faiss.index").is_file()
+    again = BinaryIndex.load(tmp_path / "idx").search(q, 10, nprobe=8, ef_search=64)
+    np.testing.assert_array_equal(again.ids, res.ids)
+    np.testing.assert_array_equal(again.distances, res.distances)
+
+
+def test_save_load_roundtrip(tmp_path):
+    rng = np.random.default_rng(3)
+    db, q = _codes(rng, 300, 70), _codes(rng, 4, 70)
+    meta = {"model_hash": "f" * 64, "modality": "image"}
+    index = BinaryIndex.build(db, np.arange(300) * 3, meta=meta)
+    index.save(tmp_path / "idx")
+    files = sorted(p.name for p in (tmp_path / "idx").iterdir())
+    assert files == ["codes.npy", "ids.npy", "manifest.json"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left behind
+    loaded = BinaryIndex.load(tmp_path / "idx", expected_model_hash="f" * 64, expected_bits=70)
+    assert loaded.meta == meta and loaded.bits == 70 and len(loaded) == 300
+    a, b = index.search(q, 20), loaded.search(q, 20)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(a.distances, b.distances)
+    mm = BinaryIndex.load(tmp_path / "idx", mmap=True).search(q, 20)
+    np.testing.assert_array_equal(mm.ids, a.ids)
+    # overwriting an index replaces it atomically
+    BinaryIndex.build(db[:10], np.arange(10)).save(tmp_path / "idx")
+    assert len(BinaryIndex.load(tmp_path / "idx")) == 10
+
+
+def test_load_refuses_corruption_and_mismatches(tmp_path):
+    rng = np.random.default_rng(4)
+    idx_dir = tmp_path / "idx"
+    BinaryIndex.build(_codes(rng, 100, 32), np.arange(100), meta={"model_hash": "a" * 64}).save(idx_dir)
+    with pytest.raises(BinaryIndexError, match="expected 64 bits"):
+        BinaryIndex.load(idx_dir, expected_bits=64)
+    with pytest.raises(BinaryIndexError, match="not the model that encoded this index"):
+        BinaryIndex.load(idx_dir, expected_model_hash="b" * 64)
+    # flip one byte of the codes: checksum refuses it
+    codes = idx_dir / "codes.npy"
+    raw = bytearray(codes.read_bytes())
+    raw[-1] ^= 0xFF
+    codes.write_bytes(bytes(raw))
+    with pytest.raises(BinaryIndexError, match=r"codes\.npy: checksum mismatch"):
+        BinaryIndex.load(idx_dir)
+    raw[-1] ^= 0xFF
+    codes.write_bytes(bytes(raw))
+    BinaryIndex.load(idx_dir)  # restored: loads again
+    # a manifest that lies about the bit length is caught by the shape check
+    manifest = json.loads((idx_dir / "manifest.json").read_text())
+    manifest["bits"] = 80
+    (idx_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BinaryIndexError, match="does not fit 100 codes of 80 bits"):
+        BinaryIndex.load(idx_dir)
+    (idx_dir / "ids.npy").unlink()
+    with pytest.raises(BinaryIndexError, match="ids.npy: missing"):
+        BinaryIndex.load(idx_dir)
+    with pytest.raises(BinaryIndexError, match="not a bitrieve index"):
+        BinaryIndex.load(tmp_path)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("x")
+    with pytest.raises(BinaryIndexError, match="refusing to overwrite"):
+        BinaryIndex.build(_codes(rng, 5, 8), np.arange(5)).save(tmp_path / "other")
+
+
+def test_index_without_model_hash_refuses_a_model_checked_query():
+    index = BinaryIndex.build(np.ones((3, 8)), np.arange(3))
+    with pytest.raises(BinaryIndexError, match="records no model hash"):
+        index.search(np.ones((1, 8)), 2, model_hash="a" * 64)

@@ -1,0 +1,115 @@
+"""`bitrieve index build` + `bitrieve search` end to end with real run directories over the embedded Wiki data.
+
+The runs hold an untrained ``toy_linear`` model (the engine's test method) written the way the engine writes runs
+(config.yaml + checkpoint.safetensors); the index does not care whether the weights were trained.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bitrieve.cli import main
+from bitrieve.config import RunConfig, dump_config
+from bitrieve.data import load_data
+from bitrieve.index import BinaryIndex
+from bitrieve.index import model as index_model
+
+
+def _make_run(run_dir, seed: int, bits: int = 16):
+    import bitrieve.engine  # noqa: F401  (registers toy_linear)
+    from bitrieve.engine.checkpoint import save_checkpoint
+    from bitrieve.engine.trainer import build_method
+
+    cfg = RunConfig(method="toy_linear", data="wiki", bits=bits, seed=seed, tracking="none")
+    method = build_method(cfg, load_data("wiki"))
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(dump_config(cfg))
+    save_checkpoint(run_dir, method, None, {"stage": 0, "epoch": 0})
+    return method
+
+
+def _codes(method, modality, x):
+    with torch.no_grad():
+        return method.encode(modality, torch.from_numpy(x)).numpy() >= 0  # the engine's sign: >= 0 -> 1
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("runs")
+    return tmp, {"a": _make_run(tmp / "a", seed=0), "b": _make_run(tmp / "b", seed=1)}
+
+
+def test_build_and_search_end_to_end(runs, tmp_path, capsys):
+    tmp, models = runs
+    out = tmp_path / "idx"
+    assert main(["index", "build", "--run", str(tmp / "a"), "--data", "wiki", "--modality", "image",
+                 "--out", str(out), "--chunk", "500"]) == 0
+    loaded_cfg, loaded = index_model.load_run_model(tmp / "a")
+    assert index_model.model_hash(loaded) == index_model.model_hash(models["a"])
+    index = BinaryIndex.load(out, expected_model_hash=index_model.model_hash(models["a"]))
+    data = load_data("wiki")
+    db = data["retrieval"]
+    assert len(index) == len(db) and index.meta["modality"] == "image" and index.meta["method"] == "toy_linear"
+    # chunked encoding from the loaded run == encoding everything at once with the original model
+    ref = BinaryIndex.build(_codes(models["a"], "image", db.inputs["image"]), db.ids)
+    np.testing.assert_array_equal(index.codes.words, ref.codes.words)
+    capsys.readouterr()
+
+    # text queries (cross-modal) by id, JSON output, against a direct search
+    qids = data["query"].ids[:3]
+    assert main(["search", str(out), "--run", str(tmp / "a"), "--ids", ",".join(map(str, qids)),
+                 "--modality", "text", "-k", "7", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    direct = ref.search(_codes(models["a"], "text", data["query"].inputs["text"][:3]), 7)
+    assert [g["ids"] for g in got] == direct.ids.tolist()
+    assert [g["hamming"] for g in got] == direct.distances.tolist()
+
+    # the same queries from a features file, table output
+    feats = tmp_path / "q.npy"
+    np.save(feats, data["query"].inputs["text"][:3])
+    assert main(["search", str(out), "--run", str(tmp / "a"), "--features", str(feats), "--modality", "text",
+                 "-k", "7"]) == 0
+    table = capsys.readouterr().out
+    assert table.count("hamming") == 3 and f"{direct.ids[0, 0]:>10}  {direct.distances[0, 0]:>7}" in table
+
+    assert main(["index", "info", str(out)]) == 0
+    assert "files verified" in capsys.readouterr().out
+
+
+def test_search_refuses_another_model_and_unknown_ids(runs, tmp_path, capsys):
+    tmp, _ = runs
+    out = tmp_path / "idx"
+    assert main(["index", "build", "--run", str(tmp / "a"), "--modality", "text", "--out", str(out),
+                 "--backend", "faiss-flat"]) == 0
+    capsys.readouterr()
+    assert main(["search", str(out), "--run", str(tmp / "b"), "--ids", "0"]) == 2
+    assert "is not the model that encoded this index" in capsys.readouterr().err
+    assert main(["search", str(out), "--run", str(tmp / "a"), "--ids", "999999"]) == 2
+    assert "id 999999 is in no split" in capsys.readouterr().err
+    assert main(["search", str(out), "--run", str(tmp / "a"), "--ids", "0", "-k", "3"]) == 0
+    assert capsys.readouterr().out.count("\n") == 5  # header line, column line, 3 results
+
+
+@pytest.mark.slow
+def test_trained_run_end_to_end(tmp_path, capsys):
+    """A real (1-epoch) engine run: build an index of its image codes, query with text, compare with direct codes."""
+    from bitrieve.engine import train_run
+
+    run = tmp_path / "run"
+    train_run(RunConfig(method="toy_linear", data="wiki", bits=32, params={"epochs": 1}, tracking="none"), run,
+              progress=False)
+    out = tmp_path / "idx"
+    assert main(["index", "build", "--run", str(run), "--modality", "image", "--out", str(out)]) == 0
+    _, method = index_model.load_run_model(run)
+    data = load_data("wiki")
+    direct = BinaryIndex.build(_codes(method, "image", data["retrieval"].inputs["image"]), data["retrieval"].ids)
+    expect = direct.search(_codes(method, "text", data["query"].inputs["text"][:5]), 10)
+    capsys.readouterr()
+    qids = ",".join(map(str, data["query"].ids[:5]))
+    assert main(["search", str(out), "--run", str(run), "--ids", qids, "--modality", "text", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert [g["ids"] for g in got] == expect.ids.tolist()

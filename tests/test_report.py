@@ -1,0 +1,171 @@
+"""Tables and the results page from synthetic results.json files (3 seeds × 2 bit lengths × 2 methods)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+
+import pytest
+
+from bitrieve.report.results import ReportError, load_results
+from bitrieve.report.results_md import write_results_md
+from bitrieve.report.tables import build_tables, to_csv, to_latex, to_long_csv, to_markdown
+from report_fixtures import value, write_grid, write_run
+
+
+@pytest.fixture()
+def grid(tmp_path):
+    write_grid(tmp_path / "results")
+    return tmp_path / "results"
+
+
+def test_mean_std_n_from_stored_values(grid):
+    (t,) = build_tables(load_results([grid]))
+    assert t.tasks == ["i2t", "t2i"] and t.bits == [16, 32] and set(t.rows) == {"agch", "djsrh"}
+    for task_i, task in enumerate(("i2t", "t2i")):
+        for m in ("agch", "djsrh"):
+            for bi, b in enumerate((16, 32)):
+                c = t.cells[(task, m, b)]
+                expect = [value(m, task_i, bi, s) for s in (0, 1, 2)]
+                assert c.n == 3 and sorted(c.seeds) == [0, 1, 2]
+                assert c.mean == pytest.approx(statistics.mean(expect), abs=1e-12)
+                assert c.std == pytest.approx(statistics.stdev(expect), abs=1e-12)  # ddof = 1
+
+
+def test_best_per_column_is_marked(grid):
+    (t,) = build_tables(load_results([grid]))
+    # agch is higher on i2t, djsrh on t2i (see report_fixtures.BASE)
+    for b in (16, 32):
+        assert t.cells[("i2t", "agch", b)].best and not t.cells[("i2t", "djsrh", b)].best
+        assert t.cells[("t2i", "djsrh", b)].best and not t.cells[("t2i", "agch", b)].best
+    md = to_markdown(t)
+    assert "| I→T | agch | **0.402 ± 0.002** | **0.412 ± 0.002** |" in md
+    assert "|  | djsrh | 0.352 ± 0.002 | 0.362 ± 0.002 |" in md
+    assert "| T→I | agch | 0.382 ± 0.002 | 0.392 ± 0.002 |" in md
+    tex = to_latex(t)
+    assert r"\textbf{0.402 $\pm$ 0.002}" in tex and r"I$\rightarrow$T" in tex
+    assert tex.count(r"\textbf{") == 4 and r"\begin{tabular}{llrr}" in tex
+
+
+def test_caption_states_protocol(grid):
+    (t,) = build_tables(load_results([grid]), metric="map@50")
+    md = to_markdown(t)
+    cap = md.split("| Task")[0]
+    for needle in ("mAP@50", "wiki", "693 queries", "2,173 retrieval", "ties: stable", "n = 3", "seeds 0, 1, 2",
+                   "share >= 1 label"):
+        assert needle in cap, needle
+    assert "WARNING" not in md
+    assert t.cells[("i2t", "agch", 16)].mean == pytest.approx(statistics.mean(
+        [value("agch", 0, 0, s) + 0.05 for s in (0, 1, 2)]))
+
+
+def test_uneven_seed_counts_are_shown(tmp_path):
+    write_grid(tmp_path)
+    (tmp_path / "djsrh-wiki" / "b32-s2" / "results.json").unlink()
+    (t,) = build_tables(load_results([tmp_path]))
+    text, _ = t.cell_text("i2t", "djsrh", 32)
+    assert text.endswith("(n=2)")
+    assert "(n=" not in t.cell_text("i2t", "agch", 32)[0]
+
+
+@pytest.mark.parametrize("change", [{"tie": "tie-averaged"}, {"dataset": "mirflickr"}, {"n_query": 500}])
+def test_mixed_protocols_refused_or_flagged(tmp_path, change):
+    write_grid(tmp_path, methods=("agch",))
+    write_grid(tmp_path / "other", methods=("djsrh",), **change)
+    runs = load_results([tmp_path])
+    with pytest.raises(ReportError, match="mix protocols") as e:
+        build_tables(runs)
+    assert next(iter(change)) in str(e.value) or "dataset" in str(e.value)
+    (t,) = build_tables(runs, allow_mixed=True)
+    md = to_markdown(t)
+    assert md.startswith("**WARNING: this table mixes protocols")
+    assert "WARNING" in to_latex(t) and "mixes protocols" in to_csv(t)
+    assert len(t.rows) == 2 and all("[" in r for r in t.rows)  # each row names its protocol
+    tables = build_tables(runs, split=True)
+    assert len(tables) == 2 and all(len(x.rows) == 1 and not x.warnings for x in tables)
+
+
+def test_ablation_variants_are_separate_rows(tmp_path):
+    for s in (0, 1):
+        write_run(tmp_path, "agch", 16, s, 0.4, 0.4, params={"no_gcn": False}, group="agch-wiki")
+        write_run(tmp_path, "agch", 16, s, 0.3, 0.3, params={"no_gcn": True}, group="agch-wiki-no_gcn=true")
+    (t,) = build_tables(load_results([tmp_path]))
+    assert sorted(t.rows) == ["agch (no_gcn=false)", "agch (no_gcn=true)"]
+    assert t.cells[("i2t", "agch (no_gcn=false)", 16)].best
+
+
+def test_csv_formats(grid):
+    runs = load_results([grid])
+    (t,) = build_tables(runs)
+    rows = list(csv.DictReader(io.StringIO(to_csv(t))))
+    assert len(rows) == 2 * 2 * 2
+    r = next(x for x in rows if x["task"] == "t2i" and x["method"] == "djsrh" and x["bits"] == "32")
+    assert float(r["mean"]) == pytest.approx(statistics.mean([value("djsrh", 1, 1, s) for s in (0, 1, 2)]), abs=1e-6)
+    assert r["best"] == "1" and r["n"] == "3" and r["tie"] == "stable"
+    long = list(csv.DictReader(io.StringIO(to_long_csv(runs))))
+    maps = [x for x in long if x["metric"] == "map@all"]
+    assert len(maps) == 2 * 2 * 3 * 2  # methods × bits × seeds × tasks
+    assert {x["seed"] for x in maps} == {"0", "1", "2"}
+
+
+def test_missing_metric_and_bad_files(tmp_path):
+    write_grid(tmp_path, with_map50=False)
+    runs = load_results([tmp_path])
+    with pytest.raises(ReportError, match="no run has metric 'map@50'"):
+        build_tables(runs, metric="map@50")
+    bad = tmp_path / "x" / "results.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps({"schema": 1, "method": "agch", "dataset": "wiki", "bits": "32", "seed": 0,
+                               "metrics": {}}))
+    with pytest.raises(ReportError, match="key 'bits'"):
+        load_results([bad])
+    with pytest.raises(ReportError, match="no such file"):
+        load_results([tmp_path / "missing"])
+
+
+def test_results_md_and_cli(grid, tmp_path, capsys):
+    from bitrieve.cli import main
+
+    md = tmp_path / "docs" / "results.md"
+    write_results_md([grid], md, "bash scripts/make_results.sh")
+    text = md.read_text()
+    assert "## mAP@all" in text and "## mAP@50" in text and "bash scripts/make_results.sh" in text
+    assert "## Protocol" in text and "693 queries" in text
+    assert (tmp_path / "docs" / "results_long.csv").is_file()
+    assert main(["report", str(grid), "--format", "latex"]) == 0
+    assert r"\begin{table}" in capsys.readouterr().out
+    out = tmp_path / "t.csv"
+    assert main(["report", str(grid), "--format", "csv", "--metric", "map@50", "--out", str(out)]) == 0
+    assert out.read_text().startswith("task,method,bits,metric")
+    write_grid(tmp_path / "tie", methods=("agch",), tie="tie-averaged")
+    assert main(["report", str(grid), str(tmp_path / "tie")]) == 2
+    assert "mix protocols" in capsys.readouterr().err
+
+
+def test_queries_without_relevant_are_stated(tmp_path):
+    write_grid(tmp_path)
+    f = tmp_path / "agch-wiki" / "b16-s0" / "results.json"
+    d = json.loads(f.read_text())
+    d["metrics"]["t2i"]["queries_without_relevant"] = 3
+    f.write_text(json.dumps(d))
+    (t,) = build_tables(load_results([tmp_path]))
+    assert "Queries without any relevant database item (AP 0, counted in the mean; most in one run): T→I 3." \
+        in to_markdown(t)
+
+
+def test_compatibility_protocol_metric(tmp_path):
+    write_grid(tmp_path, methods=("agch",), bits=(16,), seeds=(0, 1))
+    for s, v in ((0, 0.61), (1, 0.63)):
+        f = tmp_path / "agch-wiki" / f"b16-s{s}" / "results.json"
+        d = json.loads(f.read_text())
+        d["protocols"] = {"djsrh": {"i2t": {"map@50": v}, "t2i": {"map@50": v - 0.1}}}
+        f.write_text(json.dumps(d))
+    runs = load_results([tmp_path])
+    (t,) = build_tables(runs, metric="djsrh:map@50")
+    assert t.cells[("i2t", "agch", 16)].mean == pytest.approx(0.62)
+    assert t.cells[("t2i", "agch", 16)].mean == pytest.approx(0.52)
+    assert "mAP@50 (djsrh protocol" in to_markdown(t)
+    with pytest.raises(ReportError, match="djsrh:map@50"):
+        build_tables(runs, metric="djsrh:map@1000")

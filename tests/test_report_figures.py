@@ -1,0 +1,129 @@
+"""Figures are written (PNG + PDF), non-empty, and draw what the stored runs contain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bitrieve.data.types import CrossModalData, Split
+from bitrieve.report.examples import plot_examples, top_k
+from bitrieve.report.figures import _mean_curve, _series, plot_curves, plot_training
+from bitrieve.report.results import load_results
+from report_fixtures import write_grid
+
+
+def _check(paths, stems):
+    names = {p.name for p in paths}
+    for stem in stems:
+        assert f"{stem}.png" in names and f"{stem}.pdf" in names, (stem, names)
+    for p in paths:
+        assert p.stat().st_size > (15_000 if p.suffix == ".png" else 5_000), p
+        head = p.read_bytes()[:8]
+        assert head.startswith(b"\x89PNG") if p.suffix == ".png" else head.startswith(b"%PDF")
+
+
+def test_curve_and_training_figures(tmp_path):
+    write_grid(tmp_path / "res", bits=(16,))
+    runs = load_results([tmp_path / "res"])
+    out = tmp_path / "fig"
+    _check(plot_curves(runs, out, "pr"), ["pr_wiki_b16"])
+    _check(plot_curves(runs, out, "p@n"), ["pn_wiki_b16"])
+    _check(plot_training(runs, out), ["train_agch_wiki", "train_djsrh_wiki"])
+    assert not list(out.glob(".*"))  # no temp files left behind
+
+
+def test_cli_figures(tmp_path, capsys):
+    from bitrieve.cli import main
+
+    write_grid(tmp_path / "res", methods=("agch",), bits=(16,), seeds=(0, 1))
+    assert main(["figures", str(tmp_path / "res"), "--out", str(tmp_path / "f"), "--kinds", "pr"]) == 0
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["pr_wiki_b16.pdf", "pr_wiki_b16.png"]
+    assert main(["figures", str(tmp_path / "res"), "--out", str(tmp_path / "f"), "--kinds", "bogus"]) == 2
+
+
+def test_mean_curve_and_stage_axis():
+    a = {"radius": [0, 1, 2], "precision": [1.0, 0.5, None], "recall": [0.1, 0.5, 1.0]}
+    b = {"radius": [0, 1, 2], "precision": [0.8, 0.3, 0.2], "recall": [0.3, 0.7, 1.0]}
+    m = _mean_curve([a, b], "radius", ("precision", "recall"))
+    np.testing.assert_allclose(m["precision"], [0.9, 0.4, 0.2])  # a missing value is ignored, not zero
+    np.testing.assert_allclose(m["recall"], [0.2, 0.6, 1.0])
+    x, ys, stages = _series([{"stage": "a", "epoch": 1, "loss": 3.0}, {"stage": "a", "epoch": 2, "loss": 2.0},
+                             {"stage": "b", "epoch": 1, "loss": 1.0, "eval": {"map": 0.4}}])
+    np.testing.assert_array_equal(x, [1, 2, 3])  # epochs continue across stages
+    assert stages == [(0.0, "a"), (2.0, "b")]
+    assert np.isnan(ys["eval/map"][0]) and ys["eval/map"][2] == 0.4
+
+
+def _toy_data(n_q=6, n_db=40, c=4):
+    rng = np.random.default_rng(0)
+
+    def split(n, offset):
+        lab = np.eye(c, dtype=np.uint8)[rng.integers(0, c, n)]
+        return Split({"image": rng.integers(0, 255, (n, 3, 16, 16), dtype=np.uint8),
+                      "text": rng.standard_normal((n, 5)).astype(np.float32)}, lab,
+                     np.arange(offset, offset + n, dtype=np.int64))
+
+    db = split(n_db, 100)
+    return CrossModalData({"train": db, "query": split(n_q, 0), "retrieval": db},
+                          {"name": "toy", "label_names": ["cat", "dog", "car", "tree"]})
+
+
+def test_top_k_is_stable_hamming_ranking():
+    q = np.array([[1, 1, 1, 1]], dtype=np.int8)
+    db = np.array([[-1, -1, 1, 1], [1, 1, 1, -1], [1, 1, 1, 1], [1, -1, 1, 1]], dtype=np.int8)
+    # distances 2, 1, 0, 1: ties (rows 1 and 3) keep database order
+    assert top_k(q, db, 4).tolist() == [[2, 1, 3, 0]]
+
+
+def test_caption_and_image_views():
+    from bitrieve.data.extras import SplitWithExtras
+    from bitrieve.report.examples import _item_view
+
+    data = _toy_data()
+    q = data["query"]
+    caps = np.array([f"a photo number {i}" for i in range(len(q))])
+    data.splits["query"] = SplitWithExtras(q.inputs, q.labels, q.ids, {"caption": caps})
+    kind, text = _item_view(data, "query", "text", None)(2)
+    assert (kind, text) == ("text", "a photo number 2")
+    kind, img, note = _item_view(data, "query", "image", None)(2)
+    assert kind == "image" and img.shape == (16, 16, 3) and note in data.card["label_names"]
+    kind, text = _item_view(data, "retrieval", "text", None)(0)  # no captions there: class names + id
+    assert text.startswith(data.card["label_names"][int(np.argmax(data["retrieval"].labels[0]))]) and "#100" in text
+
+
+def test_retrieval_example_figure(tmp_path):
+    data = _toy_data()
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((4, 16))
+
+    def codes(s):
+        return np.where(s.labels @ w + 0.5 * rng.standard_normal((len(s), 16)) >= 0, 1, -1).astype(np.int8)
+
+    q = {"image": codes(data["query"]), "text": codes(data["query"])}
+    r = {"image": codes(data["retrieval"]), "text": codes(data["retrieval"])}
+    paths = plot_examples(data, q, r, tmp_path, "examples_toy", "toy", n_queries=2, k=5)
+    _check(paths, ["examples_toy"])
+
+
+@pytest.mark.parametrize("kind", ["pr", "p@n"])
+def test_no_curves_no_figure(tmp_path, kind):
+    write_grid(tmp_path / "res", methods=("agch",), bits=(16,), seeds=(0,))
+    runs = load_results([tmp_path / "res"])
+    for r in runs:
+        r.data["curves"] = {}
+    assert plot_curves(runs, tmp_path / "f", kind) == []
+
+
+def test_embeddings_rank_by_cosine_and_groups_define_relevance():
+    from bitrieve.data.extras import SplitWithExtras
+    from bitrieve.report.examples import relevant
+
+    q = np.array([[1.0, 0.0]], dtype=np.float32)
+    db = np.array([[0.0, 1.0], [0.8, 0.6], [1.0, 0.0], [0.8, 0.6]], dtype=np.float32)
+    assert top_k(q, db, 4).tolist() == [[2, 1, 3, 0]]  # cosine descending, ties in database order
+    lab = np.ones((4, 1), dtype=np.uint8)  # every item shares the label: only the group decides
+    qs = SplitWithExtras({"text": np.zeros((1, 2))}, lab[:1], np.arange(1), {"group": np.array([7])})
+    rs = SplitWithExtras({"image": np.zeros((4, 2))}, lab, np.arange(4), {"group": np.array([7, 3, 7, 1])})
+    assert relevant(qs, 0, rs, np.array([2, 1, 0])).tolist() == [True, False, True]
+    plain_q, plain_r = Split(qs.inputs, qs.labels, qs.ids), Split(rs.inputs, rs.labels, rs.ids)
+    assert relevant(plain_q, 0, plain_r, np.array([2, 1])).tolist() == [True, True]
