@@ -25,6 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/eval_speed.py
+	$(BIN)/python benchmarks/index_search.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -129,3 +129,18 @@ def test_dgcpn_fraction_defaults():
     ref = dgcpn_similarity(torch.as_tensor(tr.inputs["image"]), torch.as_tensor(tr.inputs["text"]), a1=0.01, a2=0.3,
                            k=16, scale=32.0)
     assert torch.allclose(m._graph, ref)
+
+
+def test_input_standardisation_uses_training_statistics_only_when_asked():
+    train = _train_split()
+    raw = _build("djsrh")
+    assert torch.all(raw.image_mean == 0) and torch.all(raw.image_std == 1)  # default "none": identity
+    m = _build("djsrh", input_norm="standardize")
+    x = torch.as_tensor(train.inputs["image"])
+    assert torch.allclose(m.image_mean, x.mean(0)) and torch.allclose(m.image_std, x.std(0))
+    # the code of x equals the code of the standardised x through an un-normalised copy
+    m.eval()
+    plain = _build("djsrh").eval()
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith(("image_", "text_"))},
+                          strict=False)
+    assert torch.allclose(m.encode("image", x), plain.encode("image", (x - x.mean(0)) / x.std(0)), atol=1e-6)

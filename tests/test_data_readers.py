@@ -1,4 +1,4 @@
-"""Readers on the real files in /work/shared/data (skipped where absent) and on small files in the exact layouts."""
+"""Readers on the real files in ../shared/data (skipped where absent) and on small files in the exact layouts."""
 
 import json
 import pickle
@@ -12,7 +12,7 @@ from bitrieve.data.convert import ConvertOptions, build
 from bitrieve.data.readers import read_source
 from bitrieve.data.types import DataError
 
-SHARED = Path("/work/shared/data")
+from shared_data import SHARED_DATA as SHARED  # noqa: E402
 
 
 def need(p: Path):

@@ -14,7 +14,9 @@ from bitrieve.data.extras import SplitWithExtras
 from bitrieve.data.store import load_store, save_store
 from bitrieve.data.types import CrossModalData, DataError, Split
 
-WIKI_MAT = Path("/work/shared/data/wiki/wiki_data.mat")
+from shared_data import SHARED_DATA  # noqa: E402
+
+WIKI_MAT = SHARED_DATA / "wiki" / "wiki_data.mat"
 
 
 def _tiny() -> CrossModalData:
@@ -120,10 +122,10 @@ def test_cli_module_entry_point_reports_missing_file(tmp_path):
     assert r.returncode == 2 and "t10k-images-idx3-ubyte" in r.stderr
 
 
-@pytest.mark.skipif(not Path("/work/shared/data/flickr8k-captions").is_dir(), reason="Flickr8k captions absent")
+@pytest.mark.skipif(not (SHARED_DATA / "flickr8k-captions").is_dir(), reason="Flickr8k captions absent")
 def test_flickr8k_caption_store_and_info(tmp_path, capsys):
     out = tmp_path / "f8"
-    assert main(["data", "convert", "--from", "flickr8k", "/work/shared/data/flickr8k-captions", "--to", str(out),
+    assert main(["data", "convert", "--from", "flickr8k", str(SHARED_DATA / "flickr8k-captions"), "--to", str(out),
                  "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["data", "info", str(out), "--json"]) == 0

@@ -1,4 +1,4 @@
-"""Backbones: Caffe within-channel LRN by hand, DSH CNN feature sizes, AlexNet weights loading without code execution."""
+"""Backbones: Caffe within-channel LRN by hand, DSH CNN feature sizes, AlexNet weights loaded without executing code."""
 
 import pytest
 import torch

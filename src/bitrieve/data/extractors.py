@@ -20,13 +20,13 @@ Every checkpoint is read with ``torch.load(..., weights_only=True)``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bitrieve.data.wiki import sha256_file
 from bitrieve.data.types import DataError
 
 MODELS = ("effnet-lite0", "alexnet-fc7", "vgg19-fc7", "clip-vit-b32")
@@ -53,14 +53,6 @@ def _load_state(path: str | Path) -> dict:
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     return sd
-
-
-def _sha256_prefix(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ImageExtractor:
@@ -187,7 +179,7 @@ def make_extractor(name: str, weights: str | None = None, device: str = "auto",
         for mod in model.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):
                 mod.eps = 1e-3
-        desc = "random (test only)" if weights == "random" else f"{Path(weights).name} sha256 {_sha256_prefix(weights)}"
+        desc = "random (test only)" if weights == "random" else f"{Path(weights).name} sha256 {sha256_file(weights)}"
         return EffNetLite0(model, device, image_size or 224, desc)
     if name in ("alexnet-fc7", "vgg19-fc7"):
         import torchvision
@@ -201,7 +193,7 @@ def make_extractor(name: str, weights: str | None = None, device: str = "auto",
                                     f"ImageNet checkpoint {_HUB_FILES[name]}")
                 weights = str(hub)
             model.load_state_dict(_load_state(weights))
-        desc = "random (test only)" if weights == "random" else f"{Path(weights).name} sha256 {_sha256_prefix(weights)}"
+        desc = "random (test only)" if weights == "random" else f"{Path(weights).name} sha256 {sha256_file(weights)}"
         return TorchvisionFc7(name, model, device, image_size or 224, desc)
     if name == "clip-vit-b32":
         import open_clip

@@ -122,6 +122,13 @@ def _cifar10_2(src: Source, seed: int) -> Indices:
     return {"train": train, "query": rng.permutation(_official(src, "test")), "retrieval": train}
 
 
+def _cifar10_dsh(src: Source, seed: int) -> Indices:
+    """DSH's official evaluation (CIFAR-10/test_map.m): the 10,000 test images are both queries and database."""
+    rng = np.random.default_rng(seed)
+    test = rng.permutation(_official(src, "test"))
+    return {"train": rng.permutation(_official(src, "train")), "query": test, "retrieval": test}
+
+
 def _mnist_test(src: Source, seed: int) -> Indices:
     rng = np.random.default_rng(seed)
     cls = _class_of(src)
@@ -168,8 +175,11 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
     Protocol("cifar10-1", "DSH/DPSH-style 'CIFAR-10 (I)', e.g. DPSH (Li et al., IJCAI 2016), DeepHash-pytorch",
              "1,000 query = 100 per class from the test set; 5,000 train = 500 per class from the train set; "
              "retrieval = all 60,000 except the queries (59,000, train included)", _cifar10_1),
-    Protocol("cifar10-2", "'CIFAR-10 (II)', e.g. DSH (Liu et al., CVPR 2016) / GreedyHash (Su et al., NeurIPS 2018)",
+    Protocol("cifar10-2", "'CIFAR-10 (II)', e.g. GreedyHash (Su et al., NeurIPS 2018, official cifar2.py)",
              "query = the 10,000 test images; train = retrieval = the 50,000 train images", _cifar10_2),
+    Protocol("cifar10-dsh", "DSH (Liu et al., CVPR 2016), official CIFAR-10/test_map.m",
+             "train = the 50,000 train images; query = retrieval = the 10,000 test images (each query is also in "
+             "the database, as in the official evaluation)", _cifar10_dsh),
     Protocol("mnist-test", "bitrieve quick protocol on the MNIST test set (LeCun et al., 1998); no paper",
              "1,000 query = 100 per class; the other 9,000 retrieval; 5,000 train drawn from retrieval", _mnist_test),
     Protocol("official-captions", "the release's own split (COCO 2017 train/val; Flickr8k, Hodosh et al. 2013; "

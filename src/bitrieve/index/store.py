@@ -13,7 +13,6 @@ every file's sha256 before parsing it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,17 +24,11 @@ import numpy as np
 
 from bitrieve.index.codes import BinaryIndexError
 
+from bitrieve.data.wiki import sha256_file  # noqa: E402  (one implementation for the package)
+
 MANIFEST = "manifest.json"
 FORMAT = "bitrieve-binary-index"
 SCHEMA = 1
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_index_dir(out: str | Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any],

@@ -7,13 +7,13 @@ samples share at least one label (the official Caffe ``HashingLossLayer``: dot p
 Constants (checked against the paper and the official Caffe layer, lhmRyan/deep-supervised-hashing-DSH,
 ``src/caffe/layers/hashing_loss_layer.cpp``):
 
-- Paper Eq. (3)/(5): L = 1/2 * s * ||b_i - b_j||^2 + 1/2 * (1 - s) * max(m - ||b_i - b_j||^2, 0) + regulariser,
+- Paper, Sec. 3 (relaxed loss): L = 1/2 * s * ||b_i - b_j||^2 + 1/2 * (1 - s) * max(m - ||b_i - b_j||^2, 0) + regulariser,
   with m = 2k (k = bits; the CIFAR-10 prototxt sets ``bi_margin: 24`` for 12 bits).
 - Caffe: the *reported* loss value sums ||.||^2 / max(m - ||.||^2, 0) without the 1/2, divided by n(n - 1); the
   *gradient* it back-propagates is (b_i - b_j) / (n(n - 1)) -- the gradient of the paper's 1/2 form. What trains the
-  network is therefore the paper's Eq. (3) with the 1/2, normalised by n(n - 1).
+  network is therefore the paper's relaxed loss with the 1/2, normalised by n(n - 1).
 
-We follow the trained objective: ``pair_weight = 0.5`` by default (paper Eq. 3 and the Caffe gradient).
+We follow the trained objective: ``pair_weight = 0.5`` by default (the paper's 1/2 and the Caffe gradient).
 ``pair_weight = 1.0`` reproduces the Caffe *reported* value (and doubles the pair gradient relative to the
 regulariser). The sum over the n(n - 1)/2 pairs is divided by n(n - 1), as in Caffe (``alpha = 1 / (num*(num-1))``).
 """
@@ -45,8 +45,8 @@ def dsh_pair_loss(
     Args:
         b: (n, bits) real-valued network outputs (no sign; DSH relaxes the codes).
         labels: (n, C) multi-hot labels.
-        margin: m in Eq. (3); the paper uses 2 * bits.
-        pair_weight: 1/2 in the paper's Eq. (3) (default); see the module docstring.
+        margin: m; the paper uses 2 * bits.
+        pair_weight: the paper's 1/2 (default); see the module docstring.
 
     Returns a dict: ``"pairs"`` = weighted sum over pairs i < j of the similar/dissimilar terms / (n(n - 1)),
     and the two parts ``"similar"`` and ``"dissimilar"`` (same normalisation), and ``"n_similar"`` (count, no grad).

@@ -17,7 +17,7 @@ def _check_2d(h: torch.Tensor, name: str) -> None:
 def greedy_cubic_penalty(h: torch.Tensor) -> torch.Tensor:
     """GreedyHash's penalty mean(| |h| - 1 |^3) over all N x bits entries.
 
-    Su et al., "Greedy Hash", NeurIPS 2018, Eq. (8): the paper writes it as ||H - sign(H)||_p^p with p = 3; the
+    Su et al., "Greedy Hash", NeurIPS 2018, Sec. 3: the paper writes it as ||H - sign(H)||_p^p with p = 3; the
     official code (``cifar1.py``) computes ``mean(|(|h| - 1)^3|)``, which is the same quantity averaged over the
     batch and the bits (|h - sign(h)| = ||h| - 1| for h != 0). We follow the code's mean.
     """
@@ -28,7 +28,7 @@ def greedy_cubic_penalty(h: torch.Tensor) -> torch.Tensor:
 def dsh_abs_regularizer(b: torch.Tensor) -> torch.Tensor:
     """DSH's binary-like regulariser sum_i || |b_i| - 1 ||_1 / n.
 
-    Liu et al., "Deep Supervised Hashing for Fast Image Retrieval", CVPR 2016, Eq. (3)/(5): the L1 distance of |b|
+    Liu et al., "Deep Supervised Hashing for Fast Image Retrieval", CVPR 2016, Sec. 3.3 (relaxation): the L1 distance of |b|
     to the all-ones vector, summed over the bits. The official Caffe ``HashingLossLayer`` sums it over the batch and
     divides by the batch size n (``reg / num``), i.e. a per-sample sum over bits averaged over samples.
     """

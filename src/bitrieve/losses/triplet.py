@@ -2,9 +2,9 @@
 Negatives", BMVC 2018).
 
 Scores s(i, c) are cosine similarities of L2-normalised embeddings; row k of the batch is the positive pair
-(image_k, caption_k). Eq. (2) (SH, sum of hinges):
+(image_k, caption_k). Sec. 3, SH (sum of hinges):
     sum_c' [a + s(i, c') - s(i, c)]_+  +  sum_i' [a + s(i', c) - s(i, c)]_+
-Eq. (4) (MH, max of hinges, "VSE++"): only the hardest negative of each row (caption side) and each column (image
+Sec. 3, MH (max of hinges, "VSE++"): only the hardest negative of each row (caption side) and each column (image
 side) counts. Both are summed over the batch, not averaged, as in the official ``ContrastiveLoss``.
 """
 
@@ -30,7 +30,7 @@ def vse_hinge_loss(
     """Bidirectional hinge triplet loss on cosine scores ``im @ cap.T`` (both inputs already L2-normalised).
 
     Returns ``{"loss", "i2t", "t2i"}``: ``i2t`` sums the hinges over negative captions of each image, ``t2i`` over
-    negative images of each caption; with ``max_violation`` each keeps only its hardest negative (Eq. 4).
+    negative images of each caption; with ``max_violation`` each keeps only its hardest negative (MH).
     """
     if im.ndim != 2 or cap.shape != im.shape:
         raise ValueError(f"vse_hinge_loss: image and caption embeddings must both be (n, d); got "

@@ -27,6 +27,8 @@ configs/dgcpn_wiki.yaml uses these fractions (stated there).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
@@ -37,6 +39,7 @@ from bitrieve.parts.neighbourhood import dgcpn_similarity
 
 
 class DGCPNParams(Params):
+    input_norm: Literal["none", "standardize"] = "none"  # see methods/djsrh.py
     a1: float = 0.01
     a2: float = 0.3
     k_pair: float = 1.5  # target of the paired codes' cosine (released ``K``)
@@ -68,6 +71,7 @@ class DGCPN(TwoTowerHashing):
         self._graph: torch.Tensor | None = None  # recomputed by prepare (not saved: n×n)
 
     def prepare(self, train) -> None:
+        super().prepare(train)  # input standardisation statistics
         p = self.params
         n = len(train)
         if n > p.max_train_for_graph:

@@ -19,6 +19,7 @@ network is an MLP d -> 4096 -> bits (the text network's shape). The released cod
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 
@@ -42,6 +43,11 @@ class DJSRHParams(Params):
     batch_size: int = 32
     epochs: int = 80
     alpha_schedule: bool = True  # tanh(√(epoch+1) · h); off: plain tanh
+    # feature mode only (not in the paper): "standardize" z-scores each input dimension with training statistics
+    # before the MLP (the released nets saw CNN fc7 activations / raw BoW counts, far larger than e.g. Wiki's
+    # unit-scale SIFT/LDA vectors, on which a 4,096-wide MLP starts with near-constant outputs). The similarity
+    # target always uses the raw features.
+    input_norm: Literal["none", "standardize"] = "none"
 
 
 class TwoTowerHashing(HashMethod):
@@ -54,8 +60,19 @@ class TwoTowerHashing(HashMethod):
         super().__init__(params, bits, info)
         self.encoders = torch.nn.ModuleDict({m: MLPHashEncoder(info.feature_dims[m], [params.hidden], bits)
                                              for m in ("image", "text")})
+        for m in ("image", "text"):  # input standardisation statistics (identity until prepare fills them)
+            self.register_buffer(f"{m}_mean", torch.zeros(info.feature_dims[m]))
+            self.register_buffer(f"{m}_std", torch.ones(info.feature_dims[m]))
         # optimisation steps taken, saved with the checkpoint, so α(epoch) survives a resume
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+
+    def prepare(self, train) -> None:
+        if getattr(self.params, "input_norm", "none") != "standardize":
+            return
+        for m in ("image", "text"):
+            x = torch.as_tensor(train.inputs[m]).float().reshape(len(train), -1)
+            getattr(self, f"{m}_mean").copy_(x.mean(0))
+            getattr(self, f"{m}_std").copy_(x.std(0).clamp_min(1e-6))
 
     # --- codes ----------------------------------------------------------------------------------------------
     def _steps_per_epoch(self) -> int:
@@ -69,7 +86,8 @@ class TwoTowerHashing(HashMethod):
 
     def codes(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         enc = self.encoders[modality]
-        hidden = enc.body(x.reshape(x.shape[0], -1).float())
+        x = (x.reshape(x.shape[0], -1).float() - getattr(self, f"{modality}_mean")) / getattr(self, f"{modality}_std")
+        hidden = enc.body(x)
         return torch.tanh(self.alpha() * enc.hash.fc(hidden))
 
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:

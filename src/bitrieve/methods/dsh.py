@@ -3,7 +3,7 @@
 Training (Sec. 3 and the official Caffe release, lhmRyan/deep-supervised-hashing-DSH):
 - online pairs: every pair i < j of a mini-batch, similar when the two share a label (``losses/pairwise.py``);
 - loss per mini-batch: sum_{i<j} 1/2 [s ||b_i - b_j||^2 + (1 - s) max(m - ||b_i - b_j||^2, 0)] / (n(n - 1))
-  + alpha * sum_i || |b_i| - 1 ||_1 / n, with m = 2 * bits and alpha = 0.01 (Eq. 3/5; the 1/2 is the paper's and
+  + alpha * sum_i || |b_i| - 1 ||_1 / n, with m = 2 * bits and alpha = 0.01 (Sec. 3; the 1/2 is the paper's and
   matches the gradient the Caffe layer back-propagates, see ``losses/pairwise.py``);
 - network: the small CNN of ``parts/backbones.DSHNet`` trained from scratch, real-valued outputs, sign at test time;
 - SGD lr 1e-3, momentum 0.9, weight decay 0.004, batch 200, 70,000 iterations, lr x 0.1 at 60,000 and 65,000
@@ -36,7 +36,7 @@ class DSHParams(Params):
     weights: str | None = None  # AlexNet ImageNet state dict (alexnet backbone only)
     margin: float | None = None  # None: 2 * bits (paper)
     alpha: float = 0.01
-    pair_weight: float = 0.5  # 1/2 of the paper's Eq. (3); 1.0 = Caffe's reported loss value
+    pair_weight: float = 0.5  # the paper's 1/2; 1.0 = Caffe's reported loss value
     mirror: bool = True  # random horizontal flip of pixel inputs in training (Caffe transform_param mirror)
     lr: float = 1e-3
     momentum: float = 0.9

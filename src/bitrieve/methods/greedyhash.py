@@ -2,8 +2,8 @@
 NeurIPS 2018.
 
 Network (official ``cifar1.py``): AlexNet up to fc7 -> Linear(4096, bits) = h -> hash layer b = sign(h) with the
-gradient passed straight through (Eq. 5-7, the "greedy principle") -> bias-free Linear(bits, classes).
-Loss (Eq. 8 and the code): cross-entropy(classifier(b), y) + alpha * mean(| |h| - 1 |^3), alpha = 0.1 on CIFAR-10.
+gradient passed straight through (Sec. 3, the "greedy principle") -> bias-free Linear(bits, classes).
+Loss (Sec. 3 and the code): cross-entropy(classifier(b), y) + alpha * mean(| |h| - 1 |^3), alpha = 0.1 on CIFAR-10.
 Optimiser: SGD lr 1e-3, momentum 0.9, weight decay 5e-4, batch 32, 50 epochs, lr x 0.1 from epoch 30.
 
 Feature mode (``backbone: identity``): precomputed image features replace AlexNet; the head is unchanged.

@@ -22,6 +22,8 @@ Wiki).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from bitrieve.losses.reconstruction import code_inner_products, similarity_reconstruction
 from bitrieve.methods.base import Params
 from bitrieve.methods.djsrh import TwoTowerHashing
@@ -29,6 +31,7 @@ from bitrieve.parts.neighbourhood import jdsh_joint_similarity
 
 
 class JDSHParams(Params):
+    input_norm: Literal["none", "standardize"] = "none"  # see methods/djsrh.py
     alpha: float = 0.5
     beta: float = 0.1
     lamb: float = 0.4

@@ -1,7 +1,7 @@
 """The user's UCMFH variant: per-modality transformers + cross-attention, two-stage training.
 
 Built on UCMFH (Xia et al., Information Fusion 99:101968, 2023; methods/ucmfh.py) as described in the user's fork
-(/work/shared/references/ucmfh-training-flow-balanced-loss.zh.md):
+(../shared/references/ucmfh-training-flow-balanced-loss.zh.md):
 
   ImageTransformer, TextTransformer: each a 2-layer, 8-head, 512-d transformer encoder (parts/transformer.py);
   CrossAttention: image attends to text and text to image, 8 heads each, residual, dropout 0.1, LayerNorm

@@ -5,8 +5,8 @@ Real-valued image-text matching (``output = "embedding"``: ranked by cosine, eva
   ``EncoderImagePrecomp``);
 - text: token ids -> word embedding (300-d) -> 1-layer GRU (1,024) -> last hidden state -> L2-normalise
   (``parts/text.GRUTextEncoder``); or, for feature text such as Wiki's LDA topics, Linear(d, 1024) -> L2-normalise;
-- loss: hinge triplet on cosine, margin 0.2, both directions, hardest negative per row and column (Eq. 4, "MH"),
-  summed over the batch (``max_violation = False`` gives the sum over all negatives, Eq. 2, "SH");
+- loss: hinge triplet on cosine, margin 0.2, both directions, hardest negative per row and column ("MH", Sec. 3),
+  summed over the batch (``max_violation = False`` gives the sum over all negatives, "SH");
 - Adam lr 2e-4, x 0.1 after 15 of 30 epochs, batch 128, gradient-norm clip 2.
 
 ``binary = True`` is this project's hashing variant (not in the paper): the joint space is ``bits`` wide and the engine

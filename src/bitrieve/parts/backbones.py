@@ -35,7 +35,8 @@ class WithinChannelLRN(nn.Module):
 
 
 class DSHNet(nn.Module):
-    """The small CNN of DSH for 32x32 inputs (Liu et al., CVPR 2016, Sec. 4.1; official ``CIFAR-10/train_test.prototxt``).
+    """The small CNN of DSH for 32x32 inputs (Liu et al., CVPR 2016, Sec. 4.1; official
+    ``CIFAR-10/train_test.prototxt``).
 
     conv(32, 5x5, pad 2) -> max-pool 3/2 -> ReLU -> LRN | conv(32, 5x5) -> avg-pool 3/2 -> ReLU -> LRN |
     conv(64, 5x5) -> ReLU -> avg-pool 3/2 | fc 500 -> ReLU | fc ``bits`` (the hash output, linear).

