@@ -39,7 +39,7 @@ def test_shards_split_each_global_batch():
     assert gather_batch(t) is t  # one process: unchanged
 
 
-@pytest.mark.slow  # three processes start torch: ~20 s of CPU
+# three processes start torch (~20 s of CPU); part of the default run because CI must show DDP matches one process
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
 def test_two_processes_match_one(tmp_path):
     config = tmp_path / "toy.yaml"
