@@ -10,13 +10,14 @@ mix. ``state.json`` is a human-readable copy of the same JSON, written after the
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
 from safetensors.torch import load_file, safe_open, save_file
+
+from bitrieve.atomic import write_bytes_atomic, write_with_atomic
 
 CHECKPOINT = "checkpoint.safetensors"
 STATE = "state.json"
@@ -24,23 +25,11 @@ STATE = "state.json"
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same directory, fsync, ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(path, data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -96,15 +85,7 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torc
     tensors["rng/torch_cpu"] = torch.get_rng_state()
     full_state = dict(state, optimizer=opt_meta)
     meta = {"state": json.dumps(full_state, default=_json_default), "format": "bitrieve-checkpoint-1"}
-    fd, tmp = tempfile.mkstemp(prefix=f".{CHECKPOINT}.", suffix=".tmp", dir=run_dir)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, run_dir / CHECKPOINT)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_with_atomic(run_dir / CHECKPOINT, lambda tmp: save_file(tensors, tmp, metadata=meta))
     atomic_write_json(run_dir / STATE, full_state)
 
 

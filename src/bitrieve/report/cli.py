@@ -86,7 +86,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from bitrieve.report.atomic import write_text_atomic
+    from bitrieve.atomic import write_text_atomic
     from bitrieve.report.results import load_results
     from bitrieve.report.results_md import write_results_md
     from bitrieve.report.tables import RENDERERS, build_tables, to_long_csv

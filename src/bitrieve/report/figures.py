@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from bitrieve.report.atomic import write_with_atomic  # noqa: E402
+from bitrieve.atomic import write_with_atomic  # noqa: E402
 from bitrieve.report.results import TASK_NAMES, TASK_ORDER, RunResult, row_labels  # noqa: E402
 from bitrieve.report.tables import protocol_of  # noqa: E402
 

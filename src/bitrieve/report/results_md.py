@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bitrieve.report.atomic import write_text_atomic
+from bitrieve.atomic import write_text_atomic
 from bitrieve.report.results import RunResult, load_results
 from bitrieve.report.tables import build_tables, metric_name, protocol_groups, to_long_csv, to_markdown
 

@@ -1,4 +1,5 @@
-"""Atomic file writes (temp file in the same directory + rename), so a crash never leaves half a table or figure."""
+"""Atomic file writes for the whole package (temp file in the same directory + ``os.replace``), so a crash never
+leaves half a checkpoint, table or figure."""
 
 from __future__ import annotations
 
@@ -28,3 +29,15 @@ def write_with_atomic(path: str | Path, writer: Callable[[str], object]) -> Path
             os.unlink(tmp)
         raise
     return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` atomically and fsync it before the rename (checkpoints must survive a power cut or SIGKILL)."""
+
+    def writer(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return write_with_atomic(path, writer)
