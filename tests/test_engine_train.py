@@ -34,6 +34,7 @@ class TwoGroupsParams(Params):
     lr_b: float = 0.001
     milestones: list[int] = []
     unit: str = "epoch"
+    schedule_groups: list[str] | None = None
     epochs: int = 1
     batch_size: int = 10_000
     max_rows: int | None = None
@@ -61,7 +62,8 @@ class TwoGroups(HashMethod):
     def stages(self):
         p = self.params
         return [Stage("only", p.epochs, self._loss, ["a", "b"], batch_size=p.batch_size, optimizer="sgd",
-                      schedule_milestones=tuple(p.milestones), schedule_unit=p.unit, max_rows=p.max_rows)]
+                      schedule_milestones=tuple(p.milestones), schedule_unit=p.unit, max_rows=p.max_rows,
+                      schedule_groups=None if p.schedule_groups is None else tuple(p.schedule_groups))]
 
     def encode(self, modality, x):
         return self.proj(x.float()) if modality == "image" else torch.zeros(x.shape[0], self.bits) + 1
@@ -215,6 +217,21 @@ def test_iteration_schedule_and_epoch_schedule(tmp_path, test_methods):
     model, _, _ = load_checkpoint(tmp_path / "epoch")
     assert torch.allclose(model["a"], torch.full((3,), -1.11))
     assert [h["lr/a"] for h in res["history"]] == pytest.approx([1.0, 0.1, 0.01])
+
+
+def test_schedule_applies_to_its_groups_only(tmp_path, test_methods):
+    # milestone at iteration 1 on group "b" only (UCMFH's released scheduler touches the hash heads only):
+    # a keeps lr 1.0 for its 3 steps, b steps at 0.5, 0.05, 0.05
+    cfg = tiny_cfg(method="two_groups", params={"lr_a": 1.0, "lr_b": 0.5, "milestones": [1], "unit": "iter",
+                                                "batch_size": 1000, "schedule_groups": ["b"]})
+    res = train_run(cfg, tmp_path / "b", progress=False)
+    model, _, _ = load_checkpoint(tmp_path / "b")
+    assert torch.allclose(model["a"], torch.full((3,), -3.0))
+    assert torch.allclose(model["b"], torch.full((3,), -(0.5 + 0.05 + 0.05)))
+    assert res["history"][0]["lr/a"] == pytest.approx(1.0) and res["history"][0]["lr/b"] == pytest.approx(0.05)
+    bad = tiny_cfg(method="two_groups", params={"milestones": [1], "schedule_groups": ["heads"]})
+    with pytest.raises(ValueError, match="schedule_groups names \\['heads'\\]"):
+        train_run(bad, tmp_path / "bad", progress=False)
 
 
 def test_batches_hold_index_and_no_labels_when_unsupervised(tmp_path, test_methods):

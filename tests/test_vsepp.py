@@ -108,3 +108,36 @@ def test_vocab_size_from_a_canonical_store_card():
     card["features"]["text"]["pad_id"] = 5
     with pytest.raises(ValueError, match="pad_id"):
         VSEPP(VSEPP.Params(embed_dim=8, word_dim=4), 16, info)
+
+
+def test_binary_option_through_the_engine_adds_hamming_recall_and_map(tmp_path):
+    """``binary: true`` on Wiki pairs: cosine Recall@K (headline) plus Recall@K by Hamming ranking of the sign codes
+    (``hamming_r@K``) and label mAP on the sign codes, all from one engine run; the Hamming recall is recomputed
+    here from the stored checkpoint's codes with a brute-force reference."""
+    import numpy as np
+
+    from bitrieve.config import parse_config
+    from bitrieve.data import load_data
+    from bitrieve.engine import load_run, train_run
+
+    cfg = parse_config({"method": "vsepp", "data": "wiki", "bits": 32, "seed": 0, "tracking": "none",
+                        "params": {"text_encoder": "features", "binary": True, "embed_dim": 64, "epochs": 1,
+                                   "max_violation": False},
+                        "eval": {"ks": [50], "map_all": True}})
+    res = train_run(cfg, tmp_path, progress=False)
+    i2t = res["metrics"]["i2t"]
+    assert {"r@1", "r@5", "r@10", "rsum", "hamming_r@1", "hamming_r@5", "hamming_r@10", "map@all", "map@50"} <= set(i2t)
+    _, method = load_run(tmp_path, device="cpu")
+    q = load_data("wiki")["query"]
+    with torch.no_grad():
+        bi = torch.where(method.encode("image", torch.as_tensor(q.inputs["image"]).float()) >= 0, 1, -1)
+        bt = torch.where(method.encode("text", torch.as_tensor(q.inputs["text"]).float()) >= 0, 1, -1)
+    assert bi.shape[1] == 32
+    dist = (32 - bi @ bt.T) // 2  # Hamming distance of ±1 codes
+    # rank of the true pair with ties in database order: items strictly closer + earlier items at equal distance
+    n = dist.shape[0]
+    own = dist.diagonal().unsqueeze(1)
+    earlier = torch.arange(n).unsqueeze(0) < torch.arange(n).unsqueeze(1)
+    rank = ((dist < own) | ((dist == own) & earlier)).sum(1).numpy()
+    for k in (1, 5, 10):
+        assert i2t[f"hamming_r@{k}"] == pytest.approx(100.0 * np.mean(rank < k))

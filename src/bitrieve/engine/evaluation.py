@@ -129,11 +129,30 @@ def protocol_info(data: CrossModalData, cfg, tasks: list[str], n_query: int) -> 
     }
 
 
+def split_protocols(method, names) -> tuple[list[str], list[str]]:
+    """``eval.protocols`` -> (ranking protocols of ``bitrieve.eval``, the method's own protocols); ValueError naming
+    ``eval.protocols`` for a name neither knows. Called before training so a typo fails before anything runs."""
+    from bitrieve.eval.protocols import PROTOCOLS
+
+    own = getattr(method, "method_protocols", {}) or {}
+    ranking, special = [], []
+    for name in names:
+        if str(name).lower() in PROTOCOLS:
+            ranking.append(name)
+        elif name in own:
+            special.append(name)
+        else:
+            raise ValueError(f"eval.protocols: unknown protocol {name!r} for method '{getattr(method, 'name', '?')}'; "
+                             f"known: {sorted(PROTOCOLS) + sorted(own)}")
+    return ranking, special
+
+
 def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
                     autocast: Callable[[], Any] | None = None, progress: bool = False) -> dict[str, Any]:
     """Encode, sign and evaluate; returns {"metrics", "protocols", "curves", "protocol", "codes"}."""
     beval = _eval_api()
     ev = cfg.eval
+    ranking_protocols, method_protocols = split_protocols(method, ev.protocols)
     tasks = eval_tasks(method, list(ev.tasks))
     mods = sorted({m for t in tasks for m in TASK_MODALITIES[t]})
     query, retrieval = data["query"], data["retrieval"]
@@ -163,11 +182,15 @@ def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
         res = dict(beval.evaluate_retrieval({m: sign_codes(h) for m, h in hq.items()},
                                             {m: sign_codes(h) for m, h in hr.items()}, qlab, rlab,
                                             tasks=tuple(tasks), ks=tuple(ev.ks), map_all=ev.map_all, tie=ev.tie,
-                                            protocols=tuple(ev.protocols), curves=True))
+                                            protocols=tuple(ranking_protocols), curves=True))
         out["curves"] = res.pop("curves", {})
         out["protocols"] = res.pop("protocols", {})
         for task, vals in res.items():
             out["metrics"].setdefault(task, {}).update(vals)
+    for name in method_protocols:  # method-specific protocols, stored beside the compatibility ones
+        block = {t: {k: float(v) for k, v in vals.items()} for t, vals in
+                 method.evaluate_protocol(name, data, ev).items()}
+        out["protocols"][name] = {**block, "description": method.method_protocols[name]}
     out["codes"] = {m: code_diagnostics(h) for m, h in hr.items()}
     out["hash_codes"] = binary  # collapse warnings only for codes that are used as hash codes
     return out

@@ -23,7 +23,7 @@ from bitrieve.data.types import CrossModalData, Split
 from bitrieve.engine import distributed as ddp
 from bitrieve.engine.checkpoint import CHECKPOINT, STATE, atomic_write_text, load_checkpoint, save_checkpoint, \
     unflatten_optimizer
-from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, to_tensor
+from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, split_protocols, to_tensor
 from bitrieve.engine.runs import RESULTS, card_sha256, environment, read_results, write_results, write_run_files
 from bitrieve.engine.seeding import INIT, batch_order, derive_seed, seed_epoch, seed_everything
 from bitrieve.engine.tracking import Tracker
@@ -104,6 +104,10 @@ def make_optimizer(method: HashMethod, stage: Stage) -> tuple[torch.optim.Optimi
         pgs.append(g)
     if not pgs:
         raise ValueError(f"stage '{stage.name}': no parameter groups (Stage.groups is empty)")
+    unknown = sorted(set(stage.schedule_groups or ()) - set(stage.groups))
+    if unknown:
+        raise ValueError(f"stage '{stage.name}': Stage.schedule_groups names {unknown}, which are not among the "
+                         f"stage's groups {stage.groups}")
     kwargs = dict(stage.optimizer_kwargs)
     if stage.optimizer == "sgd":
         opt = torch.optim.SGD(pgs, lr=pgs[0]["lr"], **kwargs)
@@ -120,8 +124,10 @@ def scheduled_lr(base: float, stage: Stage, t: int) -> float:
 
 
 def set_lrs(opt: torch.optim.Optimizer, bases: list[float], stage: Stage, t: int) -> None:
+    """Scheduled lr for the groups in ``stage.schedule_groups`` (all when None); the others keep their base lr."""
     for g, base in zip(opt.param_groups, bases):
-        g["lr"] = scheduled_lr(base, stage, t)
+        scheduled = stage.schedule_groups is None or g["name"] in stage.schedule_groups
+        g["lr"] = scheduled_lr(base, stage, t) if scheduled else base
 
 
 # --- batches ------------------------------------------------------------------------------------------------------
@@ -320,6 +326,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
         if info.is_main:
             write_run_files(run_dir, dump_config(cfg), data.card, env)
         method = build_method(cfg, data)
+        split_protocols(method, cfg.eval.protocols)  # an unknown eval.protocols name fails before training
         method.prepare(data["train"])
         method.to(device)
         stages = method.stages()

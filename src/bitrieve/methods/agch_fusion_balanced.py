@@ -36,7 +36,7 @@ class AGCHFusionBalanced(UCMFH):
             "(Zhang et al. 2022)"
     Params = AGCHFusionBalancedParams
 
-    def _loss(self, batch, with_hash: bool = True):
+    def _loss(self, batch, with_hash: bool = True):  # overrides FusionHashMixin._loss: adds AGCH's term
         p = self.params
         ev, et = self.embed_for_training(batch["image"], batch["text"])
         hv, ht = self.heads["image"](ev), self.heads["text"](et)

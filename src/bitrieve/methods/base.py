@@ -58,6 +58,8 @@ class Stage:
     schedule_milestones: tuple[int, ...] = ()
     schedule_gamma: float = 0.1
     schedule_unit: Literal["epoch", "iter"] = "epoch"
+    # the parameter groups the schedule applies to (None: all of the stage's groups; the others keep their lr)
+    schedule_groups: tuple[str, ...] | None = None
     max_rows: int | None = None  # train on the first `max_rows` training rows only (e.g. UCMFH's 4,992)
     drop_last: bool = False
     grad_clip: float | None = None
@@ -94,6 +96,15 @@ class HashMethod(torch.nn.Module):
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         """Continuous codes (N, bits) for one modality's inputs alone; the engine takes the sign."""
         raise NotImplementedError
+
+    # extra, method-specific evaluation protocols (``eval.protocols`` names them), e.g. UCMFH's released
+    # ``ucmfh-pair-input``: name -> one line saying what it measures (stored in results.json with the numbers)
+    method_protocols: ClassVar[dict[str, str]] = {}
+
+    def evaluate_protocol(self, name: str, data: "Any", eval_cfg: "Any") -> dict[str, dict[str, float]]:
+        """Metrics of the method-specific protocol ``name`` (one of ``method_protocols``): {task: {metric: value}}.
+        Called by the engine after the standard evaluation; ``eval_cfg`` carries ks, map_all and the tie policy."""
+        raise NotImplementedError(f"{type(self).__name__} has no evaluation protocol '{name}'")
 
     def diagnostics(self, batch: Batch, labels: torch.Tensor | None) -> dict[str, float]:
         """Optional: scalars logged at every evaluation (labels given here only for monitoring)."""

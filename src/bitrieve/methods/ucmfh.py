@@ -20,7 +20,8 @@ function must code an image from the image alone. bitrieve's ``encode`` fills th
 uses no test data: ``unimodal_fill="train_mean"`` (default: the mean training feature of the missing modality,
 computed in ``prepare`` and stored in the checkpoint - it keeps the token in the training distribution, which zeros
 do not for CLIP features) or ``"zeros"``. The released protocol instead codes a query image from its (image, text)
-pair (maintainer, issue #4): that is :meth:`UCMFH.encode_pair`, reported separately and labelled ``pair-input``.
+pair (maintainer, issue #4): that is :meth:`UCMFH.encode_pair`; `eval.protocols: [ucmfh-pair-input]` stores its mAP in
+results.json under that label (and `pair-input` without the batching quirks), never as uni-modal retrieval.
 
 Released-code quirks, each only behind a named switch (defaults = bitrieve's clean behaviour):
   * ``encode_pair(..., whole_batch_sequence=True)``: the released evaluation feeds a test batch as ONE sequence, so
@@ -28,9 +29,8 @@ Released-code quirks, each only behind a named switch (defaults = bitrieve's cle
   * ``encode_pair(..., drop_last=True)``: the released query/retrieval loaders use ``drop_last=True`` (batch 128), so
     the last incomplete batch of queries and of the database is silently never evaluated; bitrieve's evaluation
     never drops rows;
-  * ``head_schedule="released"``: MultiStepLR ×1.2 at *iterations* 30 and 80 (MIRFlickr/NUS-WIDE; COCO ×0.6 at 200).
-    Deviation: a Stage has one schedule, so the fusion learning rate follows it too (the released scheduler touches
-    only the heads);
+  * ``head_schedule="released"``: MultiStepLR ×1.2 at *iterations* 30 and 80 (MIRFlickr/NUS-WIDE; COCO ×0.6 at 200)
+    on the hash heads' learning rate only, as the released scheduler (``Stage.schedule_groups``);
   * tie order: the released ``calculate_top_map`` uses an unstable argsort (arbitrary tie order); bitrieve's
     evaluator breaks ties by database order (``eval.tie: stable``) or averages over them (``tie-averaged``).
 Measured consequence (docs/methods/ucmfh.md): trained as in the paper, the fusion encoder may ignore one half of
@@ -57,7 +57,9 @@ from bitrieve.parts.transformer import FusionTransformer
 UnimodalFill = Literal["train_mean", "zeros"]
 
 
-class UCMFHParams(Params):
+class ContrastiveHashParams(Params):
+    """Fields shared by the contrastive fusion-hashing family (ucmfh, ucmfh_variant, agch_fusion_balanced)."""
+
     loss: ContrastiveKind = "ntxent"  # released: NT-Xent; "balanced": the user's ContrastiveLossBalanced
     symmetric: bool = False  # balanced / infonce only: add the text->image direction
     temperature: float = 0.5
@@ -69,15 +71,18 @@ class UCMFHParams(Params):
     dropout: float = 0.1
     head_hidden: int = 4096
     head_dropout: float = 0.3
-    lr_fusion: float = 1e-4
     lr_heads: float = 1e-3
     betas: tuple[float, float] = (0.5, 0.999)
     batch_size: int = 128
     max_rows: int | None = 4992  # the released code trains on the first 4,992 pairs
+    unimodal_fill: UnimodalFill = "train_mean"
+
+
+class UCMFHParams(ContrastiveHashParams):
+    lr_fusion: float = 1e-4
     epochs: int = 100  # MIRFlickr 100, NUS-WIDE 150, COCO 500
     pretrain_epochs: int = 0  # > 0: a fusion-only stage first (released task=0)
     head_schedule: Literal["none", "released", "released_coco"] = "none"
-    unimodal_fill: UnimodalFill = "train_mean"
     # bitrieve extension, NOT in the paper (default 0 = faithful): probability that a training batch is encoded the
     # way ``encode`` works at test time, each modality from itself with the other token half = the fill constant
     unimodal_training: float = Field(0.0, ge=0.0, le=1.0)
@@ -129,15 +134,83 @@ class UnimodalFillMixin:
         return (x, fill) if modality == "image" else (fill, x)
 
 
+PAIR_INPUT_PROTOCOLS = {
+    "ucmfh-pair-input": "released UCMFH evaluation: both codes of an item from its (image, text) pair, a test batch "
+                        "of 128 fed as one sequence, last incomplete batch dropped (NOT uni-modal retrieval)",
+    "pair-input": "both codes of an item from its (image, text) pair, every item its own sequence, no row dropped "
+                  "(NOT uni-modal retrieval)",
+}
+
+
+class FusionHashMixin(UnimodalFillMixin):
+    """What the fusion-hashing family shares: a model ``embed(image, text, whole_batch_sequence)`` -> (e_v, e_t) and
+    ``heads``; the contrastive loss of UCMFH (Eq. 5-8), uni-modal ``encode`` and the pair-input protocols."""
+
+    method_protocols = PAIR_INPUT_PROTOCOLS
+
+    def embed_for_training(self, image: torch.Tensor, text: torch.Tensor):
+        return self.embed(image, text)
+
+    def _loss(self, batch, with_hash: bool) -> dict[str, torch.Tensor]:
+        """c(e_v, e_t) [+ hash_weight · c(h_v, h_t)], c = the configured contrastive loss (UCMFH Eq. 8)."""
+        p = self.params
+        ev, et = self.embed_for_training(batch["image"], batch["text"])
+        emb = contrastive(p.loss, ev, et, p.temperature, p.symmetric)
+        if not with_hash:
+            return {"loss": emb, "contrastive_embedding": emb}
+        hsh = contrastive(p.loss, self.heads["image"](ev), self.heads["text"](et), p.temperature, p.symmetric)
+        return {"loss": emb + p.hash_weight * hsh, "contrastive_embedding": emb, "contrastive_hash": hsh}
+
+    def stage_kwargs(self) -> dict:
+        p = self.params
+        return dict(batch_size=p.batch_size, optimizer="adam", optimizer_kwargs={"betas": tuple(p.betas)},
+                    max_rows=p.max_rows, drop_last=True)
+
+    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        """Uni-modal code: the missing modality is the ``unimodal_fill`` constant; a code never depends on other
+        samples (every item is its own sequence)."""
+        if modality not in ("image", "text"):
+            raise ValueError(f"{self.name}.encode: unknown modality '{modality}' (image | text)")
+        image, text = self._filled(modality, x.reshape(x.shape[0], -1).float())
+        ev, et = self.embed(image, text, whole_batch_sequence=False)
+        return self.heads[modality](ev if modality == "image" else et)
+
+    @torch.no_grad()
+    def encode_pair(self, image: torch.Tensor, text: torch.Tensor, batch_size: int = 128,
+                    whole_batch_sequence: bool = False, drop_last: bool = False):
+        """The released ``pair-input`` protocol: both codes of each item from its (image, text) pair.
+
+        NOT uni-modal retrieval (an image query's code uses its text). ``whole_batch_sequence`` / ``drop_last``
+        reproduce the released evaluation's batching quirks. Returns (image codes, text codes).
+        """
+        n = image.shape[0]
+        stop = n - n % batch_size if drop_last else n
+        cv, ct = [], []
+        for s in range(0, stop, batch_size):
+            ev, et = self.embed(image[s:s + batch_size], text[s:s + batch_size], whole_batch_sequence)
+            cv.append(self.heads["image"](ev))
+            ct.append(self.heads["text"](et))
+        if not cv:
+            return torch.zeros(0, self.bits), torch.zeros(0, self.bits)
+        return torch.cat(cv), torch.cat(ct)
+
+    def evaluate_protocol(self, name: str, data, eval_cfg) -> dict[str, dict[str, float]]:
+        if name not in PAIR_INPUT_PROTOCOLS:
+            raise NotImplementedError(f"{type(self).__name__} has no evaluation protocol '{name}'")
+        released = name == "ucmfh-pair-input"
+        return pair_input_map(self, data, ks=tuple(eval_cfg.ks), map_all=eval_cfg.map_all,
+                              whole_batch_sequence=released, drop_last=released, tie=eval_cfg.tie)
+
+
 def _schedule(kind: str) -> dict:
     if kind == "released":
-        return dict(schedule_milestones=(30, 80), schedule_gamma=1.2, schedule_unit="iter")
+        return dict(schedule_milestones=(30, 80), schedule_gamma=1.2, schedule_unit="iter", schedule_groups=("heads",))
     if kind == "released_coco":
-        return dict(schedule_milestones=(200,), schedule_gamma=0.6, schedule_unit="iter")
+        return dict(schedule_milestones=(200,), schedule_gamma=0.6, schedule_unit="iter", schedule_groups=("heads",))
     return {}
 
 
-class UCMFH(UnimodalFillMixin, HashMethod):
+class UCMFH(FusionHashMixin, HashMethod):
     name = "ucmfh"
     paper = ("X. Xia, G. Dong, F. Li, L. Zhu, X. Ying. When CLIP meets cross-modal hashing retrieval: A new strong "
              "baseline. Information Fusion 99:101968, 2023.")
@@ -168,16 +241,6 @@ class UCMFH(UnimodalFillMixin, HashMethod):
             return ev, et
         return self.embed(image, text)
 
-    def _loss(self, batch, with_hash: bool) -> dict[str, torch.Tensor]:
-        p = self.params
-        ev, et = self.embed_for_training(batch["image"], batch["text"])
-        emb = contrastive(p.loss, ev, et, p.temperature, p.symmetric)
-        if not with_hash:
-            return {"loss": emb, "contrastive_embedding": emb}
-        hv, ht = self.heads["image"](ev), self.heads["text"](et)
-        hsh = contrastive(p.loss, hv, ht, p.temperature, p.symmetric)
-        return {"loss": emb + p.hash_weight * hsh, "contrastive_embedding": emb, "contrastive_hash": hsh}
-
     # --- training -------------------------------------------------------------------------------------------
     def param_groups(self):
         p = self.params
@@ -186,8 +249,7 @@ class UCMFH(UnimodalFillMixin, HashMethod):
 
     def stages(self) -> list[Stage]:
         p = self.params
-        common = dict(batch_size=p.batch_size, optimizer="adam", optimizer_kwargs={"betas": tuple(p.betas)},
-                      max_rows=p.max_rows, drop_last=True)
+        common = self.stage_kwargs()
         stages = []
         if p.pretrain_epochs > 0:
             stages.append(Stage("fusion", p.pretrain_epochs, lambda b: self._loss(b, False), ["fusion"], **common))
@@ -195,54 +257,34 @@ class UCMFH(UnimodalFillMixin, HashMethod):
                             **_schedule(p.head_schedule)))
         return stages
 
-    # --- inference ------------------------------------------------------------------------------------------
-    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        """Uni-modal code: the missing half of the token is the ``unimodal_fill`` constant (module docstring)."""
-        if modality not in ("image", "text"):
-            raise ValueError(f"ucmfh.encode: unknown modality '{modality}' (image | text)")
-        x = x.reshape(x.shape[0], -1).float()
-        image, text = self._filled(modality, x)
-        ev, et = self.embed(image, text)
-        return self.heads[modality](ev if modality == "image" else et)
 
-    @torch.no_grad()
-    def encode_pair(self, image: torch.Tensor, text: torch.Tensor, batch_size: int = 128,
-                    whole_batch_sequence: bool = False, drop_last: bool = False):
-        """The released ``pair-input`` protocol: both codes of each item from its (image, text) pair.
-
-        NOT uni-modal retrieval (an image query's code uses its text). ``whole_batch_sequence`` / ``drop_last``
-        reproduce the released evaluation's batching quirks. Returns (image codes, text codes).
-        """
-        n = image.shape[0]
-        stop = n - n % batch_size if drop_last else n
-        cv, ct = [], []
-        for s in range(0, stop, batch_size):
-            ev, et = self.embed(image[s:s + batch_size], text[s:s + batch_size], whole_batch_sequence)
-            cv.append(self.heads["image"](ev))
-            ct.append(self.heads["text"](et))
-        if not cv:
-            return torch.zeros(0, self.bits), torch.zeros(0, self.bits)
-        return torch.cat(cv), torch.cat(ct)
-
-
-def pair_input_map(method, data, k: int = 50, whole_batch_sequence: bool = True, drop_last: bool = True,
-                   tie: str = "stable", batch_size: int = 128) -> dict[str, float]:
-    """mAP@k under the RELEASED UCMFH protocol ("pair-input"): codes from (image, text) pairs, optionally with the
-    whole-batch-as-sequence and drop-last quirks (defaults = released behaviour). Works for ``ucmfh``,
-    ``ucmfh_variant`` and ``agch_fusion_balanced``. The numbers are NOT uni-modal cross-modal retrieval; report them
-    under the protocol name ``ucmfh-pair-input`` only.
+def pair_input_map(method, data, ks=(50,), map_all: bool = False, whole_batch_sequence: bool = True,
+                   drop_last: bool = True, tie: str = "stable", batch_size: int = 128) -> dict[str, dict[str, float]]:
+    """mAP under the RELEASED UCMFH protocol ("pair-input"): codes from (image, text) pairs, optionally with the
+    whole-batch-as-sequence and drop-last quirks (defaults = released behaviour). Works for every method of the
+    fusion family (``encode_pair``). The numbers are NOT uni-modal cross-modal retrieval; the engine stores them
+    under the protocol name ``ucmfh-pair-input`` (quirks on) or ``pair-input`` (quirks off) only.
+    Returns {"i2t": {"map@50": ...}, "t2i": {...}} (plus "map@all" when ``map_all``).
     """
-    from bitrieve.eval import map_at_k
+    from bitrieve.eval import evaluate_retrieval
 
+    was_training = method.training
     method.eval()
-    codes = {}
-    for split in ("query", "retrieval"):
-        s = data[split]
-        image = torch.as_tensor(s.inputs["image"]).float()
-        text = torch.as_tensor(s.inputs["text"]).float()
-        cv, ct = method.encode_pair(image, text, batch_size, whole_batch_sequence, drop_last)
-        codes[split] = (torch.where(cv >= 0, 1, -1).to(torch.int8).numpy(),
-                        torch.where(ct >= 0, 1, -1).to(torch.int8).numpy(), s.labels[: cv.shape[0]])
-    (qv, qt, ql), (rv, rt, rl) = codes["query"], codes["retrieval"]
-    return {"i2t": float(map_at_k(qv, rt, ql, rl, k=k, tie=tie)),
-            "t2i": float(map_at_k(qt, rv, ql, rl, k=k, tie=tie))}
+    try:
+        q, r = {}, {}
+        for split, out in (("query", q), ("retrieval", r)):
+            s = data[split]
+            image = torch.as_tensor(s.inputs["image"]).float()
+            text = torch.as_tensor(s.inputs["text"]).float()
+            cv, ct = method.encode_pair(image, text, batch_size, whole_batch_sequence, drop_last)
+            out["image"] = torch.where(cv >= 0, 1, -1).to(torch.int8).numpy()
+            out["text"] = torch.where(ct >= 0, 1, -1).to(torch.int8).numpy()
+            out["labels"] = s.labels[: cv.shape[0]]
+    finally:
+        method.train(was_training)
+    ql, rl = q.pop("labels"), r.pop("labels")
+    res = evaluate_retrieval(q, r, ql, rl, tasks=("i2t", "t2i"), ks=tuple(ks), map_all=map_all, tie=tie,
+                             curves=False)
+    keep = (["map@all"] if map_all else []) + [f"map@{k}" for k in ks]
+    return {t: {**{k: float(res[t][k]) for k in keep}, "n_query": float(len(ql)), "n_retrieval": float(len(rl))}
+            for t in ("i2t", "t2i")}

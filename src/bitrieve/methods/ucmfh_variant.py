@@ -27,37 +27,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bitrieve.losses.contrastive import ContrastiveKind, contrastive
-from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
-from bitrieve.methods.ucmfh import HashHead, UnimodalFill, UnimodalFillMixin, input_projection
+from bitrieve.losses.contrastive import ContrastiveKind
+from bitrieve.methods.base import DataInfo, HashMethod, Stage
+from bitrieve.methods.ucmfh import ContrastiveHashParams, FusionHashMixin, HashHead, input_projection
 from bitrieve.parts.cross_attention import CrossAttention
 from bitrieve.parts.transformer import TokenTransformer
 
 
-class UCMFHVariantParams(Params):
+class UCMFHVariantParams(ContrastiveHashParams):
     loss: ContrastiveKind = "balanced"  # the fork's ContrastiveLossBalanced; "ntxent" = UCMFH's released loss
-    symmetric: bool = False
-    temperature: float = 0.5
-    hash_weight: float = 0.5
-    modality_dim: int = 512
     nhead: int = 8
-    layers: int = 2
-    dim_feedforward: int = 2048
-    dropout: float = 0.1
     head_hidden: int = 1024
-    head_dropout: float = 0.3
     lr_encoders: float = 1e-4
-    lr_heads: float = 1e-3
-    betas: tuple[float, float] = (0.5, 0.999)
-    batch_size: int = 128
-    max_rows: int | None = 4992
     encoder_epochs: int = 100  # stage 1
     hash_epochs: int = 300  # stage 2
     whole_batch_sequence: bool = False
-    unimodal_fill: UnimodalFill = "train_mean"
 
 
-class UCMFHVariant(UnimodalFillMixin, HashMethod):
+class UCMFHVariant(FusionHashMixin, HashMethod):
     name = "ucmfh_variant"
     paper = ("User variant of UCMFH (X. Xia et al., When CLIP meets cross-modal hashing retrieval: A new strong "
              "baseline, Information Fusion 99:101968, 2023) with modality transformers and cross-attention.")
@@ -80,15 +67,6 @@ class UCMFHVariant(UnimodalFillMixin, HashMethod):
         t = self.transformers["text"](self.project["text"](text.reshape(text.shape[0], -1).float()), seq)
         return self.cross(v, t, seq)
 
-    def _loss(self, batch, with_hash: bool) -> dict[str, torch.Tensor]:
-        p = self.params
-        ev, et = self.embed(batch["image"], batch["text"])
-        emb = contrastive(p.loss, ev, et, p.temperature, p.symmetric)
-        if not with_hash:
-            return {"loss": emb, "contrastive_embedding": emb}
-        hsh = contrastive(p.loss, self.heads["image"](ev), self.heads["text"](et), p.temperature, p.symmetric)
-        return {"loss": emb + p.hash_weight * hsh, "contrastive_embedding": emb, "contrastive_hash": hsh}
-
     def param_groups(self):
         p = self.params
         enc = [*self.project.parameters(), *self.transformers.parameters(), *self.cross.parameters()]
@@ -97,32 +75,9 @@ class UCMFHVariant(UnimodalFillMixin, HashMethod):
 
     def stages(self) -> list[Stage]:
         p = self.params
-        common = dict(batch_size=p.batch_size, optimizer="adam", optimizer_kwargs={"betas": tuple(p.betas)},
-                      max_rows=p.max_rows, drop_last=True)
+        common = self.stage_kwargs()
         out = []
         if p.encoder_epochs > 0:
             out.append(Stage("encoders", p.encoder_epochs, lambda b: self._loss(b, False), ["encoders"], **common))
         out.append(Stage("hash", p.hash_epochs, lambda b: self._loss(b, True), ["encoders", "heads"], **common))
         return out
-
-    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        if modality not in ("image", "text"):
-            raise ValueError(f"ucmfh_variant.encode: unknown modality '{modality}' (image | text)")
-        image, text = self._filled(modality, x.reshape(x.shape[0], -1).float())
-        ev, et = self.embed(image, text, whole_batch_sequence=False)  # a code never depends on other samples
-        return self.heads[modality](ev if modality == "image" else et)
-
-    @torch.no_grad()
-    def encode_pair(self, image: torch.Tensor, text: torch.Tensor, batch_size: int = 128,
-                    whole_batch_sequence: bool = False, drop_last: bool = False):
-        """Released-style ``pair-input`` codes (not uni-modal); see methods/ucmfh.py."""
-        n = image.shape[0]
-        stop = n - n % batch_size if drop_last else n
-        cv, ct = [], []
-        for s in range(0, stop, batch_size):
-            ev, et = self.embed(image[s:s + batch_size], text[s:s + batch_size], whole_batch_sequence)
-            cv.append(self.heads["image"](ev))
-            ct.append(self.heads["text"](et))
-        if not cv:
-            return torch.zeros(0, self.bits), torch.zeros(0, self.bits)
-        return torch.cat(cv), torch.cat(ct)

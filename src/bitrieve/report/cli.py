@@ -49,6 +49,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--command", default=None, help="the command recorded in --results-md (default: this one)")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("results", help="the results page: run what is missing, then write docs/results.md",
+                       description="Reads a page spec (docs/results_page.yaml): sections, the sweeps behind each, "
+                                   "stored runs, published reference numbers. Trains the missing sweep points "
+                                   "(finished ones are skipped), then writes the page, its figures and a long CSV.")
+    p.add_argument("spec", help="page spec YAML, e.g. docs/results_page.yaml")
+    p.add_argument("--report-only", action="store_true", help="train nothing; write the page from stored runs")
+    p.add_argument("--dry-run", action="store_true", help="list every sweep point and its state; write nothing")
+    p.add_argument("--only", action="append", default=[], metavar="SECTION",
+                   help="train only this section's sweeps (repeatable); the page still shows every section")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key for every sweep point, e.g. --set device=cuda")
+    p.add_argument("--no-figures", action="store_true", help="do not redraw figures")
+    p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
+    p.set_defaults(func=cmd_results)
+
     p = sub.add_parser("figures", help="PR / P@N / training-curve / retrieval-example figures (PNG + PDF)")
     p.add_argument("paths", nargs="+", help="run directories or roots")
     p.add_argument("--out", required=True, help="output directory")
@@ -146,5 +161,36 @@ def cmd_figures(args) -> int:
         print(f"wrote {w}")
     if not written:
         print("bitrieve figures: nothing to draw (no curves/history in these runs)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_results(args) -> int:
+    from bitrieve.config import ConfigError
+    from bitrieve.report.page import build_page, load_page_spec, section_points
+    from bitrieve.report.sweep import status
+
+    try:
+        if args.dry_run:
+            spec = load_page_spec(args.spec)
+            for s in spec.sections:
+                pts = section_points(spec, s, args.sets)
+                states = [status(p) for p in pts]
+                print(f"{s.id}: {len(pts)} sweep points ({', '.join(f'{states.count(x)} {x}' for x in sorted(set(states)))})"
+                      + (f", {len(s.paths)} stored path(s)" if s.paths else ""))
+                for p, st in zip(pts, states):
+                    if st != "done":
+                        print(f"  {p.run_dir}: {st}")
+            return 0
+        path, failed = build_page(args.spec, report_only=args.report_only, sets=args.sets, only=args.only,
+                                  progress=not args.no_progress, figures=not args.no_figures,
+                                  method_order=_method_order())
+    except (ConfigError, ReportError) as e:
+        print(f"bitrieve results: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    if failed:
+        print("bitrieve results: failed runs (the page shows the finished ones):\n  " + "\n  ".join(failed),
+              file=sys.stderr)
         return 1
     return 0

@@ -96,7 +96,7 @@ def render_results_md(runs: list[RunResult], md_path: Path, command: str, fig_di
     fig_dir = fig_dir or md_dir / "figures"
     n_runs = len(runs)
     out = ["# Results", "",
-           "<!-- Generated file: do not edit by hand. Regenerate with scripts/make_results.sh. -->", "",
+           "<!-- Generated file: do not edit by hand. Regenerate with the command below. -->", "",
            f"Generated {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from {n_runs} stored "
            "runs (`results.json` files); every number below is read from them, none is typed.", "",
            "Command:", "", "```bash", command, "```", "",

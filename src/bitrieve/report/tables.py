@@ -94,6 +94,8 @@ class Table:
     warnings: list[str] = field(default_factory=list)
     digits: int = 3
     notes: list[str] = field(default_factory=list)
+    # a protocol block (``PROTOCOL:metric``) that evaluates other counts than the split (e.g. dropped rows)
+    block_counts: tuple[Any, Any] | None = None
 
     @property
     def modal_n(self) -> int:
@@ -109,6 +111,10 @@ class Table:
         p = self.protocols[0]
         count = (f"{_int(p['n_query'])} queries / {_int(p['n_retrieval'])} retrieval items"
                  if p["n_query"] is not None else "query/database counts not recorded")
+        if self.block_counts is not None and tuple(self.block_counts) != (p["n_query"], p["n_retrieval"]):
+            nq, nr = self.block_counts
+            count += (f"; the '{self.metric.split(':', 1)[0]}' protocol evaluates {_int(nq)} queries / {_int(nr)} "
+                      "retrieval items of them")
         if len(self.protocols) == 1:
             lines.append(
                 f"{metric_name(self.metric)} on {p['dataset']} (protocol '{p['protocol']}', {count}); "
@@ -230,7 +236,14 @@ def _build(runs, metric, protocols, warns, method_order, digits, mixed) -> Table
     notes = ["Queries without any relevant database item (AP 0, counted in the mean; most in one run): "
              + ", ".join(f"{TASK_NAMES.get(t, t)} {n}" for t, n in no_rel.items() if n) + "."] \
         if any(no_rel.values()) else []
-    return Table(metric, tasks, bits, rows, cells, protocols, warns, digits, notes)
+    block_counts = None
+    if ":" in metric:  # counts stored in the protocol block itself (one pair for the whole table, else none)
+        proto = metric.split(":", 1)[0]
+        pairs = {(r.metric(t, f"{proto}:n_query"), r.metric(t, f"{proto}:n_retrieval")) for r in runs for t in tasks}
+        if len(pairs) == 1 and None not in next(iter(pairs)):
+            nq, nr = next(iter(pairs))
+            block_counts = (int(nq), int(nr))
+    return Table(metric, tasks, bits, rows, cells, protocols, warns, digits, notes, block_counts)
 
 
 # --- renderers ---------------------------------------------------------------------------------------------------
