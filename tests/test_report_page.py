@@ -42,7 +42,8 @@ def test_page_trains_missing_points_skips_finished_and_reads_stored_paths(tmp_pa
          "metrics": ["map@all", "map@50"], "figures": ["pr"],
          "references": [{"label": "Paper X", "source": "Doe 2020, Table 1", "metric": "map@all", "task": "i2t",
                          "values": {8: 0.5, 16: 0.6}}]},
-        {"id": "stored", "title": "Stored runs", "paths": [str(stored / "agch-wiki")], "metrics": ["map@all"]},
+        {"id": "stored", "title": "Stored runs", "paths": [str(stored / "agch-wiki"), str(stored / "nothing")],
+         "metrics": ["map@all"]},
         {"id": "match", "title": "Matching", "paths": [str(vse)], "metrics": ["recall"], "protocol_note": False},
     ])
     assert main(["results", str(spec), "--dry-run"]) == 0
@@ -58,7 +59,7 @@ def test_page_trains_missing_points_skips_finished_and_reads_stored_paths(tmp_pa
     md = (tmp_path / "docs" / "results.md").read_text()
     run = json.loads((tmp_path / "results" / "toy_linear-wiki" / "b8-s0" / "results.json").read_text())
     assert f"| I→T | toy\\_linear | {run['metrics']['i2t']['map@all']:.3f} |" in md
-    assert "Missing runs" not in md
+    assert "Missing runs (1;" in md and "stored/nothing (no stored results.json)" in md  # a stored path
     assert "| Paper X | I→T | mAP@all | 0.5 | 0.6 | Doe 2020, Table 1 |" in md  # references: their own table
     # stored agch runs: seeds 0, 1 of write_grid -> mean of 0.40 and 0.402
     assert "| I→T | agch | 0.401 ± 0.001 |" in md

@@ -127,7 +127,11 @@ def collect_runs(spec: PageSpec, section: Section, points) -> tuple[list[RunResu
             files.append(p.run_dir / "results.json")
         else:
             missing.append(f"{p.run_dir} ({st})")
-    files += find_results(section.paths) if section.paths else []
+    for path in section.paths:  # a stored path without results is listed as missing, not an error
+        try:
+            files += find_results([path])
+        except ReportError:
+            missing.append(f"{path} (no stored results.json)")
     seen, runs = set(), []
     for f in files:
         if f.resolve() not in seen:
@@ -268,7 +272,8 @@ def render_section(section: Section, runs: list[RunResult], missing: list[str], 
     if section.references:
         out += [references_table(section.references), ""]
     if missing:
-        out += [f"Missing runs ({len(missing)}; run the page command without `--report-only` to train them):", ""]
+        out += [f"Missing runs ({len(missing)}; sweep points are trained by the page command without "
+                "`--report-only`, stored paths by the command in the section text):", ""]
         out += [f"- {m}" for m in missing] + [""]
     if runs and section.diagnostics:
         out += code_summary(runs)
