@@ -39,7 +39,10 @@ def save(fig, out_dir: Path, stem: str) -> list[Path]:
     paths = []
     for fmt in FORMATS:
         p = Path(out_dir) / f"{stem}.{fmt}"
-        write_with_atomic(p, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight"))
+        # no creation date / software version in the file: a redrawn figure of the same runs is byte-identical
+        meta = {"CreationDate": None, "Producer": None} if fmt == "pdf" else {"Software": None}
+        write_with_atomic(p, lambda tmp, fmt=fmt, meta=meta: fig.savefig(tmp, format=fmt, dpi=150,
+                                                                           bbox_inches="tight", metadata=meta))
         paths.append(p)
     plt.close(fig)
     return paths

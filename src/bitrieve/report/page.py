@@ -234,7 +234,7 @@ def _section_figures(section: Section, runs: list[RunResult], fig_root: Path, md
 
                 drawn = plot_examples_for_runs(runs, out_dir, bits=section.examples_bits)
                 # checkpoints are not committed: keep (and link) the examples drawn where they were
-                written += drawn or sorted(out_dir.glob("examples_*.png"))
+                written += sorted(drawn) or sorted(out_dir.glob("examples_*.png"))
             else:
                 written += plot_curves(runs, out_dir, "pr" if kind == "pr" else "p@n")
         except (ReportError, ValueError, KeyError) as e:
