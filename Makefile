@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# one CPU thread, as the stored runs: CPU numerics depend on the thread count (docs/reporting.md)
 demo: $(STAMP)
-	$(BIN)/bitrieve demo
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/bitrieve demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -116,15 +116,24 @@ def set_override(d: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(value)
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+def load_yaml_mapping(path: str | Path, error: type[Exception] = None) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty file -> {}); ``error`` (default ConfigError) names the file
+    when it is missing, not YAML, or not a mapping. Every config / spec / stored config.yaml is read through here."""
+    error = error or ConfigError
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    with open(path) as f:
-        try:
-            d = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise error(f"file not found: {path}")
+    try:
+        d = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise error(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(d, dict):
+        raise error(f"{path}: expected a mapping at the top level")
+    return d
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    d = load_yaml_mapping(path)
     for o in overrides:
         set_override(d, o)
     return parse_config(d, source=str(path))

@@ -16,14 +16,12 @@ interrupted conversion never leaves a directory that has a ``card.json``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bitrieve.atomic import atomic_directory, write_text_atomic
 from bitrieve.data.extras import SplitWithExtras, extras_of
 from bitrieve.data.types import CrossModalData, DataError, Split
 from bitrieve.data.wiki import sha256_file
@@ -45,16 +43,7 @@ def _json_default(o: Any) -> Any:
 
 def write_json_atomic(obj: Any, path: str | Path) -> None:
     """Write JSON through a temporary file in the same directory, then rename (atomic on POSIX)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(obj, indent=1, default=_json_default) + "\n")
 
 
 def _split_arrays(split: Split) -> dict[str, np.ndarray]:
@@ -83,9 +72,7 @@ def save_store(data: CrossModalData, path: str | Path, *, split_indices: dict[st
     path = Path(path)
     if path.exists() and not overwrite:
         raise DataError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
-    try:
+    with atomic_directory(path, "partial") as tmp:  # an interrupted conversion leaves only .NAME.partial-*
         card = dict(data.card)
         files: dict[str, str] = {}
         for name, split in data.splits.items():
@@ -112,16 +99,6 @@ def save_store(data: CrossModalData, path: str | Path, *, split_indices: dict[st
         for f in tmp.iterdir():  # mkdtemp/mkstemp create owner-only modes; a store is ordinary shared data
             f.chmod(0o644)
         tmp.chmod(0o755)
-        if path.exists():  # overwrite: move the old one aside first, so there is never a half store at `path`
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, old / "store")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

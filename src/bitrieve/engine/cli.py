@@ -45,7 +45,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from bitrieve.engine import format_metrics, train_run
+    from bitrieve.engine import train_run
     from bitrieve.engine.distributed import current
     from bitrieve.engine.runs import default_run_dir
 
@@ -54,13 +54,18 @@ def _train(args: argparse.Namespace) -> int:
     res = train_run(cfg, out, resume=not args.no_resume, progress=not args.no_progress)
     if current().is_main and res:
         p = res["protocol"]
-        print(f"{res['method']} on {res['dataset']}, {res['bits']} bits, seed {res['seed']} -> {out}")
-        print(f"protocol {p['name']}: {p['n_query']} queries x {p['n_retrieval']} retrieval, relevance "
-              f"{p['relevance']}, ties {p['tie']}")
-        print(format_metrics(_headline(res["metrics"])))
-        for w in res["diagnostics"]["warnings"]:
-            print(w)
+        _print_result(res, f"-> {out}\nprotocol {p['name']}: {p['n_query']} queries x {p['n_retrieval']} retrieval, "
+                           f"relevance {p['relevance']}, ties {p['tie']}")
     return 0
+
+
+def _print_result(res: dict, where: str) -> None:
+    from bitrieve.engine import format_metrics
+
+    print(f"{res['method']} on {res['dataset']}, {res['bits']} bits, seed {res['seed']} {where}")
+    print(format_metrics(_headline(res["metrics"])))
+    for w in res["diagnostics"]["warnings"]:
+        print(w)
 
 
 def _headline(metrics: dict) -> dict:
@@ -69,16 +74,12 @@ def _headline(metrics: dict) -> dict:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from bitrieve.engine import evaluate_run, format_metrics
+    from bitrieve.engine import evaluate_run
 
     res = evaluate_run(args.run_dir, device=args.device)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
     ck = res["checkpoint"]
-    print(f"{res['method']} on {res['dataset']}, {res['bits']} bits, seed {res['seed']} (checkpoint: stage "
-          f"{ck['stage']}, epoch {ck['epoch']})")
-    print(format_metrics(_headline(res["metrics"])))
-    for w in res["diagnostics"]["warnings"]:
-        print(w)
+    _print_result(res, f"(checkpoint: stage {ck['stage']}, epoch {ck['epoch']})")
     return 0

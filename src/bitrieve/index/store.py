@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from bitrieve.atomic import atomic_directory
 from bitrieve.index.codes import BinaryIndexError
 
 from bitrieve.data.wiki import sha256_file  # noqa: E402  (one implementation for the package)
@@ -41,9 +40,7 @@ def write_index_dir(out: str | Path, arrays: dict[str, np.ndarray], manifest: di
     if out.exists():
         if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file()):
             raise BinaryIndexError(f"{out}: exists and is not a bitrieve index directory; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_directory(out, "tmp") as tmp:
         files = {}
         for name, arr in arrays.items():
             path = tmp / f"{name}.npy"
@@ -59,16 +56,6 @@ def write_index_dir(out: str | Path, arrays: dict[str, np.ndarray], manifest: di
             json.dump(manifest, f, indent=2, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -23,14 +23,13 @@ import statistics
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bitrieve.atomic import write_text_atomic
-from bitrieve.config import ConfigError
+from bitrieve.config import ConfigError, load_yaml_mapping
 from bitrieve.report.results import TASK_NAMES, TASK_ORDER, ReportError, RunResult, find_results, load_result, \
     row_labels
-from bitrieve.report.results_md import protocol_paragraph
+from bitrieve.report.results_md import code_summary, protocol_paragraph
 from bitrieve.report.tables import build_tables, metric_name, to_long_csv, to_markdown
 
 
@@ -85,12 +84,7 @@ class PageSpec(_Strict):
 
 def load_page_spec(path: str | Path) -> PageSpec:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"results page spec not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    raw = load_yaml_mapping(path)
     try:
         spec = PageSpec.model_validate(raw)
     except ValidationError as e:
@@ -173,35 +167,6 @@ def recall_table(runs: list[RunResult], digits: int = 1) -> str:
         out.append(f"| {dataset} | {label.replace('_', chr(92) + '_')} | {len(rs)} | "
                    + " | ".join(cell(rs, t, k) for t, k in cols) + " |")
     return "\n".join(out)
-
-
-def code_summary(runs: list[RunResult]) -> list[str]:
-    """The engine's collapse warnings, one line per (method row, modality): how many runs were flagged and the
-    worst case (largest share of retrieval items on one code), so a table cell backed by degenerate codes is visible
-    next to the numbers. Full per-run warnings are in each results.json (diagnostics.warnings)."""
-    labels = row_labels(runs)
-    groups: dict[tuple[str, str], list[tuple[float, RunResult]]] = {}
-    totals: dict[str, int] = {}
-    for r in runs:
-        row = labels[(r.method, r.variant_sha)]
-        totals[row] = totals.get(row, 0) + 1
-        diag = r.data.get("diagnostics") or {}
-        for m in sorted({w.split("(", 1)[1].split(")", 1)[0] for w in diag.get("warnings") or [] if "(" in w}):
-            share = float(((diag.get("codes") or {}).get(m) or {}).get("largest_code_share", 0.0))
-            groups.setdefault((row, m), []).append((share, r))
-    if not groups:
-        return ["Code diagnostics: no run of this section has degenerate codes (the engine's collapse checks on the "
-                "retrieval codes).", ""]
-    out = ["Code diagnostics (the engine's collapse checks on the retrieval codes; per-run details in each "
-           "results.json):", ""]
-    for (row, m), flagged in sorted(groups.items()):
-        share, worst = max(flagged, key=lambda x: x[0])
-        d = ((worst.data.get("diagnostics") or {}).get("codes") or {}).get(m) or {}
-        out.append(f"- {row.replace('_', chr(92) + '_')}, {m} codes: degenerate in {len(flagged)} of {totals[row]} "
-                   f"runs; worst {worst.bits} bits seed {worst.seed}: {int(d.get('distinct_codes', 0))} distinct "
-                   f"codes, {share:.1%} of the items share one, {int(d.get('constant_bits', 0))} of "
-                   f"{worst.bits} bits constant")
-    return out + [""]
 
 
 def references_table(refs: list[Reference]) -> str:

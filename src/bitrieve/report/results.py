@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
+from bitrieve.config import load_yaml_mapping
 
 RESULTS_FILE = "results.json"
 SCHEMA = 1
@@ -96,12 +96,7 @@ def _variant_of(run_dir: Path) -> dict[str, Any]:
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file():
         return {}
-    try:
-        cfg = yaml.safe_load(cfg_path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ReportError(f"{cfg_path}: not valid YAML: {e}") from None
-    if not isinstance(cfg, dict):
-        raise ReportError(f"{cfg_path}: expected a mapping at the top level")
+    cfg = load_yaml_mapping(cfg_path, ReportError)
     return {k: v for k, v in flatten(cfg).items()
             if k not in NON_VARIANT_KEYS and not k.startswith(NON_VARIANT_PREFIXES)}
 

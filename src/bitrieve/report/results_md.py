@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bitrieve.atomic import write_text_atomic
-from bitrieve.report.results import RunResult, load_results
+from bitrieve.report.results import RunResult, load_results, row_labels
 from bitrieve.report.tables import build_tables, metric_name, protocol_groups, to_long_csv, to_markdown
 
 TABLE_METRICS = ("map@all", "map@50")
@@ -50,17 +50,33 @@ def protocol_paragraph(runs: list[RunResult]) -> str:
     return "\n\n".join(lines)
 
 
-def code_warnings(runs: list[RunResult]) -> list[str]:
-    """The engine's collapse warnings (constant bits, one shared code ...) of every run, so a table cell backed by
-    degenerate codes is visible next to the numbers."""
-    lines = []
-    for r in sorted(runs, key=lambda r: (r.method, r.bits, r.seed)):
-        for w in ((r.data.get("diagnostics") or {}).get("warnings") or []):
-            lines.append(f"- {r.method}, {r.bits} bits, seed {r.seed}: {w}")
-    head = ["## Code diagnostics", ""]
-    if not lines:
-        return head + ["No run reported degenerate codes (collapse checks of the engine on the retrieval codes).", ""]
-    return head + ["Runs whose retrieval codes the engine flagged as degenerate:", ""] + lines + [""]
+def code_summary(runs: list[RunResult]) -> list[str]:
+    """The engine's collapse warnings, one line per (method row, modality): how many runs were flagged and the
+    worst case (largest share of retrieval items on one code), so a table cell backed by degenerate codes is visible
+    next to the numbers. Full per-run warnings are in each results.json (diagnostics.warnings)."""
+    labels = row_labels(runs)
+    groups: dict[tuple[str, str], list[tuple[float, RunResult]]] = {}
+    totals: dict[str, int] = {}
+    for r in runs:
+        row = labels[(r.method, r.variant_sha)]
+        totals[row] = totals.get(row, 0) + 1
+        diag = r.data.get("diagnostics") or {}
+        for m in sorted({w.split("(", 1)[1].split(")", 1)[0] for w in diag.get("warnings") or [] if "(" in w}):
+            share = float(((diag.get("codes") or {}).get(m) or {}).get("largest_code_share", 0.0))
+            groups.setdefault((row, m), []).append((share, r))
+    if not groups:
+        return ["Code diagnostics: no run of this section has degenerate codes (the engine's collapse checks on the "
+                "retrieval codes).", ""]
+    out = ["Code diagnostics (the engine's collapse checks on the retrieval codes; per-run details in each "
+           "results.json):", ""]
+    for (row, m), flagged in sorted(groups.items()):
+        share, worst = max(flagged, key=lambda x: x[0])
+        d = ((worst.data.get("diagnostics") or {}).get("codes") or {}).get(m) or {}
+        out.append(f"- {row.replace('_', chr(92) + '_')}, {m} codes: degenerate in {len(flagged)} of {totals[row]} "
+                   f"runs; worst {worst.bits} bits seed {worst.seed}: {int(d.get('distinct_codes', 0))} distinct "
+                   f"codes, {share:.1%} of the items share one, {int(d.get('constant_bits', 0))} of "
+                   f"{worst.bits} bits constant")
+    return out + [""]
 
 
 def _figure_links(fig_dir: Path, md_dir: Path, runs: list[RunResult]) -> list[str]:
@@ -108,7 +124,7 @@ def render_results_md(runs: list[RunResult], md_path: Path, command: str, fig_di
         out += [f"## {metric_name(metric)}", ""]
         for table in build_tables(runs, metric=metric, split=True, method_order=method_order):
             out += [to_markdown(table), ""]
-    out += code_warnings(runs)
+    out += ["## Code diagnostics", ""] + code_summary(runs)
     links = _figure_links(fig_dir, md_dir, runs)
     if links:
         out += ["## Figures", ""] + links

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import yaml
 
-from bitrieve.config import ConfigError, RunConfig, parse_config, set_override
+from bitrieve.config import ConfigError, RunConfig, load_yaml_mapping, parse_config, set_override
 
 RESULTS_FILE = "results.json"
 # where a run was computed, not what: a run finished on the GPU counts as finished when the sweep is repeated on CPU
@@ -133,16 +133,7 @@ def expand(base: dict[str, Any], source: str, bits: list[int] | None, seeds: lis
 
 
 def load_base(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        d = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(d, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return d
+    return load_yaml_mapping(path)
 
 
 def status(point: SweepPoint) -> str:
