@@ -210,8 +210,9 @@ def test_load_refuses_corruption_and_mismatches(tmp_path):
         BinaryIndex.load(tmp_path)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("x")
-    with pytest.raises(BinaryIndexError, match="refusing to overwrite"):
+    with pytest.raises(BinaryIndexError, match="is not a bitrieve index directory.*refusing to delete it"):
         BinaryIndex.build(_codes(rng, 5, 8), np.arange(5)).save(tmp_path / "other")
+    assert (tmp_path / "other" / "keep.txt").read_text() == "x"
 
 
 def test_index_without_model_hash_refuses_a_model_checked_query():

@@ -36,12 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from bitrieve.atomic import LockedError, RefusedToReplace
     from bitrieve.config import ConfigError
     from bitrieve.data.types import DataError
 
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, DataError, FileNotFoundError) as e:
+    except (ConfigError, DataError, FileNotFoundError, RefusedToReplace, LockedError) as e:
         print(f"bitrieve: error: {e}", file=sys.stderr)
         return 2
 

@@ -86,8 +86,9 @@ def _options(args: argparse.Namespace, extractor=None):
 
 def _save(args: argparse.Namespace, opts) -> int:
     from bitrieve.data.convert import build
-    from bitrieve.data.store import save_store
+    from bitrieve.data.store import check_store_target, save_store
 
+    check_store_target(args.to, args.overwrite)  # before minutes of decoding or extraction
     out = build(args.fmt, args.src, opts)
     path = save_store(out.data, args.to, split_indices=out.split_indices, sidecars=out.sidecars,
                       overwrite=args.overwrite)
@@ -101,7 +102,9 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _features(args: argparse.Namespace) -> int:
     from bitrieve.data.extractors import make_extractor
+    from bitrieve.data.store import check_store_target
 
+    check_store_target(args.to, args.overwrite)  # before loading weights
     if args.threads:
         import torch
 

@@ -16,12 +16,13 @@ interrupted conversion never leaves a directory that has a ``card.json``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bitrieve.atomic import atomic_directory, write_text_atomic
+from bitrieve.atomic import RefusedToReplace, atomic_directory, check_replaceable, default_mode, write_text_atomic
 from bitrieve.data.extras import SplitWithExtras, extras_of
 from bitrieve.data.types import CrossModalData, DataError, Split
 from bitrieve.data.wiki import sha256_file
@@ -62,6 +63,33 @@ def _split_arrays(split: Split) -> dict[str, np.ndarray]:
     return arrays
 
 
+def is_store(path: str | Path) -> bool:
+    """True if ``path`` is a canonical store bitrieve wrote (a card.json with this package's ``store_format``)."""
+    card = Path(path) / "card.json"
+    try:
+        return card.is_file() and isinstance(json.loads(card.read_text()).get("store_format"), int)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_store_target(path: str | Path, overwrite: bool) -> None:
+    """Fail early (before any decoding or extraction) if ``path`` cannot receive a store: it exists and overwriting
+    was not asked for, or overwriting would replace something that is not a store, or its parent is not writable."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise DataError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)")
+        try:
+            check_replaceable(path, is_store, "canonical store")
+        except RefusedToReplace as e:
+            raise DataError(str(e)) from None
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{path}: cannot write here ({parent} is not writable)")
+
+
 def save_store(data: CrossModalData, path: str | Path, *, split_indices: dict[str, np.ndarray] | None = None,
                sidecars: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Write ``data`` as a canonical store at ``path`` (atomic). Returns the path.
@@ -70,9 +98,9 @@ def save_store(data: CrossModalData, path: str | Path, *, split_indices: dict[st
     ``sidecars``: file name -> JSON object (e.g. ``{"vocab.json": [...]}``).
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise DataError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)")
-    with atomic_directory(path, "partial") as tmp:  # an interrupted conversion leaves only .NAME.partial-*
+    check_store_target(path, overwrite)
+    with atomic_directory(path, "partial", is_ours=is_store, what="canonical store") as tmp:
+        # an interrupted conversion leaves only .NAME.partial-* (removed by the next successful write of NAME)
         card = dict(data.card)
         files: dict[str, str] = {}
         for name, split in data.splits.items():
@@ -96,9 +124,8 @@ def save_store(data: CrossModalData, path: str | Path, *, split_indices: dict[st
         card["extras"] = sorted(extras_of(first))
         card["store_files_sha256"] = files
         write_json_atomic(card, tmp / "card.json")  # last: a directory with card.json is complete
-        for f in tmp.iterdir():  # mkdtemp/mkstemp create owner-only modes; a store is ordinary shared data
-            f.chmod(0o644)
-        tmp.chmod(0o755)
+        for f in tmp.iterdir():  # np.savez honours the umask already; make every file alike
+            f.chmod(default_mode())
     return path
 
 

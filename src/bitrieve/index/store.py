@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bitrieve.atomic import atomic_directory
+from bitrieve.atomic import RefusedToReplace, atomic_directory, check_replaceable
 from bitrieve.index.codes import BinaryIndexError
 
 from bitrieve.data.wiki import sha256_file  # noqa: E402  (one implementation for the package)
@@ -34,13 +34,15 @@ def write_index_dir(out: str | Path, arrays: dict[str, np.ndarray], manifest: di
                     extra_files: dict[str, Callable[[Path], None]] | None = None) -> Path:
     """Write ``arrays`` as ``NAME.npy``, each ``extra_files[name](path)``, and the manifest; atomically replace ``out``.
 
-    An existing ``out`` is replaced only if it is an empty directory or a bitrieve index (never another folder).
+    An existing ``out`` is replaced only if it is an empty directory or a bitrieve index (never another folder; the
+    package's one rule, `bitrieve.atomic.check_replaceable`).
     """
     out = Path(out)
-    if out.exists():
-        if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file()):
-            raise BinaryIndexError(f"{out}: exists and is not a bitrieve index directory; refusing to overwrite it")
-    with atomic_directory(out, "tmp") as tmp:
+    try:
+        check_replaceable(out, is_index_dir, "bitrieve index directory")
+    except RefusedToReplace as e:
+        raise BinaryIndexError(f"{e}") from None
+    with atomic_directory(out, "tmp", is_ours=is_index_dir, what="bitrieve index directory") as tmp:
         files = {}
         for name, arr in arrays.items():
             path = tmp / f"{name}.npy"
@@ -57,6 +59,15 @@ def write_index_dir(out: str | Path, arrays: dict[str, np.ndarray], manifest: di
             f.flush()
             os.fsync(f.fileno())
     return out
+
+
+def is_index_dir(path: str | Path) -> bool:
+    """True if ``path`` holds a manifest.json of this package's index format."""
+    m = Path(path) / MANIFEST
+    try:
+        return m.is_file() and json.loads(m.read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def read_manifest(index_dir: str | Path) -> dict[str, Any]:
