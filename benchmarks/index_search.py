@@ -29,7 +29,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed repetitions of each search (best is reported)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None,
-                    help="threads for both libraries (default: all cores); 1 gives stable numbers on a busy machine")
+                    help="threads for both libraries (default: OMP_NUM_THREADS, else all cores); 1 gives stable "
+                         "numbers on a busy machine")
     args = ap.parse_args()
 
     import faiss
@@ -38,9 +39,11 @@ def main() -> None:
     from bitrieve.index import BinaryIndex, PackedCodes
     from bitrieve.index.codes import WORD, n_words
 
-    if args.threads:
-        numba.set_num_threads(args.threads)
-        faiss.omp_set_num_threads(args.threads)
+    from bitrieve.index.faiss_backend import import_faiss
+    from bitrieve.threads import configure
+
+    configure(args.threads)  # the package's one thread rule: --threads, else OMP_NUM_THREADS, else the cores
+    import_faiss()
     rng = np.random.default_rng(args.seed)
     w = n_words(args.bits)
     words = rng.integers(0, 2**63, size=(args.n, w), dtype=np.int64).view(WORD)

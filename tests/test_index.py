@@ -22,7 +22,10 @@ def _reference(q: np.ndarray, db: np.ndarray, k: int):
 @pytest.fixture
 def faiss_one_thread():
     """FAISS's OpenMP threads spin-wait; on a shared 2-core machine one thread is much faster. Restored after."""
-    faiss = pytest.importorskip("faiss")
+    pytest.importorskip("faiss")
+    from bitrieve.index.faiss_backend import import_faiss
+
+    faiss = import_faiss()  # applies the package's thread count once; the override below then stays
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     yield faiss
@@ -197,9 +200,16 @@ def test_load_refuses_corruption_and_mismatches(tmp_path):
     raw[-1] ^= 0xFF
     codes.write_bytes(bytes(raw))
     BinaryIndex.load(idx_dir)  # restored: loads again
-    # a manifest that lies about the bit length is caught by the shape check
+    # an edited manifest field is caught by the manifest's own checksum
     manifest = json.loads((idx_dir / "manifest.json").read_text())
     manifest["bits"] = 80
+    (idx_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BinaryIndexError, match="do not match its 'manifest_sha256'"):
+        BinaryIndex.load(idx_dir)
+    # a consistent manifest (re-sealed) that lies about the bit length is caught by the shape check
+    from bitrieve.index.store import manifest_sha256
+
+    manifest["manifest_sha256"] = manifest_sha256(manifest)
     (idx_dir / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BinaryIndexError, match="does not fit 100 codes of 80 bits"):
         BinaryIndex.load(idx_dir)

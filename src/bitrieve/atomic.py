@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+from bitrieve.errors import BitrieveError
+
 
 def default_mode(directory: bool = False) -> int:
     """The mode a plain ``open``/``mkdir`` would give under the user's umask (mkstemp/mkdtemp use owner-only modes,
@@ -55,12 +57,57 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     return write_with_atomic(path, writer)
 
 
-class RefusedToReplace(ValueError):
+class RefusedToReplace(BitrieveError, ValueError):
     """A directory that ``--overwrite`` (or a save) would replace is not ours to delete."""
 
 
-class LockedError(RuntimeError):
+class LockedError(BitrieveError, RuntimeError):
     """Another process holds the lock of the target being written."""
+
+
+class OutputError(BitrieveError, ValueError):
+    """An output path that cannot be written (permissions, a file in the way, not enough free space)."""
+
+
+def _existing_ancestor(path: Path) -> Path:
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent
+
+
+def check_writable(path: str | Path, what: str = "output", error: type[Exception] = OutputError) -> None:
+    """Fail before any expensive work if ``path`` (a directory to write in, or to create) cannot be written: an
+    existing ``path`` must be a writable directory; otherwise its nearest existing ancestor must be writable."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise error(f"{path}: exists and is not a directory (expected the {what} directory)")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise error(f"{path}: cannot write the {what} here (the directory is not writable)")
+        return
+    parent = _existing_ancestor(path.parent)
+    if not parent.is_dir():
+        raise error(f"{path}: cannot create the {what} ({parent} is a file, not a directory)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise error(f"{path}: cannot write the {what} here ({parent} is not writable)")
+
+
+def check_free_space(path: str | Path, need_bytes: int, what: str = "output",
+                     error: type[Exception] = OutputError) -> None:
+    """Fail before the work if the file system of ``path`` has less than ``need_bytes`` free (an estimate of the
+    output's size; 5% and 16 MiB of headroom are added)."""
+    import shutil
+
+    where = _existing_ancestor(Path(path))
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return  # cannot tell: the write itself will say
+    need = int(need_bytes * 1.05) + (16 << 20)
+    if free < need:
+        raise error(f"{path}: not enough free space for the {what} ({free / 2**20:,.0f} MiB free on {where}, about "
+                    f"{need / 2**20:,.0f} MiB needed); free some space or choose another path")
 
 
 def check_replaceable(dest: str | Path, is_ours: Callable[[Path], bool], what: str) -> None:

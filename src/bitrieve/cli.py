@@ -1,23 +1,59 @@
-"""`bitrieve <command>`. Each sub-package registers its own sub-commands (``add_commands(subparsers)``)."""
+"""`bitrieve <command>`. Each sub-package registers its own sub-commands (``add_commands(subparsers)``).
+
+This module is the one place that maps expected faults to one line: any `bitrieve.errors.BitrieveError`, an
+`OSError` (permission denied, disk full...) or a library's file-format error prints ``bitrieve: error: ...`` and
+exits with code 2; ``--debug`` (or ``BITRIEVE_DEBUG=1``) shows the traceback instead. A closed output pipe
+(``bitrieve eval RUN --json | head``) ends quietly with code 141 (128 + SIGPIPE, as other command-line tools).
+Every command takes ``--threads N`` (bitrieve/threads.py decides and applies the thread count before it runs).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from typing import Iterator
 
 # module -> it defines add_commands(subparsers); each command sets `func(args) -> int`
 COMMAND_MODULES = [
     "bitrieve.demo",           # demo
-    "bitrieve.data.cli",       # data convert / data info / features
+    "bitrieve.data.cli",       # data convert / data info / data verify / features
     "bitrieve.engine.cli",     # train / eval
     "bitrieve.report.cli",     # sweep / report / figures
     "bitrieve.index.cli",      # index build / search
 ]
+EXIT_ERROR = 2
+EXIT_BROKEN_PIPE = 141
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+        return
+    for action in subs:
+        for p in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+            yield from _leaf_parsers(p)
+
+
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--debug`` on every command (after the command name, where users put them)."""
+    for leaf in _leaf_parsers(parser):
+        if "--threads" not in leaf._option_string_actions:
+            leaf.add_argument("--threads", type=int, default=argparse.SUPPRESS, metavar="N",
+                              help="CPU threads for torch, numba and FAISS (default: OMP_NUM_THREADS, else all "
+                                   "cores)")
+        if "--debug" not in leaf._option_string_actions:
+            leaf.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                              help="show the full traceback of an error (also BITRIEVE_DEBUG=1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bitrieve", description="Deep hashing retrieval research framework.")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help=argparse.SUPPRESS)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error "
+                                                              "(also BITRIEVE_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in COMMAND_MODULES:
         try:
@@ -27,24 +63,53 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         m.add_commands(sub)
+    _add_common_options(parser)
     return parser
 
 
+def one_line(e: BaseException) -> str:
+    """The user's line for an expected fault (an OSError names its file first)."""
+    from bitrieve.errors import describe_os_error
+
+    text = describe_os_error(e) if isinstance(e, OSError) else str(e)
+    if not text:
+        text = type(e).__name__
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (captured in tests)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    from bitrieve.errors import BitrieveError, debug_requested, format_errors
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
-    from bitrieve.atomic import LockedError, RefusedToReplace
-    from bitrieve.config import ConfigError
-    from bitrieve.data.types import DataError
-
+        return EXIT_ERROR
+    debug = debug_requested(bool(getattr(args, "debug", False)))
     try:
-        return int(args.func(args) or 0)
-    except (ConfigError, DataError, FileNotFoundError, RefusedToReplace, LockedError) as e:
-        print(f"bitrieve: error: {e}", file=sys.stderr)
-        return 2
+        from bitrieve import threads
+
+        threads.configure(getattr(args, "threads", None))
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return rc
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    except (BitrieveError, OSError, *format_errors()) as e:
+        if debug:
+            raise
+        print(f"bitrieve: error: {one_line(e)}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bitrieve.errors import BitrieveError
 
-class ConfigError(ValueError):
+
+class ConfigError(BitrieveError, ValueError):
     """A config problem; the message names the key."""
 
 
@@ -28,7 +30,7 @@ class EvalConfig(BaseModel):
     map_all: bool = True
     tie: Literal["stable", "tie-averaged"] = "stable"
     protocols: list[str] = Field(default_factory=list, description="extra compatibility protocols, e.g. djsrh")
-    query_limit: int | None = Field(None, description="evaluate on the first N queries only (quick checks)")
+    query_limit: int | None = Field(None, ge=1, description="evaluate on the first N queries only (quick checks)")
 
     @field_validator("ks")
     @classmethod
@@ -44,7 +46,7 @@ class RunConfig(BaseModel):
     method: str
     data: str = Field("wiki", description="'wiki' (embedded) or the path of a canonical store")
     bits: int = Field(32, ge=1, le=1024)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     device: str = "auto"
     amp: Literal["off", "bf16", "fp16"] = "off"
     compile: bool = False
@@ -80,8 +82,9 @@ def _format_validation(e: ValidationError, prefix: str = "") -> str:
         key = f"{prefix}.{key}" if prefix else key
         if err["type"] == "extra_forbidden":
             lines.append(f"unknown key '{key}'")
-        else:
-            lines.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
+        else:  # e.g. "key 'params.epochs': must be >= 1 (got -3)"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"key '{key}': {msg} (got {err.get('input')!r})")
     return "; ".join(lines)
 
 

@@ -27,6 +27,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("store")
     info.add_argument("--json", action="store_true", help="print the card (with per-split `counts`) as JSON")
     info.set_defaults(func=_info)
+
+    verify = dsub.add_parser("verify", help="check every store file against the sha256 in its card.json",
+                             description="Recomputes the sha256 of every file listed in STORE/card.json "
+                                         "(store_files_sha256) and reads every split; exit 0 when all match, 2 naming "
+                                         "the first file that differs.")
+    verify.add_argument("store")
+    verify.set_defaults(func=_verify)
     data.set_defaults(func=lambda a: (data.print_help(), 2)[1])
 
     feat = subparsers.add_parser("features", help="extract image features (EfficientNet-Lite0, CLIP, AlexNet/VGG-19 "
@@ -37,7 +44,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     feat.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     feat.add_argument("--batch-size", type=int, default=64)
     feat.add_argument("--work-dir", default=None, help="chunk files for resuming (default: STORE.work next to --to)")
-    feat.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     feat.set_defaults(func=_features)
 
 
@@ -77,7 +83,8 @@ def _options(args: argparse.Namespace, extractor=None):
     if extractor is not None and work is None:
         to = Path(args.to)
         work = to.parent / f".{to.name}.work"
-    return ConvertOptions(protocol=args.protocol, split_seed=args.split_seed, empty_labels=args.empty_labels,
+    return ConvertOptions(dest=Path(args.to), protocol=args.protocol, split_seed=args.split_seed,
+                          empty_labels=args.empty_labels,
                           image_size=args.image_size, text=args.text, vocab_threshold=args.vocab_threshold,
                           bow_size=args.bow_size,
                           extractor=extractor, work_dir=work, batch_size=getattr(args, "batch_size", 64),
@@ -93,6 +100,8 @@ def _save(args: argparse.Namespace, opts) -> int:
     path = save_store(out.data, args.to, split_indices=out.split_indices, sidecars=out.sidecars,
                       overwrite=args.overwrite)
     print(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in out.data.card["counts"].items()))
+    for note in out.data.card.get("notes", []):  # e.g. a caption release converted without --images: text only
+        print(f"note: {note}")
     return 0
 
 
@@ -101,14 +110,14 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _features(args: argparse.Namespace) -> int:
+    from bitrieve.atomic import check_writable
     from bitrieve.data.extractors import make_extractor
     from bitrieve.data.store import check_store_target
+    from bitrieve.data.types import DataError
 
     check_store_target(args.to, args.overwrite)  # before loading weights
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    if args.work_dir is not None:
+        check_writable(args.work_dir, "feature work directory", error=DataError)
     ext = make_extractor(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
     opts = _options(args, ext)
     opts.image_size = None  # the extractor resizes
@@ -132,7 +141,7 @@ def label_stats(labels: np.ndarray, names: list[str] | None) -> dict:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from bitrieve.data.store import read_card
+    from bitrieve.data.store import read_card, read_npz
 
     card = read_card(args.store)
     if args.json:
@@ -144,7 +153,20 @@ def _info(args: argparse.Namespace) -> int:
             continue
         print(f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}")
     for split in card["counts"]:
-        with np.load(Path(args.store) / f"{split}.npz", allow_pickle=False) as z:
-            stats = label_stats(z["labels"], card.get("label_names"))
-        print(f"labels[{split}]: " + json.dumps(stats))
+        labels = read_npz(Path(args.store) / f"{split}.npz", ("labels",))["labels"]
+        print(f"labels[{split}]: " + json.dumps(label_stats(labels, card.get("label_names"))))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import time
+
+    from bitrieve.data.store import load_store, verify_store
+
+    t0 = time.perf_counter()
+    names = verify_store(args.store)
+    data = load_store(args.store, verify=False)  # every split parses and passes validation
+    size = sum((Path(args.store) / n).stat().st_size for n in names)
+    print(f"{args.store}: {len(names)} files verified against card.json ({', '.join(names)}; {size / 2**20:,.1f} MiB, "
+          f"{time.perf_counter() - t0:.2f} s); splits " + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items()))
     return 0

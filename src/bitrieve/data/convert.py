@@ -24,6 +24,7 @@ from bitrieve.data.types import CrossModalData, DataError, Split
 
 @dataclass
 class ConvertOptions:
+    dest: Path | None = None            # the store to write: its free space is checked before decoding
     protocol: str | None = None         # default: the reader's
     split_seed: int = 0
     empty_labels: str = "fail"          # drop | fail | keep
@@ -66,6 +67,24 @@ def _images_to_array(img: ImageSource, rows: np.ndarray, opts: ConvertOptions) -
     return arr[inverse], info
 
 
+def _check_space(src: Source, n_rows: int, opts: ConvertOptions) -> None:
+    """Before minutes of decoding or extraction: is there room for the store? (An estimate from what is known
+    now: features are n x dim float32, resized pixels n x 3 x size x size uint8, arrays their own size.)"""
+    if opts.dest is None:
+        return
+    from bitrieve.atomic import check_free_space
+
+    need = 0
+    for a in src.inputs.values():
+        if not isinstance(a, ImageSource):
+            need += int(np.asarray(a[:1]).nbytes) * n_rows if len(a) else 0
+        elif opts.extractor is not None:
+            need += n_rows * int(getattr(opts.extractor, "dim", 0)) * 4
+        elif opts.image_size:
+            need += n_rows * 3 * opts.image_size ** 2
+    check_free_space(opts.dest.parent, need, "canonical store", error=DataError)
+
+
 def build(fmt: str, path: str | Path, opts: ConvertOptions) -> Converted:
     if fmt not in READERS:
         raise DataError(f"unknown format '{fmt}' (known: {', '.join(READERS)})")
@@ -86,6 +105,7 @@ def build(fmt: str, path: str | Path, opts: ConvertOptions) -> Converted:
 
     inputs_all: dict[str, np.ndarray] = {}
     needed = np.unique(np.concatenate(list(indices.values())))
+    _check_space(src, len(needed), opts)
     for m, a in src.inputs.items():
         if isinstance(a, ImageSource):
             arr, info = _images_to_array(a, needed, opts)

@@ -15,7 +15,8 @@
   the model's own preprocessing. Weights: ``--weights PATH`` (open_clip checkpoint) or the open_clip cache.
 
 ``weights="random"`` builds the architecture with random weights: for tests only; the card says so.
-Every checkpoint is read with ``torch.load(..., weights_only=True)``.
+Every checkpoint is read without executing code (``.safetensors``, or ``torch.load(..., weights_only=True)``; a file
+that would run code is refused, see ``bitrieve.parts.backbones.load_state_dict_file``).
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ def resolve_device(device: str) -> str:
 
 
 def _load_state(path: str | Path) -> dict:
-    import torch
+    """The weights' state dict, read without executing code (`bitrieve.parts.backbones.load_state_dict_file`)."""
+    from bitrieve.parts.backbones import load_state_dict_file
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"weights file {path} not found")
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+    sd = load_state_dict_file(path, "image-model weights")
+    if "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     return sd
 

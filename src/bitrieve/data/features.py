@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from bitrieve.atomic import write_with_atomic
 from bitrieve.data.images import ImageSource
+from bitrieve.data.types import DataError
 
 
 def _fingerprint(source: ImageSource, extractor) -> str:
@@ -29,6 +30,16 @@ def _fingerprint(source: ImageSource, extractor) -> str:
         first = np.asarray(source.arrays[0]) if len(source) else np.zeros(0)
         h.update(first.tobytes())
     return h.hexdigest()[:16]
+
+
+def _load_chunk(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        if isinstance(e, (FileNotFoundError, PermissionError)):
+            raise
+        raise DataError(f"{path}: damaged feature chunk ({e}); delete it (or the work directory) and run again") \
+            from None
 
 
 def extract_images(source: ImageSource, extractor, work_dir: str | Path | None = None, batch_size: int = 64,
@@ -53,12 +64,10 @@ def extract_images(source: ImageSource, extractor, work_dir: str | Path | None =
             rows = range(b, min(b + batch_size, s + chunk, n))
             feats.append(extractor([source.load(i) for i in rows]))
             bar.update(len(rows))
-        fd, tmp = tempfile.mkstemp(prefix=".chunk-", suffix=".npy", dir=wdir)
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.concatenate(feats).astype(np.float32))
-        os.replace(tmp, out)
+        arr = np.concatenate(feats).astype(np.float32)
+        write_with_atomic(out, lambda tmp: np.save(tmp, arr, allow_pickle=False))  # umask, temp + rename
     bar.close()
-    result = np.concatenate([np.load(wdir / f"chunk_{i:05d}.npy", allow_pickle=False) for i in range(len(starts))]) \
+    result = np.concatenate([_load_chunk(wdir / f"chunk_{i:05d}.npy") for i in range(len(starts))]) \
         if starts else np.zeros((0, extractor.dim), np.float32)
     if cleanup:
         shutil.rmtree(work, ignore_errors=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bitrieve.data.types import DataError
+from bitrieve.errors import reading
 
 
 class ImageSource:
@@ -41,7 +42,8 @@ class ImageSource:
         if self._member_zip is None:
             self._member_zip = {}
             for p in self.zip_paths:
-                z = self._zips.setdefault(p, zipfile.ZipFile(p))
+                with reading(p, "a zip archive of images", DataError):
+                    z = self._zips.setdefault(p, zipfile.ZipFile(p))
                 for n in z.namelist():
                     self._member_zip[n] = p
         if member not in self._member_zip:
@@ -57,13 +59,18 @@ class ImageSource:
             return Image.fromarray(a).convert("RGB")
         ref = self.refs[i]
         if self.zip_paths:
-            data = self._zip_for(ref).read(ref)
-            return Image.open(io.BytesIO(data)).convert("RGB")
+            z = self._zip_for(ref)
+            where = f"{z.filename}:{ref}"
+            with reading(where, "a zip member holding an image", DataError):
+                data = z.read(ref)  # a bad CRC or a corrupt deflate stream fails here
+            with reading(where, "an image file (JPEG, PNG, ...)", DataError):
+                return Image.open(io.BytesIO(data)).convert("RGB")
         path = self.root / ref if self.root is not None else Path(ref)
         if not path.is_file():
             raise DataError(f"image file {path} not found")
-        with Image.open(path) as im:
-            return im.convert("RGB")
+        with reading(path, "an image file (JPEG, PNG, ...)", DataError):
+            with Image.open(path) as im:
+                return im.convert("RGB")
 
     def pixels(self, size: int | None = None, progress: bool = True) -> np.ndarray:
         """All images as uint8 (N, 3, H, W); ``size`` resizes (bilinear) to size×size, else all must agree."""

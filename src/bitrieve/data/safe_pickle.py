@@ -76,7 +76,14 @@ def safe_load(path: str | Path, encoding: str = "ASCII") -> Any:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     with open(path, "rb") as f:
-        return RestrictedUnpickler(f, str(path), encoding=encoding).load()
+        try:
+            return RestrictedUnpickler(f, str(path), encoding=encoding).load()
+        except DataError:
+            raise
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, AttributeError,
+                UnicodeDecodeError, MemoryError) as e:  # a truncated or damaged stream
+            raise DataError(f"{path}: truncated or corrupt pickle ({type(e).__name__}: {e}); download the file "
+                            "again") from None
 
 
 def safe_loads(data: bytes, where: str = "<bytes>", encoding: str = "ASCII") -> Any:

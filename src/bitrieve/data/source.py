@@ -77,6 +77,13 @@ def validate_source(src: Source, empty_labels: str = "fail") -> Source:
     for k, a in src.extras.items():
         if a.shape[0] != n:
             raise DataError(f"{name}: side column '{k}' has {a.shape[0]} rows, expected {n}")
+    if src.labels.dtype.kind not in "biuf":
+        raise DataError(f"{name}: labels hold {src.labels.dtype} values, expected 0/1 numbers")
+    if src.labels.dtype.kind == "f" and not np.isfinite(src.labels).all():
+        rows = np.flatnonzero(~np.isfinite(src.labels).all(1))
+        shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        raise DataError(f"{name} ({src.card.get('source', '?')}): NaN in labels, rows {shown} ({len(rows)} of {n} "
+                        "rows; row = position in the release)")
     if src.labels.size and not np.isin(src.labels, (0, 1)).all():
         vals = np.unique(src.labels)
         raise DataError(f"{name}: labels must be 0/1 multi-hot, found values {vals[:10].tolist()}")

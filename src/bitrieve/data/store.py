@@ -16,13 +16,13 @@ interrupted conversion never leaves a directory that has a ``card.json``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bitrieve.atomic import RefusedToReplace, atomic_directory, check_replaceable, default_mode, write_text_atomic
+from bitrieve.atomic import RefusedToReplace, atomic_directory, check_replaceable, check_writable, default_mode, \
+    write_text_atomic
 from bitrieve.data.extras import SplitWithExtras, extras_of
 from bitrieve.data.types import CrossModalData, DataError, Split
 from bitrieve.data.wiki import sha256_file
@@ -83,11 +83,7 @@ def check_store_target(path: str | Path, overwrite: bool) -> None:
             check_replaceable(path, is_store, "canonical store")
         except RefusedToReplace as e:
             raise DataError(str(e)) from None
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise DataError(f"{path}: cannot write here ({parent} is not writable)")
+    check_writable(path.parent, "canonical store", error=DataError)
 
 
 def save_store(data: CrossModalData, path: str | Path, *, split_indices: dict[str, np.ndarray] | None = None,
@@ -137,8 +133,13 @@ def read_card(path: str | Path) -> dict[str, Any]:
     if not card_file.is_file():
         raise DataError(f"{path}: no card.json, so not a complete canonical store (an interrupted conversion leaves "
                         "only a hidden '.NAME.partial-*' directory; run `bitrieve data convert` again)")
-    with open(card_file) as f:
-        card = json.load(f)
+    try:
+        with open(card_file) as f:
+            card = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{card_file}: not valid JSON ({e}); the store is damaged, convert the release again") from None
+    if not isinstance(card, dict):
+        raise DataError(f"{card_file}: expected a JSON object")
     if card.get("store_format") != STORE_FORMAT:
         raise DataError(f"{card_file}: store_format {card.get('store_format')!r}, this bitrieve reads {STORE_FORMAT}")
     return card
@@ -152,39 +153,75 @@ def load_split_indices(path: str | Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def verify_store(path: str | Path) -> None:
-    """Recompute the sha256 of every store file listed in card.json; DataError naming the first that differs."""
+def verify_store(path: str | Path, names: tuple[str, ...] | None = None) -> list[str]:
+    """Recompute the sha256 of the store files listed in card.json (all, or only ``names``); DataError naming the
+    first that is missing or differs. Returns the names verified."""
     path = Path(path)
-    for name, digest in read_card(path).get("store_files_sha256", {}).items():
+    listed = read_card(path).get("store_files_sha256")
+    if not isinstance(listed, dict) or not listed:
+        raise DataError(f"{path / 'card.json'}: no 'store_files_sha256' map, so the store's files cannot be verified "
+                        "(convert the release again)")
+    for name in names or tuple(listed):
+        digest = listed.get(name)
+        if digest is None:
+            raise DataError(f"{path / 'card.json'}: 'store_files_sha256' has no entry for {name}")
         if not (path / name).is_file():
             raise DataError(f"{path}: file {name} listed in card.json is missing")
         if sha256_file(path / name) != digest:
-            raise DataError(f"{path / name}: sha256 differs from card.json (file changed after conversion)")
+            raise DataError(f"{path / name}: sha256 differs from card.json: the file changed after conversion (disk "
+                            "corruption or an edit), so it cannot be trusted; convert the release again")
+    return list(names or listed)
 
 
-def load_store(path: str | Path, splits: tuple[str, ...] | None = None, verify: bool = False) -> CrossModalData:
+def read_npz(f: Path, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Arrays of a store ``.npz`` (all, or ``keys``) without pickles; a damaged file or an object array is a
+    DataError naming the file and key."""
+    import zipfile
+
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            out = {}
+            for k in keys or z.files:
+                if k not in z.files:
+                    raise DataError(f"{f}: missing key '{k}' (keys: {z.files})")
+                try:
+                    out[k] = z[k]
+                except ValueError as e:  # "Object arrays cannot be loaded when allow_pickle=False"
+                    raise DataError(f"{f}: key '{k}' cannot be read without unpickling ({e}); a store holds plain "
+                                    "numeric/unicode arrays only") from None
+            return out
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        if isinstance(e, (FileNotFoundError, PermissionError)):
+            raise
+        raise DataError(f"{f}: not a readable .npz archive ({type(e).__name__}: {e}); the store is damaged, "
+                        "convert the release again") from None
+
+
+def load_store(path: str | Path, splits: tuple[str, ...] | None = None, verify: bool = True) -> CrossModalData:
     """Read a canonical store into a validated `CrossModalData` (splits with side columns are `SplitWithExtras`).
 
-    ``verify=True`` first checks every file's sha256 against card.json.
+    ``verify=True`` (default) first checks the sha256 of the split files read against card.json, so an array
+    changed after conversion is an error, not a silently different result (cost: reading the files once more; see
+    docs/guarantees.md for the measured time).
     """
     path = Path(path)
     card = read_card(path)
-    if verify:
-        verify_store(path)
     names = splits or tuple(card["counts"])
+    if verify:
+        verify_store(path, tuple(f"{n}.npz" for n in names))
     out: dict[str, Split] = {}
     for name in names:
         f = path / f"{name}.npz"
         if not f.is_file():
             raise DataError(f"{path}: split file {f.name} missing (card lists splits {list(card['counts'])})")
-        with np.load(f, allow_pickle=False) as z:
-            for key in _RESERVED:
-                if key not in z.files:
-                    raise DataError(f"{f}: missing key '{key}' (keys: {z.files})")
-            inputs = {k: z[k] for k in z.files if k not in _RESERVED and not k.startswith(EXTRA_PREFIX)}
-            extras = {k[len(EXTRA_PREFIX):]: z[k] for k in z.files if k.startswith(EXTRA_PREFIX)}
-            split = SplitWithExtras(inputs, z["labels"], z["ids"], extras) if extras else Split(inputs, z["labels"],
-                                                                                                 z["ids"])
+        z = read_npz(f)
+        for key in _RESERVED:
+            if key not in z:
+                raise DataError(f"{f}: missing key '{key}' (keys: {sorted(z)})")
+        inputs = {k: a for k, a in z.items() if k not in _RESERVED and not k.startswith(EXTRA_PREFIX)}
+        extras = {k[len(EXTRA_PREFIX):]: a for k, a in z.items() if k.startswith(EXTRA_PREFIX)}
+        split = SplitWithExtras(inputs, z["labels"], z["ids"], extras) if extras else Split(inputs, z["labels"],
+                                                                                             z["ids"])
         if len(split) != card["counts"].get(name):
             raise DataError(f"{f}: {len(split)} rows, card.json says {card['counts'].get(name)}")
         out[name] = split
@@ -195,5 +232,8 @@ def read_sidecar(path: str | Path, name: str) -> Any:
     f = Path(path) / name
     if not f.is_file():
         raise DataError(f"{path}: sidecar {name} missing")
-    with open(f) as fh:
-        return json.load(fh)
+    try:
+        with open(f) as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{f}: not valid JSON ({e})") from None

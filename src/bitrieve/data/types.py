@@ -7,11 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from bitrieve.errors import BitrieveError
+
 SPLITS = ("train", "query", "retrieval")
 MODALITIES = ("image", "text")
 
 
-class DataError(ValueError):
+class DataError(BitrieveError, ValueError):
     """Bad dataset content; the message names the file/split/key and what was expected."""
 
 

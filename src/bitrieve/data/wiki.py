@@ -45,9 +45,19 @@ def read_wiki_mat(path: str | Path = EMBEDDED_WIKI) -> CrossModalData:
         for key, width in _KEYS.items():
             if key not in f:
                 raise DataError(f"{path}: missing key '{key}' (expected {width} x N); keys present: {sorted(f)}")
-            a = np.asarray(f[key], dtype=np.float64).T  # stored feature-major
+            ds = f[key]
+            if getattr(ds, "ndim", None) != 2 or ds.dtype.kind not in "biuf":
+                raise DataError(f"{path}: key '{key}' holds {getattr(ds, 'dtype', 'a group')} "
+                                f"{getattr(ds, 'shape', '')}, expected a numeric ({width}, N) array")
+            try:
+                a = np.asarray(ds, dtype=np.float64).T  # stored feature-major
+            except OSError as e:  # a damaged chunk
+                raise DataError(f"{path}: key '{key}' cannot be read ({e}); the file is truncated or corrupt") from None
             if a.shape[1] != width:
                 raise DataError(f"{path}: key '{key}' has shape {a.shape[::-1]} stored, expected ({width}, N)")
+            bad_rows = int((~np.isfinite(a)).any(1).sum())
+            if bad_rows:  # docs/datasets.md: NaN/inf are reported with the file and the number of rows
+                raise DataError(f"{path}: key '{key}' has NaN/inf values in {bad_rows} of {a.shape[0]} rows")
             arrays[key] = a
     splits = {}
     offset = 0

@@ -5,19 +5,27 @@ tensors flattened (``optim/<param index>/<key>``) and the torch CPU RNG state; i
 JSON state (stage, epoch, history, optimizer hyper-parameters and scalar state, GradScaler state). Because it is one
 file written by temp file + ``os.replace``, a kill at any moment leaves either the old or the new checkpoint, never a
 mix. ``state.json`` is a human-readable copy of the same JSON, written after the checkpoint.
+
+The metadata field ``sha256`` is a checksum over every tensor (name, dtype, shape, bytes) and the ``state`` JSON;
+resume and eval recompute it, so flipped bytes or an edited state are an error (`CheckpointError`, naming the file
+and suggesting ``--no-resume``) instead of silently different results. An unreadable file (truncated, empty,
+garbled) is the same error. Loading never unpickles anything.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
 from safetensors.torch import load_file, safe_open, save_file
 
 from bitrieve.atomic import write_bytes_atomic, write_with_atomic
+from bitrieve.errors import CheckpointError
 
 CHECKPOINT = "checkpoint.safetensors"
 STATE = "state.json"
@@ -84,22 +92,67 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torc
     tensors.update(opt_tensors)
     tensors["rng/torch_cpu"] = torch.get_rng_state()
     full_state = dict(state, optimizer=opt_meta)
-    meta = {"state": json.dumps(full_state, default=_json_default), "format": "bitrieve-checkpoint-1"}
+    state_json = json.dumps(full_state, default=_json_default)
+    meta = {"state": state_json, "format": "bitrieve-checkpoint-1", "sha256": checkpoint_sha256(tensors, state_json)}
     write_with_atomic(run_dir / CHECKPOINT, lambda tmp: save_file(tensors, tmp, metadata=meta))
     atomic_write_json(run_dir / STATE, full_state)
 
 
+def hash_tensors(h: "hashlib._Hash", tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+    """Feed each (name, tensor) to ``h``: its name, dtype and shape as JSON, then its raw bytes (CPU, contiguous).
+    Used by the checkpoint checksum and by the index's model fingerprint (index/model.py)."""
+    for name, t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def checkpoint_sha256(tensors: dict[str, torch.Tensor], state_json: str) -> str:
+    """sha256 over every tensor (sorted by name) and the state JSON string, as stored in the metadata."""
+    h = hashlib.sha256()
+    hash_tensors(h, sorted(tensors.items()))
+    h.update(state_json.encode("utf-8"))
+    return h.hexdigest()
+
+
+def _unreadable(path: Path, e: Exception) -> CheckpointError:
+    return CheckpointError(f"{path}: not a readable safetensors checkpoint ({type(e).__name__}: {e}); the file is "
+                           "truncated, empty or corrupt. Start the run over with --no-resume (bitrieve train CONFIG "
+                           f"--out {path.parent} --no-resume)")
+
+
 def load_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu"
                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]] | None:
-    """(model state, optimizer tensors, state JSON) of the run's checkpoint, or None when there is none."""
+    """(model state, optimizer tensors, state JSON) of the run's checkpoint, or None when there is none.
+
+    The checksum is verified; `CheckpointError` names the file when it is unreadable, not ours, or changed."""
+    from safetensors import SafetensorError
+
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         return None
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise _unreadable(path, e) from None
     if meta.get("format") != "bitrieve-checkpoint-1" or "state" not in meta:
-        raise ValueError(f"{path}: not a bitrieve checkpoint (metadata 'format' is {meta.get('format')!r})")
-    tensors = load_file(str(path), device=str(device))
+        raise CheckpointError(f"{path}: not a bitrieve checkpoint (metadata 'format' is {meta.get('format')!r}); "
+                              f"start over with --no-resume or choose another --out")
+    if "sha256" not in meta:  # written before checkpoints carried a checksum
+        warnings.warn(f"{path}: no checksum (written by an older bitrieve); its contents are not verified",
+                      stacklevel=2)
+    elif checkpoint_sha256(tensors, meta["state"]) != meta["sha256"]:
+        raise CheckpointError(f"{path}: checksum mismatch: its tensors or state changed after it was written (disk "
+                              "corruption or an edited file), so it cannot be trusted. Start the run over with "
+                              f"--no-resume (bitrieve train CONFIG --out {path.parent} --no-resume)")
+    try:
+        state = json.loads(meta["state"])
+    except json.JSONDecodeError as e:
+        raise _unreadable(path, e) from None
+    if str(device) != "cpu":
+        tensors = {k: v.to(device) for k, v in tensors.items()}
     model = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     optim = {k: v for k, v in tensors.items() if k.startswith("optim/")}
-    return model, optim, json.loads(meta["state"])
+    return model, optim, state

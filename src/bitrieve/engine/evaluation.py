@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bitrieve.data.types import CrossModalData, Split
+from bitrieve.threads import restore_torch_threads
 
 TASK_MODALITIES = {"i2t": ("image", "text"), "t2i": ("text", "image"), "i2i": ("image", "image"),
                    "t2t": ("text", "text")}
@@ -147,6 +148,7 @@ def split_protocols(method, names) -> tuple[list[str], list[str]]:
     return ranking, special
 
 
+@restore_torch_threads()  # whatever numba's threading layer does, torch's thread count is unchanged afterwards
 def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
                     autocast: Callable[[], Any] | None = None, progress: bool = False) -> dict[str, Any]:
     """Encode, sign and evaluate; returns {"metrics", "protocols", "curves", "protocol", "codes"}."""

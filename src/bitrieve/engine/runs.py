@@ -7,17 +7,20 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from bitrieve.atomic import check_writable, exclusive_lock
 from bitrieve.engine.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 RESULTS = "results.json"
@@ -30,6 +33,24 @@ def data_name(spec: str) -> str:
 
 def default_run_dir(method: str, data: str, bits: int, seed: int, root: str | Path = "runs") -> Path:
     return Path(root) / f"{method}-{data_name(data)}" / f"b{bits}-s{seed}"
+
+
+def locked_run_dir(train: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate ``train(cfg, run_dir, ...)``: check that ``run_dir`` can be written, then hold an exclusive lock on it
+    for the whole run (lock file ``.NAME.lock`` beside it, holding the pid), before any data is read. A second
+    process training into the same directory fails at once naming the holder's pid, instead of mixing one config's
+    results with the other's config.yaml. Under torchrun only rank 0 locks (the ranks share the directory)."""
+
+    @functools.wraps(train)
+    def wrapper(cfg: Any, run_dir: str | Path, *args: Any, **kwargs: Any) -> Any:
+        if int(os.environ.get("RANK", "0")) != 0:
+            return train(cfg, run_dir, *args, **kwargs)
+        run_dir = Path(run_dir)
+        check_writable(run_dir, "run directory")
+        with exclusive_lock(run_dir, "run directory"):
+            return train(cfg, run_dir, *args, **kwargs)
+
+    return wrapper
 
 
 def card_bytes(card: dict[str, Any]) -> bytes:

@@ -24,7 +24,8 @@ from bitrieve.engine import distributed as ddp
 from bitrieve.engine.checkpoint import CHECKPOINT, STATE, atomic_write_text, load_checkpoint, save_checkpoint, \
     unflatten_optimizer
 from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, split_protocols, to_tensor
-from bitrieve.engine.runs import RESULTS, card_sha256, environment, read_results, write_results, write_run_files
+from bitrieve.engine.runs import RESULTS, card_sha256, environment, locked_run_dir, read_results, write_results, \
+    write_run_files
 from bitrieve.engine.seeding import INIT, batch_order, derive_seed, seed_epoch, seed_everything
 from bitrieve.engine.tracking import Tracker
 from bitrieve.methods.base import DataInfo, HashMethod, Stage
@@ -280,6 +281,7 @@ def _summary(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@locked_run_dir  # a second writer of run_dir fails at once naming our pid (engine/runs.py)
 def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress: bool = True) -> dict[str, Any]:
     """Train ``cfg`` in ``run_dir`` (resuming from its checkpoint), evaluate, write and return results.json."""
     t0 = time.time()

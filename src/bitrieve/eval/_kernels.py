@@ -17,6 +17,10 @@ import math
 import numba as nb
 import numpy as np
 
+from bitrieve.threads import set_numba_threads
+
+set_numba_threads()  # numba's workqueue layer and the package's thread count, before any kernel runs (threads.py)
+
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)
 _M4 = np.uint64(0x0F0F0F0F0F0F0F0F)

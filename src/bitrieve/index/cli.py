@@ -14,7 +14,8 @@ from bitrieve.index import model as _model
 from bitrieve.index.binary_index import BACKENDS, BinaryIndex
 from bitrieve.index.codes import BinaryIndexError
 from bitrieve.index.faiss_backend import check_bits
-from bitrieve.index.store import read_manifest
+from bitrieve.atomic import RefusedToReplace, check_free_space, check_replaceable, check_writable
+from bitrieve.index.store import is_index_dir, read_manifest
 
 QUERY_SPLIT_ORDER = ("query", "retrieval", "train")
 
@@ -75,6 +76,12 @@ def _build(args) -> int:
 
     if args.chunk < 1:
         raise BinaryIndexError(f"--chunk must be >= 1, got {args.chunk}")
+    out = Path(args.out)
+    try:  # before loading the model and encoding: the same rule the save applies at the end
+        check_replaceable(out, is_index_dir, "bitrieve index directory")
+    except RefusedToReplace as e:
+        raise BinaryIndexError(str(e)) from None
+    check_writable(out.parent, "index", error=BinaryIndexError)
     cfg, method = _model.load_run_model(args.run, device=args.device)
     if args.backend != "exact":
         check_bits(int(method.bits), args.backend)  # before spending time on encoding
@@ -86,6 +93,9 @@ def _build(args) -> int:
                                f"(has {sorted(split.inputs)})")
     if args.modality not in getattr(method, "modalities", (args.modality,)):
         raise BinaryIndexError(f"method '{cfg.method}' does not encode modality '{args.modality}'")
+    n = len(split)
+    check_free_space(out.parent, n * (8 * ((int(method.bits) + 63) // 64) + 8) * (2 if args.backend != "exact" else 1),
+                     "index", error=BinaryIndexError)
     t0 = time.perf_counter()
     codes = _model.encode_packed(method, split.inputs[args.modality], args.modality,
                                  chunk=args.chunk, device=args.device)
@@ -113,7 +123,7 @@ def cmd_info(args) -> int:
         return _fail(e)
     m = read_manifest(args.index_dir)
     print(json.dumps({k: v for k, v in m.items() if k != "files"}, indent=2, sort_keys=True))
-    print(f"{len(index)} items, {index.bits} bits, backend {index.backend}; files verified: "
+    print(f"{len(index)} items, {index.bits} bits, backend {index.backend}; manifest and files verified: "
           f"{', '.join(sorted(m['files']))}")
     return 0
 
@@ -142,6 +152,33 @@ def _lookup_ids(data, wanted: list[int], modality: str, spec: str) -> np.ndarray
     return np.stack(rows)
 
 
+def query_features(path: Path, method, modality: str, run: str) -> np.ndarray:
+    """Query inputs from a ``.npy`` file, checked before encoding: a plain numeric array, (N, *input shape) or one
+    row (*input shape) of the run's ``modality`` inputs, every value finite. Errors name the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"features file not found: {path}")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise BinaryIndexError(f"{path}: not a plain .npy array ({e})") from None
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
+        raise BinaryIndexError(f"{path}: holds {getattr(x, 'dtype', type(x).__name__)} values, expected numbers")
+    shape = tuple(getattr(getattr(method, "info", None), "input_shapes", {}).get(modality, x.shape[1:]))
+    if x.shape == shape:
+        x = x[None]  # one query
+    if x.shape[1:] != shape or x.shape[0] == 0:
+        want = ", ".join(str(d) for d in shape)
+        raise BinaryIndexError(f"{path}: shape {x.shape}, expected (N, {want}) or one row ({want}): the {modality} "
+                               f"inputs of run {run}")
+    if x.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(1))
+        if bad.size:
+            shown = ", ".join(str(r) for r in bad[:10]) + (", ..." if bad.size > 10 else "")
+            raise BinaryIndexError(f"{path}: NaN/inf values in {bad.size} of {len(x)} rows (rows {shown}); codes of "
+                                   "such rows are meaningless")
+    return x
+
+
 def _search(args) -> int:
     if args.k < 1:
         raise BinaryIndexError(f"-k must be >= 1, got {args.k}")
@@ -153,14 +190,7 @@ def _search(args) -> int:
         raise BinaryIndexError(f"{args.index_dir}: the index records no modality; pass --modality")
     if args.features:
         path = Path(args.features)
-        if not path.is_file():
-            raise FileNotFoundError(f"features file not found: {path}")
-        try:
-            x = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise BinaryIndexError(f"{path}: not a plain .npy array ({e})") from None
-        if x.ndim == 1:
-            x = x[None]
+        x = query_features(path, method, modality, args.run)
         labels = [f"{path.name}[{i}]" for i in range(x.shape[0])]
     else:
         try:

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bitrieve.errors import BitrieveError
+
 WORD = np.dtype("<u8")
 
 
-class BinaryIndexError(ValueError):
+class BinaryIndexError(BitrieveError, ValueError):
     """A problem with index inputs or files; the message names the file/array/shape."""
 
 

@@ -22,6 +22,9 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from bitrieve.index.codes import BinaryIndexError, PackedCodes
+from bitrieve.threads import set_numba_threads
+
+set_numba_threads()  # numba's workqueue layer and the package's thread count, before any kernel runs (threads.py)
 
 BLOCK = 256
 _M1 = np.uint64(0x5555555555555555)

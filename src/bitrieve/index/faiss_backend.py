@@ -27,6 +27,9 @@ def import_faiss():
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise BinaryIndexError("the FAISS backends need faiss: install the `index` extra "
                                "(pip install 'bitrieve[index]', i.e. faiss-cpu) or use --backend exact") from e
+    from bitrieve.threads import set_faiss_threads
+
+    set_faiss_threads(faiss)  # the package's one thread count (bitrieve/threads.py), not FAISS's default
     return faiss
 
 

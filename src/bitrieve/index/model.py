@@ -33,15 +33,12 @@ def load_run_model(run_dir: str | Path, device: str = "cpu"):
 
 def model_hash(method) -> str:
     """sha256 fingerprint of a method's weights (see the module docstring)."""
-    import torch
+    from bitrieve.engine.checkpoint import hash_tensors
 
     h = hashlib.sha256()
     h.update(json.dumps({"method": getattr(method, "name", type(method).__name__),
                          "bits": int(method.bits)}, sort_keys=True).encode())
-    for name, t in sorted(method.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    hash_tensors(h, sorted(method.state_dict().items()))
     return h.hexdigest()
 
 

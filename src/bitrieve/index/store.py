@@ -2,17 +2,19 @@
 
 ```
 INDEX_DIR/
-  manifest.json   schema, backend, bits, count, model hash, meta, and per file: sha256, size, dtype, shape
+  manifest.json   schema, backend, bits, count, model hash, meta, per file: sha256, size, dtype, shape; and
+                  manifest_sha256 over all of these (an edited field is detected like a changed file)
   codes.npy       (N, ceil(bits/64)) '<u8' packed codes (bitrieve.index.codes)
   ids.npy         (N,) int64 item ids, in database order
   faiss.index     only for faiss-ivf / faiss-hnsw (faiss.write_index_binary); flat indexes are rebuilt from codes
 ```
 Writes are atomic: everything goes to a temporary sibling directory that is renamed into place. Loading verifies
-every file's sha256 before parsing it.
+the manifest's own checksum, then every file's sha256 before parsing it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,6 +28,7 @@ from bitrieve.index.codes import BinaryIndexError
 from bitrieve.data.wiki import sha256_file  # noqa: E402  (one implementation for the package)
 
 MANIFEST = "manifest.json"
+SEAL = "manifest_sha256"
 FORMAT = "bitrieve-binary-index"
 SCHEMA = 1
 
@@ -54,11 +57,19 @@ def write_index_dir(out: str | Path, arrays: dict[str, np.ndarray], manifest: di
             writer(path)
             files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         manifest = {"format": FORMAT, "schema": SCHEMA, **manifest, "files": files}
+        manifest[SEAL] = manifest_sha256(manifest)
         with open(tmp / MANIFEST, "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
     return out
+
+
+def manifest_sha256(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest's own fields (every key but the seal, as sorted compact JSON): an edited ``bits``,
+    ``count``, ``backend``, model hash or file entry no longer matches."""
+    body = {k: v for k, v in manifest.items() if k != SEAL}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def is_index_dir(path: str | Path) -> bool:
@@ -78,13 +89,21 @@ def read_manifest(index_dir: str | Path) -> dict[str, Any]:
     try:
         with open(path) as f:
             manifest = json.load(f)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BinaryIndexError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict):
+        raise BinaryIndexError(f"{path}: expected a JSON object")
     if manifest.get("format") != FORMAT:
         raise BinaryIndexError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
     if manifest.get("schema") != SCHEMA:
         raise BinaryIndexError(f"{path}: schema {manifest.get('schema')!r} is not supported (this bitrieve reads "
                                f"schema {SCHEMA})")
+    if SEAL not in manifest:
+        raise BinaryIndexError(f"{path}: no '{SEAL}' (written by an older bitrieve, or edited): its fields cannot be "
+                               "verified; rebuild the index with `bitrieve index build`")
+    if manifest_sha256(manifest) != manifest[SEAL]:
+        raise BinaryIndexError(f"{path}: the manifest's fields do not match its '{SEAL}': it was edited or damaged "
+                               "after the index was built (e.g. 'bits' or 'count' changed); rebuild the index")
     for key in ("backend", "bits", "count", "files"):
         if key not in manifest:
             raise BinaryIndexError(f"{path}: missing key '{key}'")

@@ -54,8 +54,10 @@ def _alexnet(weights: str | Path | None) -> nn.Module:
                                 "alexnet-owt-7be5be79.pth)")
     net = alexnet(weights=None)
     if weights is not None:
+        from bitrieve.parts.backbones import load_state_dict_file
+
         path = Path(weights)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_state_dict_file(path, "a torchvision AlexNet state_dict")
         missing, unexpected = net.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ValueError(f"{path}: not a torchvision AlexNet state_dict (missing {missing[:3]}..., "

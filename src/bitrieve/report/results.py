@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from bitrieve.config import load_yaml_mapping
+from bitrieve.errors import BitrieveError
 
 RESULTS_FILE = "results.json"
 SCHEMA = 1
@@ -29,7 +30,7 @@ NON_VARIANT_KEYS = {"bits", "seed", "device", "compile", "tracking", "checkpoint
 NON_VARIANT_PREFIXES = ("eval.",)
 
 
-class ReportError(ValueError):
+class ReportError(BitrieveError, ValueError):
     """A problem with stored results or a report request; the message names the file/key."""
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bitrieve.data.images import ImageSource
-from bitrieve.data.readers.common import hashes, one_hot, require_file
+from bitrieve.data.readers.common import hashes, one_hot, reading, require_file
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
 
@@ -32,7 +32,7 @@ def read(path: str, **_: object) -> Source:
     refs, classes, ids, official = [], [], [], []
     per_class = {"train": 5000, "test": 1000}
     for s, zp in zips.items():
-        with zipfile.ZipFile(zp) as z:
+        with reading(zp, f"a zip of `{s}/<class>/NNNN.jpg` members"), zipfile.ZipFile(zp) as z:
             names = sorted(n for n in z.namelist() if not n.endswith("/"))
         for n in names:
             m = _MEMBER.match(n)

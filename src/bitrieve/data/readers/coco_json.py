@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bitrieve.data.images import ImageSource
-from bitrieve.data.readers.common import hashes, require_file
+from bitrieve.data.readers.common import hashes, inside_root, require_file
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
 
@@ -34,7 +34,7 @@ def read(path: str, labels_only: bool = False, **_: object) -> Source:
     if not found:
         raise DataError(f"missing file {ann}/captions_train2017.json (or val2017 / 2014): COCO captions JSON with "
                         "images[] and annotations[] {image_id, id, caption}")
-    rows_caption, rows_id, rows_group, rows_ref, rows_split, label_rows = [], [], [], [], [], []
+    rows_caption, rows_id, rows_group, rows_ref, rows_split, label_rows, rows_file = [], [], [], [], [], [], []
     names: list[str] | None = None
     files = []
     for s, y in found:
@@ -64,10 +64,13 @@ def read(path: str, labels_only: bool = False, **_: object) -> Source:
             rows_id.append(a["id"])
             rows_group.append(a["image_id"])
             rows_ref.append(f"{s}{y}/{images[a['image_id']]['file_name']}")
+            rows_file.append(cap_f)
             rows_split.append("train" if s == "train" else "test")
             label_rows.append(lab[a["image_id"]])
     inputs = {}
     if not labels_only:
+        for r, split_file in dict.fromkeys(zip(rows_ref, rows_file)):
+            inside_root(root, r, f"{split_file} images[].file_name")  # no '..', absolute path or escaping link
         missing = [r for r in dict.fromkeys(rows_ref) if not (root / r).is_file()]
         if missing:
             raise DataError(f"{root}: {len(missing)} image files missing, e.g. {root / missing[0]} (COCO JPEG named in "

@@ -1,13 +1,16 @@
-"""Small helpers shared by readers: file checks that name what is missing, one-hot labels, hashing."""
+"""Small helpers shared by readers: file checks that name what is missing, paths that must stay inside a
+dataset's root, format errors turned into one line naming the file, one-hot labels, hashing."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from bitrieve.data.types import DataError
 from bitrieve.data.wiki import sha256_file
+from bitrieve.errors import reading as _reading
 
 
 def require_file(path: Path, what: str) -> Path:
@@ -15,6 +18,45 @@ def require_file(path: Path, what: str) -> Path:
     if not path.is_file():
         raise DataError(f"missing file {path}: {what}")
     return path
+
+
+def inside_root(root: Path, ref: str, where: str) -> Path:
+    """``root / ref`` after checking that it stays inside ``root``: no absolute path, no ``..`` that climbs out, no
+    symbolic link that resolves outside (a label file or annotation naming ``../../home/x/.ssh/id_rsa`` must not be
+    read into a store). ``where`` names the file and line that gave ``ref``."""
+    if not ref or os.path.isabs(ref) or Path(ref).is_absolute():
+        raise DataError(f"{where}: image path {ref!r} must be relative to the dataset root {root}")
+    real_root = root.resolve()
+    target = (root / ref).resolve()
+    if target != real_root and real_root not in target.parents:
+        raise DataError(f"{where}: image path {ref!r} resolves to {target}, outside the dataset root {real_root} "
+                        "('..' or a symbolic link that leaves the root); refusing to read it")
+    return root / ref
+
+
+def text_only_note(images: str | None) -> dict:
+    """Card fields of a caption release converted without ``--images``: the store holds text only, and says so
+    (the conversion prints the note too)."""
+    if images:
+        return {}
+    return {"modalities_missing": ["image"],
+            "notes": ["text-only store: no --images DIR was given, so it holds the captions without any image "
+                      "input (cross-modal methods cannot train on it; pass --images to include the photos)"]}
+
+
+def reading(path: Path, what: str):
+    """Context manager: a damaged file's library error becomes one DataError naming ``path`` (errors.reading)."""
+    return _reading(path, what, DataError)
+
+
+def numeric_matrix(a, path: Path, key: str, what: str) -> "np.ndarray":
+    """``a`` as a numeric (N, D) array, or a DataError naming the file and key (3-d arrays, strings, cells...)."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{path}: key '{key}' ({what}) holds {a.dtype} values, expected numbers")
+    if a.ndim != 2:
+        raise DataError(f"{path}: key '{key}' ({what}) has shape {a.shape}, expected a 2-d (N, D) array")
+    return a
 
 
 def one_hot(classes: np.ndarray, n: int) -> np.ndarray:

@@ -94,4 +94,4 @@ def read(path: str, fmt: str = "mirflickr25k", prefix: str | None = None, labels
             "label_names_note": "the .mat release stores no names; assumed: the 24 MIRFlickr annotation concepts in "
                                 "alphabetical order (unverified)" if fmt == "mirflickr25k" else None,
             "modalities_missing": [] if not labels_only else ["image"]}
-    return Source(inputs, labels.astype(np.int64), np.arange(n, dtype=np.int64), card)
+    return Source(inputs, labels, np.arange(n, dtype=np.int64), card)  # validate_source checks NaN and 0/1

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bitrieve.data.images import ImageSource
-from bitrieve.data.readers.common import hashes, require_file
+from bitrieve.data.readers.common import hashes, inside_root, require_file, text_only_note
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
 
@@ -54,14 +54,15 @@ def read(path: str, images: str | None = None, **_: object) -> Source:
     files = [tok, *lists.values()]
     if images:
         img_root = Path(images)
-        missing = [n for n in dict.fromkeys(n for _, _, n in rows) if not (img_root / n).is_file()]
+        missing = [n for n in dict.fromkeys(n for _, _, n in rows)
+                   if not inside_root(img_root, n, f"{tok} image name").is_file()]
         if missing:
             raise DataError(f"{img_root}: {len(missing)} Flickr8k images missing, e.g. {missing[0]}")
         inputs["image"] = ImageSource([n for _, _, n in rows], root=img_root, description="Flickr8k JPEG photos")
     card = {"name": "flickr8k", "version": "Flickr8k (Hodosh et al. 2013) official split, captioned images only",
             "source": str(root), "sha256": hashes(*files), "label_names": [],
             "caption_data": "one row per caption; group = image index; no labels (relevance = same image)",
-            "citation": "Hodosh, Young, Hockenmaier, JAIR 47:853-899, 2013"}
+            "citation": "Hodosh, Young, Hockenmaier, JAIR 47:853-899, 2013", **text_only_note(images)}
     return Source(inputs, np.zeros((len(rows), 0), dtype=np.uint8), ids, card, official,
                   {"group": np.array([i for i, _, _ in rows], dtype=np.int64),
                    "caption": np.array([caps[(n, k)] for _, k, n in rows]),

@@ -1,20 +1,33 @@
 """A generic image collection: either class folders (`ROOT/<class>/<image>`, label = folder, classes sorted) or a
 label file `ROOT/labels.txt` with lines `<relative image path>\t<label>[,<label>...]` (multi-label allowed; class
 names = sorted union). An optional `ROOT/splits.txt` (`<relative path>\t<train|query|retrieval>`) gives the split
-for protocol "official"; without it, use a seeded protocol. Ids = row index in sorted path order.
+for protocol "official"; without it, use a seeded protocol. Ids = row index in sorted path order. Paths that
+resolve outside ROOT (absolute, ``..``, symbolic links leaving it) are refused; the card records the sha256 of the
+label/split files and one combined digest of every image.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from bitrieve.data.images import ImageSource
+from bitrieve.data.readers.common import hashes, inside_root
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
+from bitrieve.data.wiki import sha256_file
 
 EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def _images_sha256(root: Path, entries: list[tuple[str, list[str]]]) -> str:
+    """One digest over every image: sha256 of the lines ``<relative path>\t<sha256 of the file>`` in path order."""
+    h = hashlib.sha256()
+    for rel, _ in entries:
+        h.update(f"{rel}\t{sha256_file(root / rel)}\n".encode())
+    return h.hexdigest()
 
 
 def read(path: str, **_: object) -> Source:
@@ -30,13 +43,15 @@ def read(path: str, **_: object) -> Source:
             parts = line.split("\t")
             if len(parts) != 2:
                 raise DataError(f"{label_file}:{i + 1}: expected `<path>\\t<label>[,<label>]`, got {line!r}")
-            if not (root / parts[0]).is_file():
+            if not inside_root(root, parts[0], f"{label_file}:{i + 1}").is_file():
                 raise DataError(f"{label_file}:{i + 1}: image {root / parts[0]} not found")
             entries.append((parts[0], [t.strip() for t in parts[1].split(",") if t.strip()]))
     else:
         for p in sorted(root.rglob("*")):
             if p.suffix.lower() in EXTS and p.parent != root:
-                entries.append((str(p.relative_to(root)), [p.relative_to(root).parts[0]]))
+                rel = str(p.relative_to(root))
+                inside_root(root, rel, f"{root} (class folders)")  # a symbolic link may point outside the root
+                entries.append((rel, [p.relative_to(root).parts[0]]))
         if not entries:
             raise DataError(f"{root}: no images in class folders and no labels.txt")
     entries.sort()
@@ -48,13 +63,21 @@ def read(path: str, **_: object) -> Source:
     official = None
     split_file = root / "splits.txt"
     if split_file.is_file():
-        sp = dict(line.split("\t") for line in split_file.read_text().splitlines() if line.strip())
+        sp = {}
+        for i, line in enumerate(split_file.read_text().splitlines()):
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) != 2:
+                raise DataError(f"{split_file}:{i + 1}: expected `<path>\\t<train|query|retrieval>`, got {line!r}")
+            sp[parts[0]] = parts[1]
         missing = [r for r, _ in entries if r not in sp]
         if missing:
             raise DataError(f"{split_file}: no split for {len(missing)} images, e.g. {missing[0]}")
         official = np.array([sp[r].strip() for r, _ in entries])
+    sources = [f for f in (label_file, split_file) if f.is_file()]
     card = {"name": root.name, "version": "image folder", "source": str(root), "label_names": names,
-            "sha256": {}}
+            "sha256": {**hashes(*sources), f"{len(entries)} images (combined)": _images_sha256(root, entries)}}
     refs = [r for r, _ in entries]
     return Source({"image": ImageSource(refs, root=root, description=f"images under {root.name}")}, labels,
                   np.arange(len(entries), dtype=np.int64), card, official)

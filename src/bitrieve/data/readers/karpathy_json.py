@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bitrieve.data.images import ImageSource
-from bitrieve.data.readers.common import hashes
+from bitrieve.data.readers.common import hashes, inside_root, text_only_note
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
 
@@ -52,13 +52,13 @@ def read(path: str, images: str | None = None, **_: object) -> Source:
     inputs = {}
     if images:
         root = Path(images)
-        missing = [r for r in dict.fromkeys(refs) if not (root / r).is_file()]
+        missing = [r for r in dict.fromkeys(refs) if not inside_root(root, r, f"{p} images[].filename").is_file()]
         if missing:
             raise DataError(f"{root}: {len(missing)} images missing, e.g. {root / missing[0]}")
         inputs["image"] = ImageSource(refs, root=root, description=f"{d.get('dataset', p.stem)} photos")
     card = {"name": f"{d.get('dataset', p.stem)}-karpathy", "version": f"Karpathy split {p.name}",
             "source": str(p), "sha256": hashes(p), "label_names": [],
             "caption_data": "one row per sentence; group = imgid; no labels (relevance = same image)",
-            "citation": "Karpathy & Fei-Fei, CVPR 2015"}
+            "citation": "Karpathy & Fei-Fei, CVPR 2015", **text_only_note(images)}
     return Source(inputs, np.zeros((len(ids), 0), dtype=np.uint8), np.array(ids, dtype=np.int64), card,
                   np.array(official), {"group": np.array(group, dtype=np.int64), "caption": np.array(caps)})

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bitrieve.data.images import ImageSource
-from bitrieve.data.readers.common import hashes, one_hot
+from bitrieve.data.readers.common import hashes, one_hot, reading
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
 
@@ -24,7 +24,11 @@ def _find(root: Path, stem: str) -> Path | None:
 
 
 def _idx(path: Path, magic: int) -> np.ndarray:
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    with reading(path, "an MNIST IDX file (gzip-compressed when named .gz)"):
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    if len(raw) < 4 + 4 * (magic & 0xFF):
+        raise DataError(f"{path}: {len(raw)} bytes, too short for an IDX header (truncated file?)")
     got = int.from_bytes(raw[:4], "big")
     if got != magic:
         raise DataError(f"{path}: IDX magic {got}, expected {magic}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bitrieve.data.readers.common import hashes, require_file
+from bitrieve.data.readers.common import hashes, numeric_matrix, require_file
 from bitrieve.data.safe_pickle import safe_load
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
@@ -34,11 +34,9 @@ def read(path: str, **_: object) -> Source:
         for k in KEYS:
             if k not in d:
                 raise DataError(f"{f}: missing key '{k}' (keys: {sorted(map(str, d))})")
-        img, txt, lab = (np.asarray(d[k]) for k in KEYS)
+        img, txt, lab = (numeric_matrix(d[k], f, k, "an (N, D) array") for k in KEYS)
         if not (len(img) == len(txt) == len(lab)):
             raise DataError(f"{f}: row counts disagree: image {len(img)}, text {len(txt)}, label {len(lab)}")
-        if img.ndim != 2 or txt.ndim != 2 or lab.ndim != 2:
-            raise DataError(f"{f}: expected 2-d arrays, got image {img.shape}, text {txt.shape}, label {lab.shape}")
         parts.append((s, img, txt, lab))
         files.append(f)
     widths = {(p[1].shape[1], p[2].shape[1], p[3].shape[1]) for p in parts}
@@ -51,5 +49,5 @@ def read(path: str, **_: object) -> Source:
             "features": {"image": "512-d CLIP image features (as released)", "text": "512-d CLIP text features"}}
     return Source({"image": np.concatenate([p[1] for p in parts]).astype(np.float32),
                    "text": np.concatenate([p[2] for p in parts]).astype(np.float32)},
-                  np.concatenate([p[3] for p in parts]).astype(np.int64), np.arange(n, dtype=np.int64), card,
+                  np.concatenate([p[3] for p in parts]), np.arange(n, dtype=np.int64), card,  # checked by validate
                   np.concatenate([[p[0]] * len(p[1]) for p in parts]))

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bitrieve.data.readers.common import hashes, one_hot, require_file
+from bitrieve.data.readers.common import hashes, numeric_matrix, one_hot, require_file
+from bitrieve.data.readers.matfile import load_mat_v5
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
 
@@ -26,6 +27,8 @@ def _read_list(path: Path) -> tuple[list[str], list[str], np.ndarray]:
         parts = line.split("\t")
         if len(parts) != 3:
             raise DataError(f"{path}:{i + 1}: expected `<text id>\\t<image id>\\t<category>`, got {line!r}")
+        if not parts[2].strip().isdigit():
+            raise DataError(f"{path}:{i + 1}: category {parts[2]!r} is not a positive integer")
         txt.append(parts[0])
         img.append(parts[1])
         cat.append(int(parts[2]))
@@ -33,15 +36,13 @@ def _read_list(path: Path) -> tuple[list[str], list[str], np.ndarray]:
 
 
 def read(path: str, **_: object) -> Source:
-    import scipy.io
-
     root = Path(path)
     mat = require_file(root / "raw_features.mat",
                        "Wiki SVCL features, MATLAB v5 with I_tr/I_te (N,128), T_tr/T_te (N,10)")
     lists = {s: require_file(root / f"{s}set_txt_img_cat.list", f"Wiki {s} list: `<text id>\\t<image id>\\t<category>`")
              for s in ("train", "test")}
     cats = require_file(root / "categories.list", "Wiki class names, one per line, for category ids 1..10")
-    m = scipy.io.loadmat(mat)
+    m = load_mat_v5(mat)
     names = [c.strip() for c in cats.read_text().splitlines() if c.strip()]
     parts = {}
     for s, suf in (("train", "tr"), ("test", "te")):
@@ -49,7 +50,8 @@ def read(path: str, **_: object) -> Source:
             if key not in m:
                 raise DataError(f"{mat}: missing key '{key}' (expected (N, {width})); keys: "
                                 f"{sorted(k for k in m if not k.startswith('__'))}")
-            if m[key].ndim != 2 or m[key].shape[1] != width:
+            m[key] = numeric_matrix(m[key], mat, key, f"(N, {width}) features")
+            if m[key].shape[1] != width:
                 raise DataError(f"{mat}: key '{key}' has shape {m[key].shape}, expected (N, {width})")
         txt, img, cat = _read_list(lists[s])
         n = m[f"I_{suf}"].shape[0]
