@@ -154,3 +154,764 @@ def test_written_files_follow_the_users_umask(tmp_path):
         assert stat.S_IMODE(d.stat().st_mode) == 0o755
         for f in d.iterdir():
             assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
+
+
+# --- shared fixtures for the rows below ------------------------------------------------------------------------------
+
+def _cli(argv) -> int:
+    return main([str(a) for a in argv])
+
+
+def _fails(capsys, argv, *needles) -> str:
+    """Run the CLI; it must exit 2 with exactly one line `bitrieve: error: ...` naming every needle, no traceback."""
+    rc = _cli(argv)
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert rc == 2, captured.err
+    assert len(lines) == 1 and lines[0].startswith("bitrieve: error: "), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    for needle in needles:
+        assert str(needle) in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+TOY = {"method": "toy_linear", "bits": 8, "seed": 0, "device": "cpu", "tracking": "none",
+       "params": {"epochs": 1, "batch_size": 64, "max_rows": 256}, "eval": {"query_limit": 50, "ks": [10]}}
+
+
+def _toy_config(path: Path, **params) -> Path:
+    import yaml
+
+    cfg = {**TOY, "params": {**TOY["params"], **params}}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """One finished toy_linear run on the embedded Wiki data (copy it before damaging it)."""
+    root = tmp_path_factory.mktemp("toyrun")
+    assert _cli(["train", str(_toy_config(root / "toy.yaml")), "--out", str(root / "run"), "--no-progress"]) == 0
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def wiki_store(tmp_path_factory):
+    out = tmp_path_factory.mktemp("stores") / "wiki"
+    assert _convert(out) == 0
+    return out
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+# --- silent wrong results: bounded config values ------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, key, shown", [
+    ("params.epochs=-3", "params.epochs", "must be >= 1 (got -3)"),
+    ("params.lr_image=-1", "params.lr_image", "must be > 0 (got -1"),
+    ("params.lr_text=.nan", "params.lr_text", "finite number (got nan)"),
+    ("params.batch_size=0", "params.batch_size", "must be >= 1 (got 0)"),
+    ("params.momentum=1.5", "params.momentum", "must be in [0, 1) (got 1.5)"),
+    ("params.quantization=-0.1", "params.quantization", "must be >= 0 (got -0.1)"),
+    ("seed=-1", "seed", "greater than or equal to 0"),
+    ("eval.query_limit=0", "eval.query_limit", "greater than or equal to 1"),
+])
+def test_out_of_range_config_values_are_named_before_anything_runs(tmp_path, capsys, override, key, shown):
+    run = tmp_path / "run"
+    _fails(capsys, ["train", _toy_config(tmp_path / "c.yaml"), "--set", override, "--out", run], f"key '{key}'",
+           shown)
+    assert not run.exists()  # nothing was trained or written
+
+
+def _bad_values(bound) -> list:
+    bad = [bound.lo if bound.lo_open else bound.lo - 1]
+    if bound.hi is not None:
+        bad.append(bound.hi if bound.hi_open else bound.hi + 1)
+    return bad
+
+
+def test_every_numeric_hyper_parameter_of_every_method_is_bounded():
+    """Each numeric field of each registered method is bounded (BOUNDS or its own constraint) or declared
+    meaningful at any finite value; each bound is enforced at both ends, and NaN is refused for every float."""
+    import typing
+
+    import bitrieve.engine  # noqa: F401  (registers toy_linear)
+    from bitrieve.config import ConfigError, parse_config
+    from bitrieve.methods import REGISTRY, get_method
+    from bitrieve.methods.base import BOUNDS, UNBOUNDED, _declares_bound
+
+    def numeric(ann) -> set:
+        args = typing.get_args(ann)
+        if args:
+            return set().union(*(numeric(a) for a in args))
+        return {ann} & {int, float}
+
+    checked = 0
+    for name in REGISTRY:
+        for field, info in get_method(name).Params.model_fields.items():
+            kinds = numeric(info.annotation)
+            if not kinds:
+                continue
+            assert field in BOUNDS or field in UNBOUNDED or _declares_bound(info), f"{name}.{field} has no range"
+            container = isinstance(info.default, (list, tuple))
+            if field in BOUNDS and not _declares_bound(info):
+                for bad in _bad_values(BOUNDS[field]):
+                    value = [bad] * max(1, len(info.default)) if container else bad
+                    with pytest.raises(ConfigError, match=rf"key 'params\.{field}': must be"):
+                        parse_config({"method": name, "params": {field: value}})
+                    checked += 1
+            if float in kinds and not container:
+                with pytest.raises(ConfigError, match=rf"key 'params\.{field}'.*finite"):
+                    parse_config({"method": name, "params": {field: float("nan")}})
+    assert checked > 100
+
+
+# --- silent wrong results: checkpoints carry a checksum ------------------------------------------------------------
+
+def _flip_last_byte(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0x01  # the last bytes are tensor data (the safetensors header comes first)
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "empty", "garbled"])
+def test_damaged_checkpoint_is_refused_by_eval_and_resume(toy_run, tmp_path, capsys, damage):
+    run = _copy(toy_run, tmp_path / "run")
+    ck = run / "checkpoint.safetensors"
+    if damage == "flipped":
+        _flip_last_byte(ck)
+        needle = "checksum mismatch"
+    elif damage == "truncated":
+        ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])
+        needle = "not a readable safetensors checkpoint"
+    elif damage == "empty":
+        ck.write_bytes(b"")
+        needle = "not a readable safetensors checkpoint"
+    else:
+        ck.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all" + bytes(64))
+        needle = "not a readable safetensors checkpoint"
+    before = _tree(run)
+    _fails(capsys, ["eval", run], ck, needle, "--no-resume")
+    (run / "results.json").unlink()  # an interrupted run: train resumes from the checkpoint
+    _fails(capsys, ["train", toy_run.parent / "toy.yaml", "--out", run, "--no-progress"], ck, needle, "--no-resume")
+    after = _tree(run)
+    before.pop("results.json")
+    assert after == before  # nothing written into the run directory
+    assert _cli(["train", toy_run.parent / "toy.yaml", "--out", run, "--no-progress", "--no-resume"]) == 0
+    assert _cli(["eval", run]) == 0  # the retrained checkpoint verifies
+
+
+# --- silent wrong results: stores are verified on load --------------------------------------------------------------
+
+def _rewrite_npz(path: Path, **changes) -> None:
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays.update(changes)
+    np.savez(path, **arrays)
+
+
+def test_store_changed_after_conversion_fails_to_load_and_verify(wiki_store, tmp_path, capsys):
+    store = _copy(wiki_store, tmp_path / "wiki")
+    assert _cli(["data", "verify", store]) == 0
+    assert "files verified against card.json" in capsys.readouterr().out
+    with np.load(store / "train.npz") as z:
+        image = z["image"].copy()
+    image[0, 0] += 1.0  # one value changed after conversion
+    _rewrite_npz(store / "train.npz", image=image)
+    _fails(capsys, ["data", "verify", store], store / "train.npz", "sha256 differs from card.json")
+    run = tmp_path / "run"
+    _fails(capsys, ["train", _toy_config(tmp_path / "c.yaml"), "--set", f"data={store}", "--out", run,
+                    "--no-progress"], store / "train.npz", "sha256 differs")
+    assert not (run / "results.json").exists()
+
+
+def test_object_array_in_a_store_npz_is_named(wiki_store, tmp_path, capsys):
+    import hashlib
+    import json
+
+    store = _copy(wiki_store, tmp_path / "wiki")
+    with np.load(store / "query.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["text"] = np.array([object()] * len(arrays["ids"]), dtype=object)
+    np.savez(store / "query.npz", **arrays)  # np.savez pickles object arrays
+    card = json.loads((store / "card.json").read_text())  # a hand-made store whose card matches its files
+    card["store_files_sha256"]["query.npz"] = hashlib.sha256((store / "query.npz").read_bytes()).hexdigest()
+    (store / "card.json").write_text(json.dumps(card))
+    _fails(capsys, ["data", "verify", store], store / "query.npz", "key 'text'", "without unpickling")
+
+
+# --- silent wrong results: index manifests are sealed -------------------------------------------------------------
+
+def test_edited_index_manifest_fails_index_info(tmp_path, capsys):
+    import json
+
+    idx = tmp_path / "idx"
+    BinaryIndex.build(np.random.default_rng(0).random((20, 12)) > 0.5, np.arange(20)).save(idx)
+    assert _cli(["index", "info", idx]) == 0 and "manifest and files verified" in capsys.readouterr().out
+    manifest = json.loads((idx / "manifest.json").read_text())
+    manifest["bits"] = 16
+    (idx / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    _fails(capsys, ["index", "info", idx], idx / "manifest.json", "manifest_sha256", "rebuild the index")
+
+
+# --- silent wrong results: search --features is validated ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def toy_index(toy_run, tmp_path_factory):
+    idx = tmp_path_factory.mktemp("idx") / "idx"
+    assert _cli(["index", "build", "--run", toy_run, "--modality", "image", "--out", idx]) == 0
+    return idx
+
+
+@pytest.mark.parametrize("array, needle", [
+    (np.full((2, 128), np.nan, np.float32), "NaN/inf values in 2 of 2 rows"),
+    (np.ones((2, 127), np.float32), "shape (2, 127), expected (N, 128)"),
+    (np.ones((2, 4, 32), np.float32), "shape (2, 4, 32), expected (N, 128)"),
+    (np.array([["a"] * 128]), "holds <U1 values, expected numbers"),
+    (np.zeros((0, 128), np.float32), "shape (0, 128)"),
+])
+def test_search_features_are_checked_before_encoding(toy_run, toy_index, tmp_path, capsys, array, needle):
+    capsys.readouterr()
+    f = tmp_path / "q.npy"
+    np.save(f, array)
+    _fails(capsys, ["search", toy_index, "--run", toy_run, "--features", f], f, needle)
+
+
+def test_search_features_one_row_and_a_batch_work(toy_run, toy_index, tmp_path, capsys):
+    from bitrieve.data import load_data
+
+    rows = load_data("wiki")["query"].inputs["image"][:2]
+    for name, arr in (("one.npy", rows[0]), ("two.npy", rows)):
+        np.save(tmp_path / name, arr)
+        assert _cli(["search", toy_index, "--run", toy_run, "--features", tmp_path / name, "-k", "3"]) == 0
+    assert capsys.readouterr().out.count("query ") == 3
+
+
+# --- silent wrong results: image paths stay inside the dataset root --------------------------------------------------
+
+def _png(path: Path, value: int = 0) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), (value, value, value)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "symlink-file", "symlink-dir", "class-folder-symlink"])
+def test_image_folder_paths_outside_the_root_are_refused(tmp_path, capsys, how):
+    secret = _png(tmp_path / "private" / "secret.png", 7)
+    root = tmp_path / "ds"
+    _png(root / "a" / "ok.png")
+    if how == "dotdot":
+        ref = "../private/secret.png"
+    elif how == "absolute":
+        ref = str(secret)
+    elif how == "symlink-file":
+        (root / "a" / "link.png").symlink_to(secret)
+        ref = "a/link.png"
+    elif how == "symlink-dir":
+        (root / "b").symlink_to(secret.parent, target_is_directory=True)
+        ref = "b/secret.png"
+    if how == "class-folder-symlink":
+        (root / "a" / "link.png").symlink_to(secret)
+        where = "class folders"
+    else:
+        (root / "labels.txt").write_text(f"a/ok.png\tcat\n{ref}\tdog\n")
+        where = f"{root / 'labels.txt'}:2"
+    out = tmp_path / "store"
+    _fails(capsys, ["data", "convert", "--from", "image-folder", root, "--to", out, "--protocol", "mscoco",
+                    "--no-progress"], where, "outside the dataset root" if how != "absolute" else "must be relative")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ds", "private"]
+
+
+def test_image_folder_card_records_the_images_sha256(tmp_path):
+    from bitrieve.data.readers import read_source
+
+    root = tmp_path / "ds"
+    _png(root / "a" / "x.png")
+    _png(root / "b" / "y.png", 9)
+    card = read_source("image-folder", str(root)).card
+    assert len(card["sha256"]) == 1 and "2 images (combined)" in card["sha256"]
+    _png(root / "b" / "y.png", 10)  # one image changed: the recorded digest changes
+    assert read_source("image-folder", str(root)).card["sha256"] != card["sha256"]
+
+
+def _coco(root: Path, file_name: str) -> Path:
+    import json
+
+    ann = root / "annotations"
+    ann.mkdir(parents=True)
+    images = [{"id": 1, "file_name": file_name}]
+    (ann / "captions_val2017.json").write_text(json.dumps({"images": images, "annotations": [
+        {"image_id": 1, "id": 10, "caption": "a cat"}]}))
+    (ann / "instances_val2017.json").write_text(json.dumps({"categories": [{"id": 1, "name": "cat"}],
+                                                            "annotations": [{"image_id": 1, "category_id": 1}]}))
+    return root
+
+
+@pytest.mark.parametrize("file_name, needle", [("../../private/secret.png", "outside the dataset root"),
+                                               ("/etc/hostname", "not an absolute path"),
+                                               ("link.png", "outside the dataset root")])
+def test_coco_file_names_outside_the_root_are_refused(tmp_path, capsys, file_name, needle):
+    secret = _png(tmp_path / "private" / "secret.png")
+    root = _coco(tmp_path / "coco", file_name)
+    (root / "val2017").mkdir()
+    (root / "val2017" / "link.png").symlink_to(secret)
+    before = _tree(tmp_path)
+    _fails(capsys, ["data", "convert", "--from", "coco", root, "--to", tmp_path / "store", "--no-progress"],
+           root / "annotations" / "captions_val2017.json", needle)
+    assert _tree(tmp_path) == before and not (tmp_path / "store").exists()
+
+
+# --- silent wrong results: one writer per run directory ----------------------------------------------------------
+
+def test_second_train_on_the_same_run_directory_fails_at_once_naming_the_holder(tmp_path, capsys):
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    slow = _toy_config(tmp_path / "slow.yaml", epochs=3, batch_size=16, sleep_per_batch=0.05)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    first = subprocess.Popen([sys.executable, "-m", "bitrieve", "train", str(slow), "--out", str(run),
+                              "--no-progress"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lock = tmp_path / ".run.lock"
+        deadline = time.time() + 60
+        while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
+            assert first.poll() is None and time.time() < deadline, "the first run never took the lock"
+            time.sleep(0.02)
+        t0 = time.time()
+        _fails(capsys, ["train", _toy_config(tmp_path / "other.yaml", lr_image=0.5), "--out", run, "--no-progress"],
+               run, f"pid {first.pid}", "run directory")
+        assert time.time() - t0 < 5 and first.poll() is None  # at once, while the first still runs
+    finally:
+        first.wait(timeout=120)
+    assert first.returncode == 0
+    import yaml
+
+    assert yaml.safe_load((run / "config.yaml").read_text())["params"]["lr_image"] == 0.01  # the first run's config
+    assert not lock.exists()
+
+
+# --- silent wrong results: text-only caption stores say so --------------------------------------------------------
+
+def test_flickr8k_without_images_says_text_only(tmp_path, capsys):
+    import json
+
+    root = tmp_path / "f8k"
+    root.mkdir()
+    names = [f"im{i}.jpg" for i in range(4)]
+    (root / "Flickr8k.token.txt").write_text("".join(f"{n}#{k}\tcaption {k} of {n}\n" for n in names
+                                                     for k in range(5)))
+    for split, part in (("train", names[:2]), ("dev", names[2:3]), ("test", names[3:])):
+        (root / f"Flickr_8k.{split}Images.txt").write_text("\n".join(part) + "\n")
+    out = tmp_path / "store"
+    assert _cli(["data", "convert", "--from", "flickr8k", root, "--to", out, "--text", "bow", "--no-progress"]) == 0
+    stdout = capsys.readouterr().out
+    assert "note: text-only store: no --images DIR was given" in stdout
+    card = json.loads((out / "card.json").read_text())
+    assert card["modalities_missing"] == ["image"] and "text-only" in card["notes"][0]
+
+
+# --- raw tracebacks -> one line: damaged release files -----------------------------------------------------------
+
+def _mat_family(root: Path, labels=None, tags=None, n: int = 30) -> Path:
+    import scipy.io
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    scipy.io.savemat(root / "toy-lall.mat", {"LAll": labels if labels is not None else np.eye(n, 5, dtype=np.uint8)
+                                             + np.eye(n, 5, -5, dtype=np.uint8)})
+    scipy.io.savemat(root / "toy-yall.mat", {"YAll": tags if tags is not None else (rng.random((n, 7)) < .3) * 1.0})
+    scipy.io.savemat(root / "toy-xall-vgg.mat", {"XAll": rng.random((n, 6)).astype(np.float32)})
+    return root
+
+
+def _truncate(path: Path, keep: int) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def _mat_truncated(tmp):
+    root = _mat_family(tmp / "rel")
+    _truncate(root / "toy-lall.mat", 200)
+    return ["mscoco-mat", root, "--prefix", "toy"], [root / "toy-lall.mat", "truncated"]
+
+
+def _mat_corrupt(tmp):
+    root = _mat_family(tmp / "rel")
+    raw = (root / "toy-lall.mat").read_bytes()
+    (root / "toy-lall.mat").write_bytes(raw[:128] + bytes(range(256)) * 2)  # a valid header, then garbage
+    return ["mscoco-mat", root, "--prefix", "toy"], [root / "toy-lall.mat", "corrupt"]
+
+
+def _mat_3d(tmp):
+    root = _mat_family(tmp / "rel", labels=np.ones((30, 5, 2), np.uint8))
+    return ["mscoco-mat", root, "--prefix", "toy"], [root / "toy-lall.mat", "key 'LAll'", "shape (30, 5, 2)",
+                                                     "expected a 2-d"]
+
+
+def _mat_strings(tmp):
+    root = _mat_family(tmp / "rel", tags=np.array([["ab"] * 7] * 30))
+    return ["mscoco-mat", root, "--prefix", "toy"], [root / "toy-yall.mat", "key 'YAll'", "<U2", "expected numbers"]
+
+
+def _mat_nan_labels(tmp):
+    labels = np.eye(30, 5) + np.eye(30, 5, -5)
+    labels[[3, 7], 1] = np.nan
+    root = _mat_family(tmp / "rel", labels=labels)
+    return ["mscoco-mat", root, "--prefix", "toy"], ["NaN in labels, rows 3, 7", str(root)]
+
+
+def _wiki_copy(tmp) -> Path:
+    import shutil
+
+    (tmp / "rel").mkdir()
+    return Path(shutil.copy(WIKI_MAT, tmp / "rel" / "wiki_data.mat"))
+
+
+def _wiki_truncated(tmp):
+    f = _wiki_copy(tmp)
+    _truncate(f, 4096)
+    return ["wiki", f], [f, "not an HDF5"]
+
+
+def _wiki_nan(tmp):
+    import h5py
+
+    f = _wiki_copy(tmp)
+    with h5py.File(f, "r+") as h:
+        a = h["I_tr"][...]
+        a[5, [10, 20]] = np.nan  # stored feature-major: columns are rows
+        a[9, 30] = np.inf
+        h["I_tr"][...] = a
+    return ["wiki", f], [f, "key 'I_tr'", "NaN/inf values in 3 of 2173 rows"]  # samples 10, 20 and 30
+
+
+def _wiki_raw_corrupt(tmp):
+    root = tmp / "rel"
+    root.mkdir()
+    (root / "raw_features.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(200))
+    for name in ("trainset_txt_img_cat.list", "testset_txt_img_cat.list", "categories.list"):
+        (root / name).write_text("")
+    return ["wiki-raw", root], [root / "raw_features.mat", "MATLAB"]
+
+
+def _jpeg_bytes(value: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (value, 0, 0)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _cifar_zips(root: Path) -> Path:
+    import zipfile
+
+    root.mkdir(parents=True)
+    for split in ("train", "test"):
+        with zipfile.ZipFile(root / f"cifar10_{split}_jpg.zip", "w", zipfile.ZIP_STORED) as z:
+            for c in ("airplane", "cat"):
+                for k in range(2):
+                    z.writestr(f"{split}/{c}/{k:04d}.jpg", _jpeg_bytes(40 * k + (100 if c == "cat" else 0)))
+    return root
+
+
+def _zip_garbage(tmp):
+    root = _cifar_zips(tmp / "rel")
+    (root / "cifar10_test_jpg.zip").write_bytes(b"this is not a zip archive" * 10)
+    return ["cifar10-jpg", root, "--protocol", "cifar10-2"], [root / "cifar10_test_jpg.zip", "not a readable zip"]
+
+
+def _zip_truncated(tmp):
+    root = _cifar_zips(tmp / "rel")
+    f = root / "cifar10_train_jpg.zip"
+    _truncate(f, f.stat().st_size // 2)
+    return ["cifar10-jpg", root, "--protocol", "cifar10-2"], [f, "not a readable zip"]
+
+
+def _zip_bad_crc(tmp):
+    root = _cifar_zips(tmp / "rel")
+    f = root / "cifar10_train_jpg.zip"
+    raw = bytearray(f.read_bytes())
+    member = _jpeg_bytes(0)  # train/airplane/0000.jpg, stored uncompressed
+    at = raw.index(member) + len(member) // 2
+    raw[at] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    return ["cifar10-jpg", root, "--protocol", "cifar10-2"], [f"{f}:train/airplane/0000.jpg", "Bad CRC-32"]
+
+
+def _gz_truncated(tmp):
+    import gzip
+
+    root = tmp / "rel"
+    root.mkdir()
+    header = (2051).to_bytes(4, "big") + (20).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    pixels = np.random.default_rng(0).integers(0, 256, 20 * 784, dtype=np.uint8).tobytes()  # incompressible
+    full = gzip.compress(header + pixels)
+    (root / "t10k-images-idx3-ubyte.gz").write_bytes(full[: len(full) // 2])
+    (root / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress((2049).to_bytes(4, "big")
+                                                                   + (20).to_bytes(4, "big") + bytes(20)))
+    return ["mnist", root], [root / "t10k-images-idx3-ubyte.gz", "truncated or corrupt"]
+
+
+def _pickle_truncated(tmp):
+    import pickle
+
+    root = tmp / "rel"
+    root.mkdir()
+    for split in ("train", "query", "retrieval"):
+        d = {"image": np.ones((4, 3), np.float32), "text": np.ones((4, 3), np.float32),
+             "label": np.eye(4, 2, dtype=np.uint8)}
+        (root / f"{split}.pkl").write_bytes(pickle.dumps(d))
+    _truncate(root / "query.pkl", 60)
+    return ["ucmfh", root], [root / "query.pkl", "truncated or corrupt pickle"]
+
+
+def _image_unreadable(tmp):
+    root = tmp / "rel"
+    for i, split in enumerate(("train", "query", "retrieval")):
+        _png(root / "a" / f"{i}.png", 10 * i)
+    (root / "a" / "3.png").write_bytes(b"\x89PNG but not really an image")
+    (root / "splits.txt").write_text("a/0.png\ttrain\na/1.png\tquery\na/2.png\tretrieval\na/3.png\ttrain\n")
+    return ["image-folder", root], [root / "a" / "3.png", "cannot read it as an image file"]
+
+
+@pytest.mark.parametrize("make", [_mat_truncated, _mat_corrupt, _mat_3d, _mat_strings, _mat_nan_labels,
+                                  _wiki_truncated, _wiki_nan, _wiki_raw_corrupt, _zip_garbage, _zip_truncated,
+                                  _zip_bad_crc, _gz_truncated, _pickle_truncated, _image_unreadable],
+                         ids=lambda f: f.__name__.lstrip("_"))
+def test_damaged_release_file_is_one_line_naming_it(tmp_path, capsys, make):
+    args, needles = make(tmp_path)
+    before = _tree(tmp_path)
+    out = tmp_path / "store"
+    _fails(capsys, ["data", "convert", "--from", *args, "--to", out, "--no-progress"], *needles)
+    assert _tree(tmp_path) == before  # the release untouched, no store, no partial directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rel"]
+
+
+# --- raw tracebacks -> one line: weights that would execute code ---------------------------------------------------
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_features_weights_that_would_run_code_are_refused_without_suggesting_to_disable_the_check(tmp_path, capsys):
+    import torch
+
+    evil = tmp_path / "evil.pth"
+    torch.save({"weight": _Evil()}, evil)
+    root = _cifar_zips(tmp_path / "rel")
+    line = _fails(capsys, ["features", "--model", "alexnet-fc7", "--weights", evil, "--from", "cifar10-jpg", root,
+                           "--to", tmp_path / "store", "--protocol", "cifar10-2", "--no-progress"],
+                  evil, "refused", "would execute code", "posix.system")
+    assert "weights_only" not in line and "False" not in line
+    assert not (tmp_path / "store").exists() and not (tmp_path / ".store.work").exists()
+
+
+@pytest.mark.parametrize("content, needle", [(b"", "not a readable torch weights file"),
+                                             (b"PK\x03\x04garbage", "not a readable torch weights file")])
+def test_damaged_weights_file_is_one_line(tmp_path, capsys, content, needle):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(content)
+    root = _cifar_zips(tmp_path / "rel")
+    _fails(capsys, ["features", "--model", "alexnet-fc7", "--weights", bad, "--from", "cifar10-jpg", root,
+                    "--to", tmp_path / "store", "--protocol", "cifar10-2", "--no-progress"], bad, needle)
+
+
+# --- raw tracebacks -> one line: outputs that cannot be written, checked before the expensive work ------------------
+
+@pytest.fixture
+def read_only(tmp_path, monkeypatch):
+    """A directory the user cannot write. Running as root (which ignores permission bits), ``os.access`` reports
+    it as not writable, which is what the checks consult; as any other user the real permissions apply."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.access(ro, os.W_OK):
+        real = os.access
+
+        def access(path, mode, *a, **k):
+            p = Path(path).resolve()
+            if mode & os.W_OK and (p == ro.resolve() or ro.resolve() in p.parents):
+                return False
+            return real(path, mode, *a, **k)
+        monkeypatch.setattr(os, "access", access)
+    yield ro
+    ro.chmod(0o755)
+
+
+def _no_call(what):
+    def never(*a, **k):
+        raise AssertionError(f"{what} ran before the output path was checked")
+    return never
+
+
+def test_read_only_outputs_fail_before_the_expensive_work(toy_run, read_only, tmp_path, capsys, monkeypatch):
+    import bitrieve.data as data
+    import bitrieve.data.convert as convert
+    import bitrieve.data.extractors as extractors
+    import bitrieve.index.model as index_model
+
+    monkeypatch.setattr(data, "load_data", _no_call("loading the data"))
+    monkeypatch.setattr(convert, "read_source", _no_call("reading the release"))
+    monkeypatch.setattr(extractors, "make_extractor", _no_call("loading the feature model"))
+    monkeypatch.setattr(index_model, "load_run_model", _no_call("loading the run's model"))
+    ro = read_only
+    cfg = toy_run.parent / "toy.yaml"
+    rows = [
+        (["train", cfg, "--out", ro / "run", "--no-progress"], ro),
+        (["data", "convert", "--from", "wiki", WIKI_MAT, "--to", ro / "store", "--no-progress"], ro),
+        (["features", "--model", "effnet-lite0", "--from", "cifar10-jpg", tmp_path, "--to", ro / "store"], ro),
+        (["index", "build", "--run", toy_run, "--modality", "image", "--out", ro / "idx"], ro),
+        (["figures", toy_run, "--out", ro / "figs"], ro),
+        (["report", toy_run, "--out", ro / "table.md"], ro),
+    ]
+    for argv, where in rows:
+        _fails(capsys, argv, where, "not writable")
+    assert list(ro.iterdir()) == []
+
+
+def test_an_os_error_during_a_write_is_one_line_naming_the_file(toy_run, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import bitrieve.atomic as atomic
+
+    def denied(path, writer):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+    monkeypatch.setattr(atomic, "write_with_atomic", denied)
+    import bitrieve.report.cli  # noqa: F401  (cmd_report writes through write_text_atomic -> write_with_atomic)
+
+    _fails(capsys, ["report", toy_run, "--out", tmp_path / "t.md"], tmp_path / "t.md", "Permission denied",
+           "check the directory's permissions")
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "missing.yaml"
+    with pytest.raises(Exception, match="missing.yaml"):
+        _cli(["train", bad, "--debug"])
+    monkeypatch.setenv("BITRIEVE_DEBUG", "1")
+    with pytest.raises(Exception, match="missing.yaml"):
+        _cli(["train", bad])
+    monkeypatch.delenv("BITRIEVE_DEBUG")
+    _fails(capsys, ["train", bad], bad, "file not found")
+
+
+# --- raw tracebacks -> one line: a closed output pipe ---------------------------------------------------------------
+
+def test_closed_pipe_ends_quietly(wiki_store):
+    """`bitrieve data info STORE --json | head -1`: a real pipe whose reader has gone."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "bitrieve", "data", "info", str(wiki_store), "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    p.stdout.close()  # what `| head -1` does once it has its line
+    err = p.stderr.read().decode()
+    p.wait(timeout=120)
+    assert p.returncode == 141 and "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_closed_pipe_during_eval_json_ends_quietly(toy_run, capsys, monkeypatch):
+    """`bitrieve eval RUN --json | head`: the write fails with EPIPE; one exit code, nothing on stderr."""
+    import sys
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert _cli(["eval", toy_run, "--json"]) == 141
+    monkeypatch.undo()
+    assert capsys.readouterr().err == ""
+
+
+# --- threads: one decision, and numba does not change torch's ---------------------------------------------------------
+
+def test_thread_count_decision(monkeypatch):
+    from bitrieve.config import ConfigError
+    from bitrieve.threads import available_cores, decide
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert decide(2) == (2, "--threads") and decide(None) == (3, "OMP_NUM_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert decide(None) == (available_cores(), "cores")
+    for bad in ("0", "two"):
+        monkeypatch.setenv("OMP_NUM_THREADS", bad)
+        with pytest.raises(ConfigError, match="OMP_NUM_THREADS"):
+            decide(None)
+    with pytest.raises(ConfigError, match="--threads must be >= 1"):
+        decide(0)
+
+
+_THREAD_PROBE = """
+import json, sys, torch
+from bitrieve.cli import main
+import numba
+out = [torch.get_num_threads()]
+out.append(main(["train", *sys.argv[1:], "--no-progress"]))  # trains, then evaluates
+out += [torch.get_num_threads(), numba.threading_layer(), numba.get_num_threads()]
+out.append(main(["eval", sys.argv[3], "--threads", "2"]))  # --threads wins over OMP_NUM_THREADS, for all
+out += [torch.get_num_threads(), numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS]
+print(json.dumps(out))
+"""
+
+
+def test_torch_thread_count_is_the_same_before_and_after_an_evaluation(toy_run, tmp_path):
+    """The issue's measurement: with OMP_NUM_THREADS=1, torch ran on 2 threads after the first evaluation (numba's
+    omp layer changed libgomp's count). Train (which evaluates) in one process: torch stays at 1, numba runs on the
+    workqueue layer at 1, env.json records 1; a later command with --threads 2 sets torch and numba to 2."""
+    import json
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER")}
+    out = subprocess.run([sys.executable, "-c", _THREAD_PROBE, str(toy_run.parent / "toy.yaml"), "--out", str(run)],
+                         env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    before, rc, after, layer, numba_threads, rc2, torch2, numba2, numba_max = json.loads(
+        out.stdout.strip().splitlines()[-1])
+    assert (before, rc, after, layer, numba_threads) == (1, 0, 1, "workqueue", 1)
+    assert json.loads((run / "env.json").read_text())["torch_threads"] == 1
+    assert (rc2, torch2, numba2) == (0, 2, min(2, numba_max))  # numba's pool is sized once, at its first launch
+
+
+def test_restore_guard_puts_torch_threads_back():
+    import torch
+
+    from bitrieve.threads import restore_torch_threads
+
+    was = torch.get_num_threads()
+    with restore_torch_threads():
+        torch.set_num_threads(was + 1)  # whatever a library does inside ...
+    assert torch.get_num_threads() == was  # ... the guard puts it back
+
+
+# --- umask everywhere -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_run_directory_files_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
+    old = os.umask(umask)
+    try:
+        run = tmp_path / "runs" / "run"
+        assert _cli(["train", _toy_config(tmp_path / "c.yaml"), "--out", run, "--no-progress"]) == 0
+        assert _cli(["index", "build", "--run", run, "--modality", "text", "--out", tmp_path / "idx"]) == 0
+    finally:
+        os.umask(old)
+    for d in (run, tmp_path / "idx"):
+        assert stat.S_IMODE(d.stat().st_mode) == dir_mode
+        for f in d.rglob("*"):
+            want = dir_mode if f.is_dir() else file_mode
+            assert stat.S_IMODE(f.stat().st_mode) == want, f

@@ -129,9 +129,9 @@ def load_state_dict_file(path: str | Path, what: str = "backbone weights") -> di
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         if isinstance(e, PermissionError):
             raise
-        raise WeightsError(f"{path}: not a readable torch weights file ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0][:160]}); expected {what} - the file is truncated or corrupt"
-                           ) from None
+        first = (str(e).splitlines() or [""])[0][:160]
+        raise WeightsError(f"{path}: not a readable torch weights file ({type(e).__name__}: {first}); expected "
+                           f"{what} - the file is truncated, empty or corrupt") from None
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a state dict (name -> tensor), got {type(state).__name__}")
     return state

@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from bitrieve.atomic import check_writable
 from bitrieve.report.results import ReportError
 
 
@@ -106,6 +107,9 @@ def cmd_report(args) -> int:
     from bitrieve.report.results_md import write_results_md
     from bitrieve.report.tables import RENDERERS, build_tables, to_long_csv
 
+    for target in (args.out, args.results_md):  # before reading any run: can the output be written at all?
+        if target:
+            check_writable(Path(target).parent, "report")
     try:
         if args.results_md:
             command = args.command or "bitrieve " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -134,6 +138,7 @@ def cmd_figures(args) -> int:
     from bitrieve.report.figures import plot_curves, plot_training
     from bitrieve.report.results import load_results
 
+    check_writable(args.out, "figures directory")
     kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
     unknown = kinds - {"pr", "pn", "train", "examples"}
     if unknown:

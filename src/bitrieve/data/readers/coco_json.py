@@ -63,7 +63,11 @@ def read(path: str, labels_only: bool = False, **_: object) -> Source:
             rows_caption.append(a["caption"].strip())
             rows_id.append(a["id"])
             rows_group.append(a["image_id"])
-            rows_ref.append(f"{s}{y}/{images[a['image_id']]['file_name']}")
+            file_name = str(images[a["image_id"]]["file_name"])
+            if Path(file_name).is_absolute():
+                raise DataError(f"{cap_f}: images[].file_name {file_name!r} (image {a['image_id']}) must be a name "
+                                f"relative to {s}{y}/, not an absolute path")
+            rows_ref.append(f"{s}{y}/{file_name}")
             rows_file.append(cap_f)
             rows_split.append("train" if s == "train" else "test")
             label_rows.append(lab[a["image_id"]])
