@@ -96,3 +96,20 @@ def reading(path: str | Path, what: str, error: type[Exception] = BitrieveError)
         # PIL.UnidentifiedImageError is an OSError; h5py and scipy raise OSError/ValueError on damaged files
         raise error(f"{path}: cannot read it as {what} ({type(e).__name__}: {e}); the file is truncated, corrupt "
                     "or of another format") from None
+
+
+def read_json_file(path: str | Path, error: type[Exception] = BitrieveError, hint: str = "",
+                   expect_object: bool = True):
+    """A JSON file's content; invalid JSON (or, with ``expect_object``, anything but an object) is one ``error``
+    naming the file, followed by ``hint`` (what to do)."""
+    import json
+
+    suffix = f"; {hint}" if hint else ""
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e}){suffix}") from None
+    if expect_object and not isinstance(d, dict):
+        raise error(f"{path}: expected a JSON object, got {type(d).__name__}{suffix}")
+    return d

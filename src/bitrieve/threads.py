@@ -1,7 +1,9 @@
 """The one place that decides the CPU thread count and applies it to torch, numba and FAISS alike.
 
 Decision: ``--threads N`` when given, else ``OMP_NUM_THREADS``, else the cores this process may run on. `configure`
-(called by ``cli.main``) applies it to torch (which also sets MKL/OpenMP), numba and FAISS (when loaded).
+(called by ``cli.main``) applies it to torch (which also sets MKL/OpenMP; before torch is imported, through
+``OMP_NUM_THREADS``, which torch reads on import), numba (now, or when the package's kernels are imported) and
+FAISS (now, or when the FAISS backend is loaded).
 
 Why numba gets its own threading layer: numba's default ``omp`` layer runs its parallel kernels on the same libgomp
 as torch and leaves libgomp's thread count at numba's (= all cores). Measured before this module existed: with
@@ -93,10 +95,13 @@ def configure(cli_threads: int | None = None) -> int:
     global _chosen
     n, source = decide(cli_threads)
     _chosen = (n, source)
-    import torch
+    if "torch" in sys.modules:
+        import torch
 
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    else:  # torch (its OpenMP and MKL) reads this when imported; commands that never import it stay fast
+        os.environ["OMP_NUM_THREADS"] = str(n)
     if "numba" in sys.modules:  # otherwise the package's numba kernels call set_numba_threads when imported
         set_numba_threads(n)
     if "faiss" in sys.modules:

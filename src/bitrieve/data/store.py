@@ -26,6 +26,7 @@ from bitrieve.atomic import RefusedToReplace, atomic_directory, check_replaceabl
 from bitrieve.data.extras import SplitWithExtras, extras_of
 from bitrieve.data.types import CrossModalData, DataError, Split
 from bitrieve.data.wiki import sha256_file
+from bitrieve.errors import read_json_file
 
 STORE_FORMAT = 1
 EXTRA_PREFIX = "extra."
@@ -133,13 +134,7 @@ def read_card(path: str | Path) -> dict[str, Any]:
     if not card_file.is_file():
         raise DataError(f"{path}: no card.json, so not a complete canonical store (an interrupted conversion leaves "
                         "only a hidden '.NAME.partial-*' directory; run `bitrieve data convert` again)")
-    try:
-        with open(card_file) as f:
-            card = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{card_file}: not valid JSON ({e}); the store is damaged, convert the release again") from None
-    if not isinstance(card, dict):
-        raise DataError(f"{card_file}: expected a JSON object")
+    card = read_json_file(card_file, DataError, "the store is damaged, convert the release again")
     if card.get("store_format") != STORE_FORMAT:
         raise DataError(f"{card_file}: store_format {card.get('store_format')!r}, this bitrieve reads {STORE_FORMAT}")
     return card
@@ -232,8 +227,4 @@ def read_sidecar(path: str | Path, name: str) -> Any:
     f = Path(path) / name
     if not f.is_file():
         raise DataError(f"{path}: sidecar {name} missing")
-    try:
-        with open(f) as fh:
-            return json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{f}: not valid JSON ({e})") from None
+    return read_json_file(f, DataError, expect_object=False)

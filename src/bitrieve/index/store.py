@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bitrieve.atomic import RefusedToReplace, atomic_directory, check_replaceable
+from bitrieve.errors import read_json_file
 from bitrieve.index.codes import BinaryIndexError
 
 from bitrieve.data.wiki import sha256_file  # noqa: E402  (one implementation for the package)
@@ -86,13 +87,7 @@ def read_manifest(index_dir: str | Path) -> dict[str, Any]:
     path = index_dir / MANIFEST
     if not path.is_file():
         raise BinaryIndexError(f"{index_dir}: not a bitrieve index (no {MANIFEST})")
-    try:
-        with open(path) as f:
-            manifest = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BinaryIndexError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(manifest, dict):
-        raise BinaryIndexError(f"{path}: expected a JSON object")
+    manifest = read_json_file(path, BinaryIndexError, "rebuild the index")
     if manifest.get("format") != FORMAT:
         raise BinaryIndexError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
     if manifest.get("schema") != SCHEMA:

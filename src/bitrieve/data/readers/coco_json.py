@@ -11,7 +11,6 @@ train -> "train", val -> "test".
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,11 @@ from bitrieve.data.images import ImageSource
 from bitrieve.data.readers.common import hashes, inside_root, require_file
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
+from bitrieve.errors import read_json_file
 
 
 def _load(path: Path) -> dict:
-    with open(path) as f:
-        return json.load(f)
+    return read_json_file(path, DataError, "the file is truncated or corrupt")
 
 
 def read(path: str, labels_only: bool = False, **_: object) -> Source:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -57,6 +58,18 @@ def numeric_matrix(a, path: Path, key: str, what: str) -> "np.ndarray":
     if a.ndim != 2:
         raise DataError(f"{path}: key '{key}' ({what}) has shape {a.shape}, expected a 2-d (N, D) array")
     return a
+
+
+def tsv_rows(path: Path, fields: int, form: str) -> Iterator[tuple[str, list[str]]]:
+    """``(where, fields)`` per non-blank line of a tab-separated file (``where`` = ``path:line``); a line with
+    another number of fields is a DataError showing the expected ``form``."""
+    for i, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != fields:
+            raise DataError(f"{path}:{i + 1}: expected `{form}`, got {line!r}")
+        yield f"{path}:{i + 1}", parts
 
 
 def one_hot(classes: np.ndarray, n: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bitrieve.data.images import ImageSource
-from bitrieve.data.readers.common import hashes, inside_root
+from bitrieve.data.readers.common import hashes, inside_root, tsv_rows
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
 from bitrieve.data.wiki import sha256_file
@@ -37,15 +37,10 @@ def read(path: str, **_: object) -> Source:
     label_file = root / "labels.txt"
     entries: list[tuple[str, list[str]]] = []
     if label_file.is_file():
-        for i, line in enumerate(label_file.read_text().splitlines()):
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2:
-                raise DataError(f"{label_file}:{i + 1}: expected `<path>\\t<label>[,<label>]`, got {line!r}")
-            if not inside_root(root, parts[0], f"{label_file}:{i + 1}").is_file():
-                raise DataError(f"{label_file}:{i + 1}: image {root / parts[0]} not found")
-            entries.append((parts[0], [t.strip() for t in parts[1].split(",") if t.strip()]))
+        for where, (ref, tags) in tsv_rows(label_file, 2, "<path>\\t<label>[,<label>]"):
+            if not inside_root(root, ref, where).is_file():
+                raise DataError(f"{where}: image {root / ref} not found")
+            entries.append((ref, [t.strip() for t in tags.split(",") if t.strip()]))
     else:
         for p in sorted(root.rglob("*")):
             if p.suffix.lower() in EXTS and p.parent != root:
@@ -63,14 +58,7 @@ def read(path: str, **_: object) -> Source:
     official = None
     split_file = root / "splits.txt"
     if split_file.is_file():
-        sp = {}
-        for i, line in enumerate(split_file.read_text().splitlines()):
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2:
-                raise DataError(f"{split_file}:{i + 1}: expected `<path>\\t<train|query|retrieval>`, got {line!r}")
-            sp[parts[0]] = parts[1]
+        sp = dict(parts for _, parts in tsv_rows(split_file, 2, "<path>\\t<train|query|retrieval>"))
         missing = [r for r, _ in entries if r not in sp]
         if missing:
             raise DataError(f"{split_file}: no split for {len(missing)} images, e.g. {missing[0]}")

@@ -9,7 +9,6 @@ One row per sentence: id = sentid, `group` = imgid. Official split: train (restv
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from bitrieve.data.images import ImageSource
 from bitrieve.data.readers.common import hashes, inside_root, text_only_note
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
+from bitrieve.errors import read_json_file
 
 _SPLIT = {"train": "train", "restval": "train", "val": "dev", "test": "test"}
 
@@ -31,8 +31,7 @@ def read(path: str, images: str | None = None, **_: object) -> Source:
         p = cands[0]
     if not p.is_file():
         raise DataError(f"missing file {p}: Karpathy split JSON (dataset_coco.json / dataset_flickr30k.json)")
-    with open(p) as f:
-        d = json.load(f)
+    d = read_json_file(p, DataError, "the file is truncated or corrupt")
     if "images" not in d:
         raise DataError(f"{p}: no key 'images' (keys: {sorted(d)})")
     ids, group, caps, official, refs = [], [], [], [], []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bitrieve.data.readers.common import hashes, numeric_matrix, one_hot, require_file
+from bitrieve.data.readers.common import hashes, numeric_matrix, one_hot, require_file, tsv_rows
 from bitrieve.data.readers.matfile import load_mat_v5
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
@@ -21,14 +21,9 @@ from bitrieve.data.types import DataError
 
 def _read_list(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     txt, img, cat = [], [], []
-    for i, line in enumerate(path.read_text().splitlines()):
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) != 3:
-            raise DataError(f"{path}:{i + 1}: expected `<text id>\\t<image id>\\t<category>`, got {line!r}")
+    for where, parts in tsv_rows(path, 3, "<text id>\\t<image id>\\t<category>"):
         if not parts[2].strip().isdigit():
-            raise DataError(f"{path}:{i + 1}: category {parts[2]!r} is not a positive integer")
+            raise DataError(f"{where}: category {parts[2]!r} is not a positive integer")
         txt.append(parts[0])
         img.append(parts[1])
         cat.append(int(parts[2]))
