@@ -9,7 +9,8 @@ process - the situation of the issue (the demo trains AGCH after CCA-ITQ was eva
 before the training starts. Each measurement is a fresh child process (``OMP_NUM_THREADS`` = the thread count,
 ``bitrieve.threads.configure`` applied) that trains for ``--seconds`` after one warm-up epoch and prints its
 iterations per second. The competitor is ``python -c "while True: pass"`` (one CPU-bound thread), started before
-the child and killed after it. Rounds alternate alone / loaded so slow drifts of a shared machine hit both; the
+the child and killed after it; child and competitor each run in their own session (Linux autogroup scheduling
+shares CPU between sessions first, so this is what a job of another user or terminal does). Rounds alternate alone / loaded so slow drifts of a shared machine hit both; the
 ratio is the median loaded rate over the median lone rate. The load average is printed before and after (other
 users of the machine change the absolute numbers, less so the ratio).
 
@@ -34,14 +35,13 @@ CONFIG = ROOT / "configs" / "agch_wiki_demo.yaml"
 
 def child(threads: int, seconds: float) -> None:
     """Evaluate once, then train AGCH for ``seconds``; print {"its": iterations/s, ...} as JSON."""
-    import torch
-
-    try:  # bitrieve with the one thread decision; an older checkout: torch reads OMP_NUM_THREADS itself
-        from bitrieve.threads import configure
+    try:  # bitrieve's one thread decision, before torch is imported (as `bitrieve train` does); an older checkout:
+        from bitrieve.threads import configure  # torch reads OMP_NUM_THREADS itself
 
         configure(threads)
     except ImportError:
         pass
+    import torch
     from bitrieve.config import load_config
     from bitrieve.data import load_data
     from bitrieve.engine import distributed as ddp
@@ -73,12 +73,15 @@ def child(threads: int, seconds: float) -> None:
 def measure(threads: int, seconds: float, loaded: bool, src: Path) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(src))
     env.pop("NUMBA_NUM_THREADS", None)
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if loaded else None
+    # each in its own session: with the kernel's autogroup scheduling, processes of one session share one CPU
+    # share, so the competitor must not come out of the training's own share (another user's job would not)
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) if loaded else None
     try:
         if hog is not None:
             time.sleep(0.5)
         out = subprocess.run([sys.executable, __file__, "--child", "--threads", str(threads), "--seconds",
-                              str(seconds)], env=env, capture_output=True, text=True, check=False)
+                              str(seconds)], env=env, capture_output=True, text=True, check=False,
+                             start_new_session=True)
     finally:
         if hog is not None:
             hog.kill()

@@ -12,6 +12,12 @@ that followed in the same process ran on 2 threads (other numerics) and, beside 
 libgomp's spinning barrier slowed it 25-60x. The ``workqueue`` layer (numba's built-in pool, no OpenMP) never
 touches libgomp; numba's own count is then set explicitly. A user who sets ``NUMBA_THREADING_LAYER`` keeps it, and
 `restore_torch_threads` still puts torch's count back after each numba call site that may change it.
+
+Why ``OMP_WAIT_POLICY=PASSIVE`` (set by `configure` unless the user set it, when torch is not imported yet): with
+libgomp's default, a thread that finishes its share of a parallel region spins before sleeping, so on a machine whose
+cores are busy with other jobs torch's own 2-thread regions crawl. Measured 2026-12-01 on the shared 2-core machine
+(load average 4-6), AGCH demo training at 2 threads after one evaluation: 1.1 and 4.3 it/s with the default policy,
+18.4 and 17.8 it/s with PASSIVE, alternating (``benchmarks/train_under_load.py --child --threads 2``).
 """
 
 from __future__ import annotations
@@ -53,7 +59,14 @@ def decide(cli_threads: int | None = None) -> tuple[int, str]:
 
 def chosen() -> int:
     """The thread count in force: what `configure` applied, else what `decide` would choose now."""
-    return _chosen[0] if _chosen is not None else decide()[0]
+    if _chosen is not None:
+        return _chosen[0]
+    from bitrieve.config import ConfigError
+
+    try:
+        return decide()[0]
+    except ConfigError:  # a bad OMP_NUM_THREADS is reported by `configure`, which the CLI calls before any work
+        return available_cores()
 
 
 def use_numba_layer() -> None:
@@ -100,8 +113,9 @@ def configure(cli_threads: int | None = None) -> int:
 
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
-    else:  # torch (its OpenMP and MKL) reads this when imported; commands that never import it stay fast
+    else:  # torch (its OpenMP and MKL) reads these when imported; commands that never import it stay fast
         os.environ["OMP_NUM_THREADS"] = str(n)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see the module docstring
     if "numba" in sys.modules:  # otherwise the package's numba kernels call set_numba_threads when imported
         set_numba_threads(n)
     if "faiss" in sys.modules:
