@@ -888,6 +888,24 @@ def test_torch_thread_count_is_the_same_before_and_after_an_evaluation(toy_run, 
     assert (rc2, torch2, numba2) == (0, 2, min(2, numba_max))  # numba's pool is sized once, at its first launch
 
 
+def test_configure_before_torch_is_imported_reaches_torch_through_the_environment():
+    """`bitrieve CMD` decides before torch is imported: torch then starts with the decided count, and OpenMP's
+    idle threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE), unless the user set a policy."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, os, sys; from bitrieve.threads import configure; configure(1); "
+            "assert 'torch' not in sys.modules; import torch; "
+            "print(json.dumps([torch.get_num_threads(), os.environ.get('OMP_WAIT_POLICY')]))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for extra, policy in (({}, "PASSIVE"), ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE")):
+        out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_NUM_THREADS": "2", **extra},
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout) == [1, policy]
+
+
 def test_restore_guard_puts_torch_threads_back():
     import torch
 
