@@ -24,6 +24,7 @@ from bitrieve.engine import distributed as ddp
 from bitrieve.engine.checkpoint import CHECKPOINT, STATE, atomic_write_text, load_checkpoint, save_checkpoint, \
     unflatten_optimizer
 from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, split_protocols, to_tensor
+from bitrieve.engine.movement import ParameterMovement
 from bitrieve.engine.runs import RESULTS, card_sha256, environment, read_results, write_results, write_run_files
 from bitrieve.engine.seeding import INIT, batch_order, derive_seed, seed_epoch, seed_everything
 from bitrieve.engine.tracking import Tracker
@@ -277,6 +278,11 @@ def _summary(results: dict[str, Any]) -> str:
                      f"{d['largest_code_share']:.1%}, quantization gap {d['quantization_gap']:.3f}")
     warnings = results["diagnostics"]["warnings"]
     lines += warnings if warnings else ["no collapse detected (bits vary, codes are diverse)"]
+    moved = results["diagnostics"].get("parameter_movement") or {}
+    if moved.get("groups"):
+        lines.append("weights moved beyond a rescaling (‖Δw⊥‖ / ‖w₀‖): " + ", ".join(
+            f"{k} {g['beyond_decay']:.2%}" for k, g in moved["groups"].items() if g.get("beyond_decay") is not None))
+    lines += moved.get("warnings") or []
     return "\n".join(lines)
 
 
@@ -332,6 +338,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
         stages = method.stages()
         autocast = autocast_factory(device, cfg.amp)
         state: dict[str, Any] = {"config_sha256": sha, "stage": 0, "epoch": 0, "history": [], "wall_seconds": 0.0}
+        movement = ParameterMovement(method)  # the seeded initial weights (rebuilt identically on resume)
         if ckpt is not None:
             model_sd, opt_tensors, saved = ckpt
             method.load_state_dict({k: v.to(device) for k, v in model_sd.items()})
@@ -408,7 +415,8 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
                 "protocols": last_eval.get("protocols", {}),
                 "curves": last_eval.get("curves", {}),
                 "diagnostics": {"method": last_eval["method_diagnostics"], "codes": last_eval["codes"],
-                                "warnings": last_eval["warnings"]},
+                                "warnings": last_eval["warnings"],
+                                "parameter_movement": movement.report(method)},
                 "history": history,
                 "env": env,
                 "wall_seconds": state["wall_seconds"] + time.time() - t0,
