@@ -89,6 +89,21 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torc
     atomic_write_json(run_dir / STATE, full_state)
 
 
+def save_model(path: str | Path, model: torch.nn.Module) -> None:
+    """The model's tensors alone (``model/<name>``), atomically: the kept model of a validation-selected run."""
+    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_with_atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata={"format": "bitrieve-model-1"}))
+
+
+def load_model(path: str | Path, model: torch.nn.Module, device: str | torch.device = "cpu") -> None:
+    """Load a :func:`save_model` file into ``model`` (safetensors: no code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the kept model is missing (rerun with --no-resume)")
+    tensors = load_file(str(path), device=str(device))
+    model.load_state_dict({k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
+
+
 def load_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu"
                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]] | None:
     """(model state, optimizer tensors, state JSON) of the run's checkpoint, or None when there is none."""

@@ -227,3 +227,64 @@ def run_sweep(points: list[SweepPoint], train_run: Callable[..., dict] | None = 
     for d, msg in summary.failed:
         print(f"  failed: {d}: {msg}", file=out, flush=True)
     return summary
+
+
+# --- hyper-parameter selection on the validation split ---------------------------------------------------------
+SELECT_SETS = ("selection.evaluate_test=false",)  # candidates are trained and validated; the test split waits
+
+
+def kept_score(res: dict[str, Any]) -> float:
+    """A candidate run's validation score: the curve's value at the kept epoch (the best one with ``keep: best``,
+    the last with ``keep: last``)."""
+    sel = res.get("selection") or {}
+    curve = {c["epoch"]: c["score"] for c in sel.get("curve") or []}
+    if sel.get("kept_epoch") not in curve:
+        raise ConfigError("selection: a candidate run has no validation score at its kept epoch; set selection.every "
+                          "so that the last epoch is validated (e.g. selection.every=1)")
+    return float(curve[sel["kept_epoch"]])
+
+
+def select_by_validation(points: list[SweepPoint], out=None, evaluate: Callable[..., dict] | None = None,
+                         summary_path: Path | None = None) -> dict[str, Any]:
+    """Choose the grid assignment with the best mean validation score over its points (bit lengths x seeds) and
+    evaluate the test split of the chosen assignment's runs only; the other candidates' test numbers are never
+    computed. Writes (atomically) and returns the selection record."""
+    from bitrieve.engine.checkpoint import atomic_write_json
+
+    out = out if out is not None else sys.stdout
+    if evaluate is None:
+        from bitrieve.engine.selection import evaluate_test_split as evaluate
+    groups: dict[str, list[SweepPoint]] = {}
+    for p in points:
+        groups.setdefault(grid_tag(p.assignments) or "(config)", []).append(p)
+    cands = []
+    for tag, pts in groups.items():
+        scores = {}
+        for p in pts:
+            res = json.loads((p.run_dir / RESULTS_FILE).read_text())
+            scores[p.name] = kept_score(res)
+        cands.append({"candidate": tag, "assignments": pts[0].assignments, "validation_mean": sum(scores.values())
+                      / len(scores), "validation": scores})
+    best = max(cands, key=lambda c: c["validation_mean"])  # ties: the first in grid order
+    sel0 = points[0].cfg.selection
+    first = json.loads((points[0].run_dir / RESULTS_FILE).read_text())["selection"]["split"]
+    print(f"validation selection: {sel0.metric} (mean over tasks) on split '{sel0.split}' ({first['n_validation']} "
+          f"queries vs {first['n_validation_database']} items, seed {first['seed']}), mean over each candidate's "
+          f"{len(next(iter(groups.values())))} run(s), the {sel0.keep} epoch of each:", file=out)
+    for c in cands:
+        print(f"  {'*' if c is best else ' '} {c['candidate']}: {c['validation_mean']:.4f}", file=out)
+    tested = {}
+    for p in groups[best["candidate"]]:
+        res = evaluate(p.run_dir)
+        tested[p.name] = {t: {k: v for k, v in vals.items() if isinstance(v, float)} for t, vals in
+                          res["metrics"].items()}
+        print(f"  test, {p.name}: " + ", ".join(f"{t} {k} {v:.4f}" for t, vals in tested[p.name].items()
+                                               for k, v in vals.items() if k.startswith("map@all")), file=out)
+    record = {"metric": sel0.metric, "split": {k: v for k, v in first.items() if k != "ids"},
+              "keep": sel0.keep, "candidates": cands, "chosen": best["candidate"],
+              "chosen_assignments": best["assignments"], "test_of_chosen": tested,
+              "note": "test numbers are computed for the chosen candidate's runs only"}
+    if summary_path is not None:
+        atomic_write_json(summary_path, record)
+        print(f"selection record: {summary_path}", file=out)
+    return record
