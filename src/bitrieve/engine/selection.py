@@ -5,7 +5,7 @@ A run config with a ``selection:`` block (bitrieve.config.SelectionConfig; docs/
 
 - a **validation split**, stored in results.json (its ids): ``split: train`` (default) draws ``size`` rows of the
   training split with ``numpy.random.default_rng(seed)`` - a split seed separate from the training seed - and removes
-  them from training; ``split: query`` draws them from the query split instead (the DGCPN release's carve: on Wiki
+  them from training (caption data: whole images with all their captions); ``split: query`` draws them from the query split instead (the DGCPN release's carve: on Wiki
   231 validation / 462 query of the 693 test pairs; a labelled switch, since it changes the test queries); any other
   name takes that split of the store as it is (caption stores' ``dev``). Validation queries are ranked against the
   retrieval set minus the validation rows (so a query never meets itself); embedding methods (VSE++) compute their
@@ -49,13 +49,22 @@ def carve_validation(data: CrossModalData, sel) -> tuple[CrossModalData, CrossMo
     The validation data has ``query`` = the validation rows and ``retrieval`` = their database. The split record
     (stored in results.json) names the source, seed, counts and the validation ids.
     """
+    from bitrieve.data.extras import extras_of
+
     splits = dict(data.splits)
     if sel.split in ("train", "query"):
         src = splits[sel.split]
-        k = _rows_of(sel.size, len(src), f"the '{sel.split}' split")
-        perm = np.random.default_rng(sel.seed).permutation(len(src))
-        val_rows = perm[:k]  # drawn order (never a sorted, class-correlated order: see data/protocols.py)
-        keep_rows = np.sort(perm[k:])  # the rest keeps its original order
+        group = extras_of(src).get("group")  # caption rows of one image go to the same side
+        units = np.unique(group) if group is not None else np.arange(len(src))
+        k = _rows_of(sel.size, len(units), f"the '{sel.split}' split" + (" (images)" if group is not None else ""))
+        perm = np.random.default_rng(sel.seed).permutation(len(units))
+        if group is None:
+            val_rows = perm[:k]  # drawn order (never a sorted, class-correlated order: see data/protocols.py)
+        else:
+            rank = {int(u): i for i, u in enumerate(units[perm[:k]])}
+            members = np.flatnonzero(np.isin(group, units[perm[:k]]))
+            val_rows = members[np.argsort([rank[int(g)] for g in group[members]], kind="stable")]
+        keep_rows = np.setdiff1d(np.arange(len(src)), val_rows)  # the rest keeps its original order
         val = src.subset(val_rows)
         if sel.split == "train":
             splits["train"] = src.subset(keep_rows)

@@ -51,14 +51,23 @@ def parse_int_list(text: str, what: str) -> list[int]:
 
 
 def parse_grid(specs: list[str]) -> list[tuple[str, list[Any]]]:
-    """``["params.no_gcn=true,false", "params.alpha=0.1,1"]`` -> [(key, [values])] (values parsed as YAML)."""
+    """``["params.no_gcn=true,false", "params.alpha=0.1,1"]`` -> [(key, [values])] (values parsed as YAML).
+
+    Linked keys move together: ``params.a+params.b=1+x,2+y`` sweeps (a, b) over (1, x) and (2, y) only (one value per
+    key, joined by '+'), e.g. two switches that only make sense as a pair."""
     grid = []
     for spec in specs:
         if "=" not in spec:
             raise ConfigError(f"--grid expects key=v1,v2,..., got '{spec}'")
         key, values = spec.split("=", 1)
         key = key.strip()
-        vals = [yaml.safe_load(v) for v in values.split(",")]
+        n_keys = len(key.split("+"))
+        if n_keys > 1:
+            vals = [tuple(yaml.safe_load(x) for x in v.split("+")) for v in values.split(",")]
+            if any(len(v) != n_keys for v in vals):
+                raise ConfigError(f"--grid {key}: linked keys need {n_keys} '+'-joined values each, got '{values}'")
+        else:
+            vals = [yaml.safe_load(v) for v in values.split(",")]
         if not key or not vals:
             raise ConfigError(f"--grid expects key=v1,v2,..., got '{spec}'")
         if key in ("bits", "seed"):
@@ -79,8 +88,13 @@ def _slug(v: Any) -> str:
 
 
 def grid_tag(assignments: dict[str, Any]) -> str:
-    """``{"params.no_gcn": True}`` -> ``no_gcn=true`` (last key component; several joined by '+')."""
-    return "+".join(f"{k.split('.')[-1]}={_slug(v)}" for k, v in assignments.items())
+    """``{"params.no_gcn": True}`` -> ``no_gcn=true`` (last key component; several joined by '+'; linked keys
+    ``a+b=1+x``)."""
+    def one(k: str, v: Any) -> str:
+        if isinstance(v, tuple):
+            return "+".join(p.split(".")[-1] for p in k.split("+")) + "=" + "+".join(_slug(x) for x in v)
+        return f"{k.split('.')[-1]}={_slug(v)}"
+    return "+".join(one(k, v) for k, v in assignments.items())
 
 
 def run_dir_for(root: Path, cfg: RunConfig, tag: str = "") -> Path:
@@ -107,7 +121,8 @@ def expand(base: dict[str, Any], source: str, bits: list[int] | None, seeds: lis
             for s in seeds:
                 d = copy.deepcopy(d0)
                 for k, v in assignments.items():
-                    set_override(d, f"{k}={json.dumps(v)}")
+                    for kk, vv in (zip(k.split("+"), v) if isinstance(v, tuple) else [(k, v)]):
+                        set_override(d, f"{kk}={json.dumps(vv)}")
                 d["bits"], d["seed"] = b, s
                 where = ", ".join([f"{k}={v}" for k, v in assignments.items()] + [f"bits={b}", f"seed={s}"])
                 try:
