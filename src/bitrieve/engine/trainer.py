@@ -499,8 +499,11 @@ def evaluate_run(run_dir: str | Path, device: str | None = None, progress: bool 
     from bitrieve.config import load_config
     from bitrieve.data import load_data
 
-    data = load_data(load_config(Path(run_dir) / "config.yaml").data) if (Path(run_dir) / "config.yaml").is_file() \
-        else None
+    if (Path(run_dir) / "config.yaml").is_file():
+        cfg0 = load_config(Path(run_dir) / "config.yaml")
+        data = selection.setup(cfg0, load_data(cfg0.data))[0]  # the run's own train / query splits
+    else:
+        data = None
     cfg, method = load_run(run_dir, device, data)
     dev = resolve_device(cfg.device)
     stages = method.stages()
