@@ -72,7 +72,7 @@ def class_store(tmp_path, monkeypatch):
 
 def _cfg(store, **sel):
     return parse_config({"method": "scripted", "data": store, "bits": 4, "tracking": "none", "device": "cpu",
-                         "selection": {"size": 12, "seed": 5, **sel}})
+                         "eval": {"protocols": ["unseen-database"]}, "selection": {"size": 12, "seed": 5, **sel}})
 
 
 def test_best_checkpoint_with_patience_keeps_the_known_best_epoch(class_store, tmp_path):
@@ -85,6 +85,12 @@ def test_best_checkpoint_with_patience_keeps_the_known_best_epoch(class_store, t
     assert len(res["history"]) == 5
     # the test split was evaluated for the kept (epoch-3) model: perfect codes
     assert res["metrics"]["i2t"]["map@all"] == 1.0 and res["metrics"]["t2i"]["map@all"] == 1.0
+    # the unseen-database protocol ran through the engine on the same kept model: perfect codes, every query whose
+    # class has another query item scores 1, the others 0 (no relevant item left)
+    unseen = res["protocols"]["unseen-database"]["i2t"]
+    qlab = load_data(class_store)["query"].labels.argmax(1)
+    expect = np.mean([float((qlab == c).sum() > 1) for c in qlab])
+    assert unseen["n_database"] == 19 and unseen["map@all"] == pytest.approx(expect)
     # the checkpoint holds the kept model, so `bitrieve eval` reproduces the stored numbers
     from bitrieve.engine import evaluate_run
 
