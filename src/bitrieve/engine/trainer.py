@@ -421,8 +421,10 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
         if info.is_main:
             if not stages:  # closed-form methods: the fitted buffers are the checkpoint
                 checkpoint(0, 0, None)
+            if selector is not None and (not selector.curve or selector.curve[-1]["epoch"] != global_epoch):
+                selector.validate(method, device, autocast, global_epoch, progress)  # the last model is scored too
             kept = selector.restore(method, device) if selector is not None else None
-            if kept is not None:  # the checkpoint holds the kept (best validation) model from now on
+            if kept is not None and stages:  # the checkpoint holds the kept (best validation) model from now on
                 checkpoint(len(stages) - 1, stages[-1].epochs, None)
             tested = selector is None or cfg.selection.evaluate_test
             if last_eval is None:  # the test split once, for the kept model (validation only: evaluate_test false)
