@@ -90,7 +90,7 @@ def test_best_checkpoint_with_patience_keeps_the_known_best_epoch(class_store, t
     unseen = res["protocols"]["unseen-database"]["i2t"]
     qlab = load_data(class_store)["query"].labels.argmax(1)
     expect = np.mean([float((qlab == c).sum() > 1) for c in qlab])
-    assert unseen["n_database"] == 19 and unseen["map@all"] == pytest.approx(expect)
+    assert unseen["n_retrieval"] == 19 and unseen["map@all"] == pytest.approx(expect)
     # the checkpoint holds the kept model, so `bitrieve eval` reproduces the stored numbers
     from bitrieve.engine import evaluate_run
 

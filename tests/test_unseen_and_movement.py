@@ -23,7 +23,7 @@ def _brute_ap(q, db, qlab, dlab, k=None):
     return float((prec * rel).sum() / rel.sum()) if rel.sum() else 0.0
 
 
-def test_unseen_database_matches_brute_force_leave_one_out():
+def test_unseen_retrieval_matches_brute_force_leave_one_out():
     rng = np.random.default_rng(3)
     n, bits = 40, 6  # short codes: many ties, so the tie rule matters
     labels = np.zeros((n, 4), np.uint8)
@@ -39,10 +39,10 @@ def test_unseen_database_matches_brute_force_leave_one_out():
             ap5.append(_brute_ap(codes[qm][i], codes[dm][keep], labels[i], labels[keep], k=5))
         assert got[task]["map@all"] == pytest.approx(np.mean(aps), abs=1e-12), task
         assert got[task]["map@5"] == pytest.approx(np.mean(ap5), abs=1e-12), task
-        assert got[task]["n_query"] == n and got[task]["n_database"] == n - 1
+        assert got[task]["n_query"] == n and got[task]["n_retrieval"] == n - 1
 
 
-def test_unseen_database_excludes_the_own_pair():
+def test_unseen_retrieval_excludes_the_own_pair():
     # two items of different classes whose image and text codes are identical: with the own pair in the database,
     # i2t would find it at distance 0; left out, the only other item is irrelevant -> AP 0
     codes = {"image": np.array([[1, 1], [-1, -1]]), "text": np.array([[1, 1], [-1, -1]])}

@@ -30,7 +30,7 @@ DATABASE_PROTOCOLS = {UNSEEN_DATABASE: DESCRIPTION}
 
 def leave_one_out_retrieval(codes: dict, labels, tasks=("i2t", "t2i"), ks=(50,), map_all: bool = True,
                             tie: str = "stable", progress: bool = False) -> dict:
-    """``{task: {"map@all", "map@K"..., "p@h<=2", "n_query", "n_database"}}`` of the unseen-database protocol.
+    """``{task: {"map@all", "map@K"..., "p@h<=2", "n_query", "n_retrieval"}}`` of the unseen-database protocol.
 
     ``codes``: {"image": (n, bits), "text": (n, bits)} ±1 / 0/1 codes of the SAME n items (row i of each modality is
     pair i); ``labels``: (n, C) multi-hot (or 1-d class ids). Query i ranks rows j != i of the other modality
@@ -66,6 +66,6 @@ def leave_one_out_retrieval(codes: dict, labels, tasks=("i2t", "t2i"), ks=(50,),
             for k in ks:
                 sums[f"map@{k}"] += s["top"][k]
         res = {k: v / n for k, v in sums.items() if map_all or k != "map@all"}
-        res.update(n_query=n, n_database=n - 1)
+        res.update(n_query=n, n_retrieval=n - 1)
         out[task] = res
     return out
