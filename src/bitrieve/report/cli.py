@@ -33,6 +33,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "training split minus a seeded validation carve (the config's selection block, else the "
                         "default one) and is scored on it; only the chosen values' runs are evaluated on the test "
                         "split. The record goes to <root>/<method>-<dataset>[-<tag>]-selection.json")
+    p.add_argument("--finished-only", action="store_true",
+                   help="with --select: choose among the grid points that have finished, train nothing (e.g. after "
+                        "candidates were dropped on their validation scores to save time)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="paper-style tables from stored results.json files",
@@ -106,6 +109,14 @@ def cmd_sweep(args) -> int:
         for i, p in enumerate(points, 1):
             print(f"[{i}/{len(points)}] {p.run_dir}: {status(p)}")
         return 0
+    if args.finished_only:
+        skipped = [p for p in points if status(p) != "done"]
+        points = [p for p in points if status(p) == "done"]
+        for p in skipped:
+            print(f"{p.name}: not finished, left out (--finished-only)")
+        if not points:
+            print("bitrieve sweep: no finished point to select from", file=sys.stderr)
+            return 1
     summary = run_sweep(points, fail_fast=args.fail_fast, progress=not args.no_progress)
     if summary.failed:
         return 1
