@@ -164,3 +164,24 @@ def test_sweep_select_tests_only_the_chosen_candidate(class_store, tmp_path, cap
         assert res["selection"]["test_evaluated"] == (e == 3)
         assert bool(res["metrics"]) == (e == 3)  # the other candidates' test numbers were never computed
     assert list(record["test_of_chosen"]) == ["scripted-store-epochs=3/b4-s0"]
+
+
+def test_sweep_select_finished_only_trains_nothing(class_store, tmp_path, capsys):
+    import yaml
+
+    from bitrieve.cli import main
+
+    cfg = tmp_path / "scripted.yaml"
+    cfg.write_text(yaml.safe_dump({"method": "scripted", "data": class_store, "bits": 4, "tracking": "none",
+                                   "device": "cpu", "selection": {"size": 12, "seed": 5, "keep": "last"}}))
+    root = tmp_path / "sweep"
+    common = ["--seeds", "0", "--root", str(root), "--no-progress"]
+    assert main(["sweep", str(cfg), "--grid", "params.epochs=2,3", "--set", "selection.evaluate_test=false"]
+                + common) == 0
+    # a wider grid: the epochs=4 candidate never trained is left out, the choice is made among the finished ones
+    assert main(["sweep", str(cfg), "--grid", "params.epochs=2,3,4", "--select", "map@all", "--finished-only"]
+                + common) == 0
+    out = capsys.readouterr().out
+    assert "epochs=4/b4-s0: not finished, left out" in out and "0 ran, 2 skipped" in out
+    assert not (root / "scripted-store-epochs=4").exists()
+    assert json.loads((root / "scripted-store-selection.json").read_text())["chosen"] == "epochs=3"
