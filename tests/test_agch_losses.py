@@ -33,6 +33,10 @@ def test_code_alignment_hand_computed():
         code_alignment(a, torch.ones(2, 2))
     with pytest.raises(ValueError, match="reduction"):
         code_alignment(a, b, reduction="avg")
+    # pairs: the sum over the row count squared (1 row here), whatever the code width
+    assert float(code_alignment(a, b, reduction="pairs")) == pytest.approx(2 - 2 * 0.6)
+    assert float(code_alignment(torch.cat([a, a]), torch.cat([b, b]), reduction="pairs")) == pytest.approx(
+        2 * (2 - 2 * 0.6) / 4)
 
 
 def _model(**kw):
@@ -62,6 +66,55 @@ def test_agch_objective_on_hand_codes():
     # mean reduction divides each term by its element count (4)
     tm = _model(alpha=0.4, beta=0.3, lam=5.0, delta=0.01, reduction="mean").loss_terms(s, codes)
     assert float(tm["loss"]) == pytest.approx(float(t["loss"]) / 4)
+
+
+def _eq16_retyped(s, codes, alpha, beta, lam, delta):
+    """Eq. 16 of the paper re-typed with explicit loops: pair sums over i, j (m²), item sums over i (m), codes
+    L2-normalised ("the binary representations ... are all normalized")."""
+    m = s.shape[0]
+    b = {k: [row / row.norm() for row in v] for k, v in codes.items()}
+
+    def rec(x, y):
+        return sum((float(s[i, j]) - float(b[x][i] @ b[y][j])) ** 2 for i in range(m) for j in range(m))
+
+    def ali(x, y):
+        return sum(float(((b[x][i] - b[y][i]) ** 2).sum()) for i in range(m))
+
+    return (alpha * (rec("v", "v") + rec("t", "t") + rec("h", "h"))
+            + delta * (rec("gv", "gv") + rec("gt", "gt"))
+            + beta * (rec("v", "h") + rec("t", "h"))
+            + delta * (ali("gv", "v") + ali("gt", "t"))
+            + lam * (ali("v", "h") + ali("t", "h")))
+
+
+def test_agch_pairs_reduction_is_eq16_over_one_common_divisor():
+    # hand-computed case, m = 2 pairs, c = 4 bits (c != m, so "mean" and "pairs" differ):
+    # v = t = gv = gt = (e1, e2): every reconstruction of S = I is exact and the GCN alignments are 0;
+    # h = (e1, e1): rec_h = 2 (two off-diagonal 1s), cross_rec_{v,t}h = 2 each, align_{v,t}_h = 2 each (row 2)
+    s = torch.eye(2)
+    e = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    h = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    codes = {"v": e, "t": e, "gv": e, "gt": e, "h": h}
+    hp = dict(alpha=0.4, beta=0.3, lam=5.0, delta=0.01)
+    # Eq. 16 printed (sum): 0.4 * 2 + 0.3 * (2 + 2) + 5 * (2 + 2) = 22
+    assert float(_model(reduction="sum", **hp).loss_terms(s, codes)["loss"]) == pytest.approx(22.0)
+    # pairs (default): every term / m^2 = 22 / 4
+    assert AGCHParams().reduction == "pairs"
+    assert float(_model(**hp).loss_terms(s, codes)["loss"]) == pytest.approx(22.0 / 4)
+    # mean: reconstruction terms / m^2 = 4, alignment terms / (m c) = 8 -> lambda weighted by m / c = 1/2
+    assert float(_model(reduction="mean", **hp).loss_terms(s, codes)["loss"]) == pytest.approx(
+        (0.4 * 2 + 0.3 * 4) / 4 + 5.0 * 4 / 8)
+
+
+@pytest.mark.parametrize("m, c", [(3, 5), (5, 2)])
+def test_agch_loss_matches_retyped_eq16(m, c):
+    g = torch.Generator().manual_seed(m * 10 + c)
+    s = torch.rand(m, m, generator=g) * 2 - 1
+    codes = {k: torch.randn(m, c, generator=g) for k in ("v", "t", "h", "gv", "gt")}
+    hp = dict(alpha=0.4, beta=0.3, lam=5.0, delta=0.01)
+    ref = _eq16_retyped(s, codes, **hp)
+    assert float(_model(reduction="sum", **hp).loss_terms(s, codes)["loss"]) == pytest.approx(ref, rel=1e-5)
+    assert float(_model(reduction="pairs", **hp).loss_terms(s, codes)["loss"]) == pytest.approx(ref / m**2, rel=1e-5)
 
 
 def test_agch_delta_weights_l2():

@@ -158,3 +158,17 @@ def test_make_results_script_report_only(tmp_path):
     assert "### mAP@all" in md and "djsrh" in md
     assert "![pr_wiki_b16](figures/wiki/pr_wiki_b16.png)" in md
     assert (tmp_path / "docs" / "figures" / "wiki" / "train_djsrh_wiki.pdf").stat().st_size > 5000
+
+
+def test_linked_grid_keys_move_together():
+    from bitrieve.report.sweep import expand, grid_tag, parse_grid
+
+    grid = parse_grid(["params.standardize_inputs+params.lr_image=none+0.0001,both+0.01", "params.lam=5,20"])
+    assert grid[0] == ("params.standardize_inputs+params.lr_image", [("none", 0.0001), ("both", 0.01)])
+    base = {"method": "agch", "data": "wiki", "params": {"epochs": 1}}
+    pts = expand(base, "cfg.yaml", [16], [0], [], grid, "root")
+    got = sorted((p.cfg.params["standardize_inputs"], p.cfg.params["lr_image"], p.cfg.params["lam"]) for p in pts)
+    assert got == [("both", 0.01, 5), ("both", 0.01, 20), ("none", 0.0001, 5), ("none", 0.0001, 20)]
+    assert grid_tag(pts[0].assignments) == "standardize_inputs+lr_image=none+0.0001+lam=5"
+    with pytest.raises(ConfigError, match="linked keys need 2"):
+        parse_grid(["params.a+params.b=1,2+3"])

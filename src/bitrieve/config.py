@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bitrieve.errors import BitrieveError
 
@@ -40,6 +40,26 @@ class EvalConfig(BaseModel):
         return v
 
 
+class SelectionConfig(BaseModel):
+    """Model selection on a validation split (bitrieve.engine.selection; docs/engine.md "Model selection")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    split: str = Field("train", description="train: seeded carve from the training split (default); query: carve "
+                                            "from the test queries (DGCPN release; a labelled switch); any other "
+                                            "name: that split of the store as it is (e.g. dev)")
+    size: float = Field(0.1, gt=0, description="validation rows (>= 1) or fraction (< 1) of the carved split")
+    seed: int = Field(0, description="split seed, separate from the training seed")
+    metric: str = Field("map@all", description="validation metric (mean over eval.tasks): map@all, map@50, rsum, ...")
+    every: int = Field(1, ge=1, description="validate every N epochs of the last stage")
+    patience: int | None = Field(None, ge=1, description="stop after N validations without improvement (None: "
+                                                         "train every epoch)")
+    min_delta: float = Field(0.0, ge=0, description="an improvement must exceed this")
+    keep: Literal["best", "last"] = Field("best", description="test the best validation checkpoint or the last")
+    evaluate_test: bool = Field(True, description="false: never evaluate the test split (bitrieve sweep --select "
+                                                  "evaluates the chosen candidate's runs afterwards)")
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,6 +74,15 @@ class RunConfig(BaseModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     tracking: Literal["none", "tensorboard", "wandb"] = "tensorboard"
     checkpoint_every: int = Field(1, ge=1)
+    selection: SelectionConfig | None = Field(None, description="model selection on a validation split (None: the "
+                                                                "final model is tested)")
+
+    @model_validator(mode="after")
+    def _test_split_not_watched(self) -> "RunConfig":
+        if self.selection is not None and self.eval.every:
+            raise ValueError("eval.every evaluates the test split during training; with a selection block the "
+                             "periodic evaluation is on the validation split (selection.every): set eval.every to 0")
+        return self
 
     def method_params(self):
         """The method's validated ``Params`` (paper defaults overridden by ``params``)."""
@@ -69,6 +98,8 @@ class RunConfig(BaseModel):
         """Config with the method's full parameter set filled in (what is written to the run directory)."""
         d = self.model_dump(mode="json")
         d["params"] = self.method_params().model_dump(mode="json")
+        if d.get("selection") is None:  # absent = no selection: configs (and their hashes) from before the key stay
+            d.pop("selection", None)
         return d
 
     def sha256(self) -> str:
@@ -82,8 +113,10 @@ def _format_validation(e: ValidationError, prefix: str = "") -> str:
         key = f"{prefix}.{key}" if prefix else key
         if err["type"] == "extra_forbidden":
             lines.append(f"unknown key '{key}'")
+        elif not err["loc"] or key == prefix:  # a check across keys: its message names them
+            lines.append(str(err["msg"]).removeprefix("Value error, "))
         else:  # e.g. "key 'params.epochs': must be >= 1 (got -3)"
-            msg = err["msg"].removeprefix("Value error, ")
+            msg = str(err["msg"]).removeprefix("Value error, ")
             lines.append(f"key '{key}': {msg} (got {err.get('input')!r})")
     return "; ".join(lines)
 

@@ -121,6 +121,36 @@ def _unreadable(path: Path, e: Exception) -> CheckpointError:
                            f"--out {path.parent} --no-resume)")
 
 
+def save_model(path: str | Path, model: torch.nn.Module) -> None:
+    """The model's tensors alone (``model/<name>``), atomically, with the same checksum as a checkpoint: the kept
+    model of a validation-selected run."""
+    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": "bitrieve-model-1", "sha256": checkpoint_sha256(tensors, "")}
+    write_with_atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def load_model(path: str | Path, model: torch.nn.Module, device: str | torch.device = "cpu") -> None:
+    """Load a :func:`save_model` file into ``model`` (safetensors: no code runs; checksum verified)."""
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the kept model is missing (rerun with --no-resume)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise _unreadable(path, e) from None
+    if meta.get("format") != "bitrieve-model-1":
+        raise CheckpointError(f"{path}: not a bitrieve kept-model file (metadata 'format' is {meta.get('format')!r})")
+    if checkpoint_sha256(tensors, "") != meta.get("sha256"):
+        raise CheckpointError(f"{path}: checksum mismatch: the kept model changed after it was written, so it cannot "
+                              f"be trusted. Start the run over with --no-resume (bitrieve train CONFIG --out "
+                              f"{path.parent} --no-resume)")
+    model.load_state_dict({k[len("model/"):]: v.to(device) for k, v in tensors.items() if k.startswith("model/")})
+
+
 def load_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu"
                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]] | None:
     """(model state, optimizer tensors, state JSON) of the run's checkpoint, or None when there is none.

@@ -131,20 +131,22 @@ def protocol_info(data: CrossModalData, cfg, tasks: list[str], n_query: int) -> 
 
 
 def split_protocols(method, names) -> tuple[list[str], list[str]]:
-    """``eval.protocols`` -> (ranking protocols of ``bitrieve.eval``, the method's own protocols); ValueError naming
-    ``eval.protocols`` for a name neither knows. Called before training so a typo fails before anything runs."""
+    """``eval.protocols`` -> (ranking protocols of ``bitrieve.eval``, the others: database protocols such as
+    ``unseen-database`` and the method's own protocols); ValueError naming ``eval.protocols`` for a name none knows.
+    Called before training so a typo fails before anything runs."""
     from bitrieve.eval.protocols import PROTOCOLS
+    from bitrieve.eval.unseen import DATABASE_PROTOCOLS
 
     own = getattr(method, "method_protocols", {}) or {}
     ranking, special = [], []
     for name in names:
         if str(name).lower() in PROTOCOLS:
             ranking.append(name)
-        elif name in own:
+        elif name in own or name in DATABASE_PROTOCOLS:
             special.append(name)
         else:
             raise ValueError(f"eval.protocols: unknown protocol {name!r} for method '{getattr(method, 'name', '?')}'; "
-                             f"known: {sorted(PROTOCOLS) + sorted(own)}")
+                             f"known: {sorted(PROTOCOLS) + sorted(DATABASE_PROTOCOLS) + sorted(own)}")
     return ranking, special
 
 
@@ -152,6 +154,8 @@ def split_protocols(method, names) -> tuple[list[str], list[str]]:
 def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
                     autocast: Callable[[], Any] | None = None, progress: bool = False) -> dict[str, Any]:
     """Encode, sign and evaluate; returns {"metrics", "protocols", "curves", "protocol", "codes"}."""
+    from bitrieve.eval.unseen import DATABASE_PROTOCOLS, leave_one_out_retrieval
+
     beval = _eval_api()
     ev = cfg.eval
     ranking_protocols, method_protocols = split_protocols(method, ev.protocols)
@@ -189,7 +193,14 @@ def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
         out["protocols"] = res.pop("protocols", {})
         for task, vals in res.items():
             out["metrics"].setdefault(task, {}).update(vals)
-    for name in method_protocols:  # method-specific protocols, stored beside the compatibility ones
+    for name in method_protocols:  # database and method-specific protocols, stored beside the compatibility ones
+        if name in DATABASE_PROTOCOLS:  # unseen-database: the query split ranks itself, leave-one-out
+            if not (binary and labelled):
+                continue
+            block = leave_one_out_retrieval({m: sign_codes(h) for m, h in hq.items()}, qlab, tasks=tuple(tasks),
+                                            ks=tuple(ev.ks), map_all=ev.map_all, tie=ev.tie, progress=progress)
+            out["protocols"][name] = {**block, "description": DATABASE_PROTOCOLS[name]}
+            continue
         block = {t: {k: float(v) for k, v in vals.items()} for t, vals in
                  method.evaluate_protocol(name, data, ev).items()}
         out["protocols"][name] = {**block, "description": method.method_protocols[name]}

@@ -21,9 +21,11 @@ from tqdm.auto import tqdm
 from bitrieve.config import ConfigError, RunConfig, dump_config
 from bitrieve.data.types import CrossModalData, Split
 from bitrieve.engine import distributed as ddp
+from bitrieve.engine import selection
 from bitrieve.engine.checkpoint import CHECKPOINT, STATE, atomic_write_text, load_checkpoint, save_checkpoint, \
     unflatten_optimizer
 from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, split_protocols, to_tensor
+from bitrieve.engine.movement import ParameterMovement
 from bitrieve.engine.runs import RESULTS, card_sha256, environment, locked_run_dir, read_results, write_results, \
     write_run_files
 from bitrieve.engine.seeding import INIT, batch_order, derive_seed, seed_epoch, seed_everything
@@ -278,6 +280,19 @@ def _summary(results: dict[str, Any]) -> str:
                      f"{d['largest_code_share']:.1%}, quantization gap {d['quantization_gap']:.3f}")
     warnings = results["diagnostics"]["warnings"]
     lines += warnings if warnings else ["no collapse detected (bits vary, codes are diverse)"]
+    moved = results["diagnostics"].get("parameter_movement") or {}
+    if moved.get("groups"):
+        lines.append("weights moved beyond a rescaling (‖Δw⊥‖ / ‖w₀‖): " + ", ".join(
+            f"{k} {g['beyond_decay']:.2%}" for k, g in moved["groups"].items() if g.get("beyond_decay") is not None))
+    lines += moved.get("warnings") or []
+    sel = results.get("selection")
+    if sel:
+        sp = sel["split"]
+        lines.append(f"selection: validation split '{sp['source']}' ({sp['n_validation']} queries vs "
+                     f"{sp['n_validation_database']} items, seed {sp['seed']}), {sel['metric']}: best "
+                     f"{sel['best_score']:.4f} at epoch {sel['best_epoch']}, kept epoch {sel['kept_epoch']} of "
+                     f"{sel['last_epoch']}" + (" (stopped early)" if sel["stopped_early"] else "")
+                     + ("" if sel["test_evaluated"] else "; test split NOT evaluated"))
     return "\n".join(lines)
 
 
@@ -320,6 +335,9 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
 
     data = load_data(cfg.data)
     card_hash = card_sha256(data.card)
+    data, val_data, val_record = selection.setup(cfg, data)  # carve a validation split (selection block only)
+    if val_data is not None and info.enabled:
+        raise ConfigError("selection: model selection runs in one process (not under torchrun) for now")
     env = environment(device, cfg.seed)
     env["world_size"] = info.world_size
     tracker = Tracker(run_dir, cfg.tracking if info.is_main else "none", cfg.resolved(), echo=False,
@@ -334,10 +352,15 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
         stages = method.stages()
         autocast = autocast_factory(device, cfg.amp)
         state: dict[str, Any] = {"config_sha256": sha, "stage": 0, "epoch": 0, "history": [], "wall_seconds": 0.0}
+        movement = ParameterMovement(method)  # the seeded initial weights (rebuilt identically on resume)
+        selector = selection.Selector(cfg, val_data, val_record, run_dir, len(stages)) if val_data is not None \
+            else None
         if ckpt is not None:
             model_sd, opt_tensors, saved = ckpt
             method.load_state_dict({k: v.to(device) for k, v in model_sd.items()})
             state.update({k: saved[k] for k in ("stage", "epoch", "history", "wall_seconds") if k in saved})
+            if selector is not None:
+                selector.load_state(saved.get("selection"))
             tracker.log(f"resumed from {CHECKPOINT}: stage {state['stage']}, {state['epoch']} epoch(s) done")
         else:
             opt_tensors, saved = {}, {}
@@ -355,11 +378,12 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
             if info.is_main:
                 save_checkpoint(run_dir, method, opt, {"config_sha256": sha, "stage": si, "epoch": epoch,
                                                        "history": history,
+                                                       "selection": selector.state() if selector else None,
                                                        "scaler": scaler.state_dict() if scaler is not None else {},
                                                        "wall_seconds": state["wall_seconds"] + time.time() - t0})
 
         for si, stage in enumerate(stages):
-            if si < state["stage"]:
+            if si < state["stage"] or (selector is not None and selector.stopped):
                 continue
             start = state["epoch"] if si == state["stage"] else 0
             if start >= stage.epochs:
@@ -372,6 +396,8 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
                 scaler.load_state_dict(saved["scaler"])
             loss_fn = torch.compile(stage.loss) if cfg.compile else stage.loss
             for epoch in range(start, stage.epochs):
+                if selector is not None and selector.stopped:  # early stopping (patience on the validation split)
+                    break
                 te = time.time()
                 means = run_epoch(method, stage, si, epoch, loss_fn, opt, bases, inputs, scaler, autocast, cfg.seed,
                                   info, progress)
@@ -381,12 +407,14 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
                 if cfg.eval.every and (epoch + 1) % cfg.eval.every == 0 and info.is_main:
                     last_eval = evaluate_all(method, data, cfg, device, autocast, diag_batch, progress)
                     entry.update(flat_eval(last_eval))
+                if selector is not None and selector.due(si, epoch):
+                    entry.update(selector.validate(method, device, autocast, global_epoch, progress))
                 history.append(entry)
                 terms = ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k not in ("stage", "epoch"))
                 tracker.log(f"{stage.name} epoch {epoch + 1}/{stage.epochs} ({time.time() - te:.1f}s): {terms}")
                 tracker.scalars({f"train/{k}" if not k.startswith(("eval/", "diag/", "codes/")) else k: v
                                  for k, v in entry.items() if isinstance(v, float)}, global_epoch)
-                last = epoch + 1 == stage.epochs
+                last = epoch + 1 == stage.epochs or (selector is not None and selector.stopped)
                 if last or (epoch + 1) % cfg.checkpoint_every == 0:
                     checkpoint(si, epoch + 1, opt, scaler)
                 ddp.barrier(info)
@@ -395,8 +423,15 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
         if info.is_main:
             if not stages:  # closed-form methods: the fitted buffers are the checkpoint
                 checkpoint(0, 0, None)
-            if last_eval is None:
-                last_eval = evaluate_all(method, data, cfg, device, autocast, diag_batch, progress)
+            if selector is not None and (not selector.curve or selector.curve[-1]["epoch"] != global_epoch):
+                selector.validate(method, device, autocast, global_epoch, progress)  # the last model is scored too
+            kept = selector.restore(method, device) if selector is not None else None
+            if kept is not None and stages:  # the checkpoint holds the kept (best validation) model from now on
+                checkpoint(len(stages) - 1, stages[-1].epochs, None)
+            tested = selector is None or cfg.selection.evaluate_test
+            if last_eval is None:  # the test split once, for the kept model (validation only: evaluate_test false)
+                last_eval = evaluate_all(method, data if tested else val_data, cfg, device, autocast, diag_batch,
+                                         progress)
             results = {
                 "schema": RESULTS_SCHEMA,
                 "method": cfg.method,
@@ -406,12 +441,14 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
                 "bits": cfg.bits,
                 "seed": cfg.seed,
                 "protocol": last_eval["protocol"],
-                "metrics": last_eval["metrics"],
-                "protocols": last_eval.get("protocols", {}),
-                "curves": last_eval.get("curves", {}),
+                "metrics": last_eval["metrics"] if tested else {},
+                "protocols": last_eval.get("protocols", {}) if tested else {},
+                "curves": last_eval.get("curves", {}) if tested else {},
                 "diagnostics": {"method": last_eval["method_diagnostics"], "codes": last_eval["codes"],
-                                "warnings": last_eval["warnings"]},
+                                "warnings": last_eval["warnings"],
+                                "parameter_movement": movement.report(method)},
                 "history": history,
+                **({"selection": selector.summary(kept, global_epoch)} if selector is not None else {}),
                 "env": env,
                 "wall_seconds": state["wall_seconds"] + time.time() - t0,
             }
@@ -466,8 +503,11 @@ def evaluate_run(run_dir: str | Path, device: str | None = None, progress: bool 
     from bitrieve.config import load_config
     from bitrieve.data import load_data
 
-    data = load_data(load_config(Path(run_dir) / "config.yaml").data) if (Path(run_dir) / "config.yaml").is_file() \
-        else None
+    if (Path(run_dir) / "config.yaml").is_file():
+        cfg0 = load_config(Path(run_dir) / "config.yaml")
+        data = selection.setup(cfg0, load_data(cfg0.data))[0]  # the run's own train / query splits
+    else:
+        data = None
     cfg, method = load_run(run_dir, device, data)
     dev = resolve_device(cfg.device)
     stages = method.stages()

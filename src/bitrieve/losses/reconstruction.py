@@ -1,9 +1,12 @@
 """Similarity-preserving (reconstruction) and code-alignment losses.
 
 Each function returns per-element values (so every normalisation choice is visible) and takes a ``reduction``:
-"none" (per-element tensor), "sum" (the Frobenius-norm form papers write, ‖·‖²_F) or "mean" (what most PyTorch
-code does with ``F.mse_loss``). The choice changes the loss scale by the number of elements, which the learning
-rates were tuned for — it is a real hyper-parameter, so methods expose it.
+"none" (per-element tensor), "sum" (the Frobenius-norm form papers write, ‖·‖²_F), "mean" (what most PyTorch code
+does with ``F.mse_loss``: each term over its own element count) or "pairs" (the sum divided by m², m = the number
+of rows of the batch: one common divisor for every term of an objective that mixes pair sums (m² entries) with
+per-item sums (m·c entries), so the relative weights of the printed objective are kept - AGCH, Eq. 16). The choice
+changes the loss scale, and "mean" also changes the terms' relative weights by c/m; it is a real hyper-parameter, so
+methods expose it.
 
 - :func:`similarity_reconstruction`: ‖S − s·ĉos(A, B)‖² with ĉos the inner product of L2-normalised codes
   (DJSRH, Su et al. ICCV 2019, Eq. 7-8; AGCH, Zhang et al. TMM 2022, Sec. III-D, L1/L2/L3).
@@ -18,18 +21,24 @@ import torch
 
 from bitrieve.parts.hashing import l2_normalize
 
-Reduction = Literal["none", "sum", "mean"]
+Reduction = Literal["none", "sum", "mean", "pairs"]
 
 
 def reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
-    """Apply a reduction to per-element loss values (none | sum | mean)."""
+    """Apply a reduction to per-element loss values (none | sum | mean | pairs).
+
+    ``pairs``: the sum divided by m², m = ``values.shape[0]`` (the batch's rows), whatever the second dimension is
+    (m for a similarity matrix, c for codes) - the common divisor that keeps an objective's printed relative weights.
+    """
     if reduction == "none":
         return values
     if reduction == "sum":
         return values.sum()
     if reduction == "mean":
         return values.mean()
-    raise ValueError(f"unknown reduction '{reduction}' (none | sum | mean)")
+    if reduction == "pairs":
+        return values.sum() / float(values.shape[0]) ** 2
+    raise ValueError(f"unknown reduction '{reduction}' (none | sum | mean | pairs)")
 
 
 def code_inner_products(a: torch.Tensor, b: torch.Tensor | None = None, normalize: bool = True) -> torch.Tensor:

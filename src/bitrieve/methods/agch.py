@@ -1,46 +1,53 @@
 """AGCH: Aggregation-based Graph Convolutional Hashing (unsupervised cross-modal hashing).
 
 P.-F. Zhang, Y. Li, Z. Huang, X.-S. Xu, "Aggregation-Based Graph Convolutional Hashing for Unsupervised Cross-Modal
-Retrieval", IEEE Transactions on Multimedia 24:466-479, 2022, doi:10.1109/TMM.2021.3053766. No official code.
+Retrieval", IEEE Transactions on Multimedia 24:466-479, 2022, doi:10.1109/TMM.2021.3053766. No official code has been
+released (none linked from the paper or the cross-modal hashing paper lists; the public "AGCH" re-implementations are
+third-party). Section and equation numbers below are the published paper's (checked against its text).
 
-Model (Sec. III-C)
-  image encoder  feature mode: x^v -> 4096 (ReLU) -> c (tanh)          [B^v]
-                 AlexNet mode: AlexNet conv1-fc7 -> FC c (tanh), fc8 replaced
-  text encoder   x^t -> 4096 (ReLU) -> c (tanh)                        [B^t]
-  fusion         B^h = tanh(FC(B^v ⊕ B^t))                             [B^h]
-  GCN, one per modality, on the 4,096-d encoder features, graph = the batch similarity:
-                 2 graph-conv layers (ReLU) + FC (tanh), 4096 -> 2048 -> 2048 -> c       [B^gv, B^gt]
-  At test time only the two encoders run; the engine takes sign(·).
+Model (Sec. III-B, Eqs. 4-7; widths Sec. IV-C)
+  image encoder  feature mode: x^v -> 4096 (ReLU) = f^v -> c (tanh)       [B^v, Eq. 4]
+                 AlexNet mode: AlexNet conv1-fc7 = f^v -> FC c (tanh), fc8 replaced
+  text encoder   x^t -> 4096 (ReLU) = f^t -> c (tanh)                     [B^t, Eq. 4]
+  fusion         B^h = tanh(FC(f^v ⊕ f^t)), on the high-level features f   [Eq. 5]
+  GCN, one per modality, on f^v / f^t, graph = the batch similarity S (Eq. 6, Ã = S, D̃_ii = Σ_j Ã_ij):
+                 2 graph-conv layers (ReLU) + FC (tanh), 4096 -> 2048 -> 2048 -> c       [B^gv, B^gt, Eq. 7]
+  At test time only the two encoders run (Eq. 17); the engine takes sign(·).
 
-Similarity (Sec. III-B; Algorithm 1 step b calls it Eq. (12)): S = 2 (C ⊙ D) − 1 from the frozen INPUT features,
-see :func:`bitrieve.parts.similarity.aggregated_similarity` (plain Euclidean distance in D; the paper's worked example
-0.95 × 0.92 = 0.874 at ρ = 4 confirms it).
+Similarity (Sec. III-C, Eqs. 8-12): S = 2 (C ⊙ D) − 1 from the frozen INPUT features, see
+:func:`bitrieve.parts.similarity.aggregated_similarity` (the printed Eq. 12 and its worked example disagree on D;
+the default follows the example, ``distance_form`` switches).
 
-Objective (Sec. III-D), L = α L1 + δ L2 + L3, all on L2-normalised codes (cos(·,·) = inner product of normalised
-rows), r(X, Y) = ‖S − cos(X, Y)‖², a(X, Y) = ‖X̂ − Ŷ‖²:
-  L1 = r(B^v, B^v) + r(B^t, B^t) + r(B^h, B^h)                                  (intra-modal + fused reconstruction)
-  L2 = r(B^gv, B^gv) + r(B^gt, B^gt) + a(B^gv, B^v) + a(B^gt, B^t)               (GCN structure + GCN/encoder alignment)
-  L3 = β [r(B^v, B^h) + r(B^t, B^h)] + λ [a(B^v, B^h) + a(B^t, B^h)]            (cross-modal, through the fused code)
-Equation numbers for the objective were not verifiable in this session (the paper text was not readable here);
-the terms follow the paper's description as summarised in docs/methods/agch.md.
+Objective (Sec. III-D, Eqs. 13-16), L = α L1 + δ L2 + L3 on L2-normalised codes ("the binary representations ... are
+all normalized"), r(X, Y) = Σ_ij (S_ij − X̂_iᵀŶ_j)², a(X, Y) = Σ_i ‖X̂_i − Ŷ_i‖²:
+  L1 = r(B^v, B^v) + r(B^t, B^t) + r(B^h, B^h)                                  (Eq. 13)
+  L2 = r(B^gv, B^gv) + r(B^gt, B^gt) + a(B^gv, B^v) + a(B^gt, B^t)               (Eq. 14)
+  L3 = β [r(B^v, B^h) + r(B^t, B^h)] + λ [a(B^v, B^h) + a(B^t, B^h)]            (Eq. 15)
+The printed sums run over m² pairs for r and over m items for a. ``reduction = "pairs"`` (default) divides every
+term by the same m², which keeps Eq. 16's relative weights; ``"mean"`` (each term over its own element count: r over
+m², a over m·c) multiplies λ and the GCN alignment weight by m/c (x2 at 16 bits, x1/4 at 128 bits with m = 32) and
+so changes the objective with the code length; ``"sum"`` is the printed scale (m² = 1,024x larger at batch 32).
 
-Training (Sec. IV-A): SGD, momentum 0.9, weight decay 5e-4, batch 32; learning rates image encoder 1e-4, text encoder
-1e-2, GCNs 1e-3, fusion 1e-2. The paper's "alternating update" (Algorithm 1) is ordinary back-propagation with each
-module on its own learning rate — there is no discrete code step — so it is one Stage training every group.
-ρ = 4, δ = 0.01; MIRFlickr α = β = 1, λ = 10, γ_v = 2, γ_t = 0.3, 40 epochs (the defaults here); NUS-WIDE λ = 5,
-80 epochs; Wiki α = 0.4, β = 0.3, λ = 5, γ_v = 1, γ_t = 0.8, 150 epochs (configs/agch_*.yaml).
+Training (Sec. IV-C): SGD, momentum 0.9, weight decay 5e-4, batch 32; learning rates image encoder 1e-4, text encoder
+1e-2, GCNs 1e-3, fusion 1e-2. The "alternating update" (Sec. III-E, Algorithm 1) is ordinary back-propagation of
+Eq. 16 with each module on its own learning rate — there is no discrete code step — so it is one Stage training every
+group. ρ = 4, δ = 0.01; MIRFlickr α = β = 1, λ = 10, γ_v = 2, γ_t = 0.3, 40 epochs (the defaults here); NUS-WIDE
+λ = 5, 80 epochs; Wiki α = 0.4, β = 0.3, λ = 5, γ_v = 1, γ_t = 0.8, 150 epochs (configs/agch_*.yaml). The paper chose
+α, β, λ, γ "by a validation procedure" for AlexNet features.
 
-Ambiguities (switches in :class:`AGCHParams`, default = most likely reading): how γ enters S and whether Z̃ is
-re-normalised (``gamma_mode``, ``renormalize_similarity``); whether the GCN graph is S before or after 2S − 1
-(``adjacency``); GCN widths (``gcn_dims``); what the fusion FC sees (``fusion_input``); sum vs mean loss scaling
-(``reduction``); fine-tuned vs frozen AlexNet (``alexnet_trainable``). Ablations AGCH-1..5 (Sec. IV-D):
-``similarity_metric`` = cosine / euclidean / cosine_text_euclidean_image, ``use_fusion=False``, ``use_gcn=False``.
+Switches (:class:`AGCHParams`; defaults = the paper's reading): ``gamma_mode``, ``renormalize_similarity`` (Eq. 8
+has no re-normalisation), ``distance_form`` (Eq. 12 printed vs worked example), ``adjacency`` (Ã = S before
+2S − 1), ``gcn_self_loops`` (Eq. 6 uses Ã = S, whose diagonal already carries the self weight; Kipf & Welling's
+A + I is the switch), ``gcn_dims``, ``fusion_input`` (Eq. 5: f, the 4,096-d features; ``codes`` = the c-d tanh
+outputs), ``reduction``, ``alexnet_trainable``. Ablations AGCH-1..5 (Sec. IV-D.4): ``similarity_metric`` = cosine /
+euclidean / cosine_text_euclidean_image (S = γ C_text + (1 − γ) D_image, γ = ``ablation_mix``), ``use_fusion=False``,
+``use_gcn=False``. docs/methods/agch.md has the provenance table.
 
 Deviations / additions (feature mode only, not in the paper): the image encoder is an MLP on precomputed features
 instead of AlexNet (the paper's AlexNet mode is ``input_mode="alexnet"``); ``standardize_inputs`` (off by default)
 can z-score encoder inputs. The paper's image learning rate 1e-4 was chosen for fine-tuning a pretrained AlexNet; it
 is kept as the default for the from-scratch MLP too (faithful, but the image branch then trains slowly — see the
-``agree_v_h`` / ``quant_gap_v`` diagnostics).
+``agree_v_h`` / ``quant_gap_v`` diagnostics and the engine's parameter-movement diagnostic).
 """
 
 from __future__ import annotations
@@ -79,29 +86,38 @@ class AGCHParams(Params):
                                 description="graph-conv output widths before the final FC to c bits; the paper's "
                                             "'4096 -> 2048 -> c' read as 4096 -> 2048 -> 2048 -> c")
     fusion_input: Literal["codes", "hidden"] = Field(
-        "codes", description="what the fusion FC concatenates: the encoders' c-d outputs (o^h = f^v ⊕ f^t) or "
-                             "their 4,096-d hidden features")
+        "hidden", description="what the fusion FC concatenates: the encoders' high-level (4,096-d hidden) features "
+                              "f^v ⊕ f^t (Eq. 5, paper) or their c-d tanh outputs (codes)")
     # --- similarity (Sec. III-B) ---
     gamma_v: float = 2.0
     gamma_t: float = 0.3
     rho: float = Field(4.0, gt=0)
     gamma_mode: Literal["features", "similarity"] = "features"
-    renormalize_similarity: bool = Field(True, description="re-normalise Z̃ after γ weighting so C is a cosine")
+    renormalize_similarity: bool = Field(False, description="re-normalise Z̃ after the γ weighting so C is a cosine "
+                                                             "(not in the paper: Eq. 8-9 keep C_ii = γ_v² + γ_t²)")
+    distance_form: Literal["norm", "sqrt_norm"] = Field(
+        "norm", description="D = exp(−‖Z̃_i − Z̃_j‖/ρ) (the paper's worked example) or exp(−√‖Z̃_i − Z̃_j‖/ρ) (Eq. 12 as "
+                            "printed)")
     similarity_metric: Literal["aggregated", "cosine", "euclidean", "cosine_text_euclidean_image"] = Field(
-        "aggregated", description="AGCH | AGCH-1 (cosine) | AGCH-2 (Euclidean) | AGCH-3 (text cosine, image "
-                                  "Euclidean)")
+        "aggregated", description="AGCH | AGCH-1 (cosine) | AGCH-2 (Euclidean) | AGCH-3 (γ text cosine + (1 − γ) "
+                                  "image Euclidean similarity)")
+    ablation_mix: float = Field(0.5, ge=0.0, le=1.0, description="γ of AGCH-3 (S = γ C + (1 − γ) D); the paper does not "
+                                                                 "give its value")
     adjacency: Literal["raw", "rescaled"] = Field(
         "raw", description="GCN graph from C ⊙ D before 2S − 1 (raw, non-negative for non-negative features) or "
                            "after (rescaled; degrees then from |A|)")
-    gcn_self_loops: bool = Field(True, description="Ã = A + I (Kipf & Welling)")
+    gcn_self_loops: bool = Field(False, description="Ã = S + I (Kipf & Welling) instead of the paper's Ã = S (Eq. 6; "
+                                                     "S's diagonal already carries the self weight)")
     # --- objective (Sec. III-D) ---
     alpha: float = 1.0
     beta: float = 1.0
     lam: float = Field(10.0, description="λ, weight of the code alignment to the fused code in L3")
     delta: float = 0.01
-    reduction: Literal["mean", "sum"] = Field(
-        "mean", description="mean over entries (the DJSRH-lineage code these learning rates come from) or sum "
-                            "(‖·‖²_F as printed; 1,024x larger at batch 32)")
+    reduction: Literal["pairs", "mean", "sum"] = Field(
+        "pairs", description="pairs: every Eq. 16 term summed as printed and divided by one common m² (keeps the "
+                             "paper's relative weights); mean: each term over its own element count (m² for the "
+                             "reconstruction terms, m·c for the alignment terms: scales λ and the GCN alignment by "
+                             "m/c); sum: ‖·‖²_F as printed (m² = 1,024x larger at batch 32)")
     use_fusion: bool = Field(True, description="False = AGCH-4: no fusion module; L3 aligns B^v and B^t directly")
     use_gcn: bool = Field(True, description="False = AGCH-5: no GCN branches, L2 = 0")
     # --- training (Sec. IV-A) ---
@@ -211,6 +227,7 @@ class AGCH(HashMethod):
             xt = batch["text"].reshape(batch["text"].shape[0], -1).float()
             return aggregated_similarity(xv, xt, p.gamma_v, p.gamma_t, p.rho, gamma_mode=p.gamma_mode,
                                          renormalize=p.renormalize_similarity, metric=p.similarity_metric,
+                                         distance_form=p.distance_form, mix=p.ablation_mix,
                                          return_parts=return_parts)
 
     def forward_codes(self, batch: Batch, s_parts: dict | None = None) -> dict[str, torch.Tensor]:
@@ -232,6 +249,7 @@ class AGCH(HashMethod):
         return out
 
     def loss_terms(self, s: torch.Tensor, codes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every term of Eq. 16 (L1 Eq. 13, L2 Eq. 14, L3 Eq. 15) under ``reduction``, and their weighted sum."""
         p = self.params
         red = p.reduction
 
@@ -264,7 +282,7 @@ class AGCH(HashMethod):
         return terms
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The Stage loss: L = α L1 + δ L2 + L3 on one mini-batch (module docstring)."""
+        """The Stage loss: L = α L1 + δ L2 + L3 on one mini-batch (Eq. 16; module docstring)."""
         if batch["image"].shape[0] < 2:
             raise ValueError("AGCH.loss: a batch needs at least 2 pairs (the similarity is between batch items)")
         s, parts = self.similarity(batch, return_parts=True)

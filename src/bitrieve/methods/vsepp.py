@@ -11,9 +11,11 @@ Real-valued image-text matching (``output = "embedding"``: ranked by cosine, eva
 
 ``binary = True`` is this project's hashing variant (not in the paper): the joint space is ``bits`` wide and the engine
 also evaluates sign(embedding) by Hamming ranking; training is unchanged (cosine hinge on the real embeddings).
-Deviations: images are precomputed features (the paper's best numbers fine-tune a ResNet-152); the official code
-keeps the checkpoint with the best dev rsum, our engine evaluates the final model; a batch may hold two captions of
-the same image, whose pairing then counts as a negative (as in the official loader).
+Model selection as released: the official train.py keeps the checkpoint with the best dev rsum; the configs do the
+same through the engine's ``selection`` block (``metric: rsum``, ``keep: best``; a store's ``dev`` split, or a seeded
+carve of training images where the store has none). Deviations: images are precomputed features (the paper's best
+numbers fine-tune a ResNet-152); a batch may hold two captions of the same image, whose pairing then counts as a
+negative (as in the official loader).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 - :func:`cosine_similarity` — plain cosine between rows (one or several modalities, weighted).
 - :func:`aggregated_similarity` — AGCH's aggregation of a cosine (orientation) and a Euclidean (difference) metric,
   P.-F. Zhang, Y. Li, Z. Huang, X.-S. Xu, "Aggregation-Based Graph Convolutional Hashing for Unsupervised Cross-Modal
-  Retrieval", IEEE TMM 24:466-479, 2022 (Sec. III-B, the aggregation-based similarity matrix; Algorithm 1 step b
-  refers to the final S as its Eq. (12)).
+  Retrieval", IEEE TMM 24:466-479, 2022 (Sec. III-C "Similarity Construction", Eqs. 8-12; checked against the
+  published text).
 
 Neither function has parameters or gradients of its own: the target is computed from the inputs and then treated
 as a constant (callers pass features under ``torch.no_grad()`` or detach the result).
@@ -20,6 +20,7 @@ from bitrieve.parts.hashing import l2_normalize
 
 GammaMode = Literal["features", "similarity"]
 Metric = Literal["aggregated", "cosine", "euclidean", "cosine_text_euclidean_image"]
+DistanceForm = Literal["norm", "sqrt_norm"]
 
 
 def _check_pair(image_feats: torch.Tensor, text_feats: torch.Tensor) -> None:
@@ -63,58 +64,72 @@ def aggregated_similarity(
     rho: float = 4.0,
     *,
     gamma_mode: GammaMode = "features",
-    renormalize: bool = True,
+    renormalize: bool = False,
     metric: Metric = "aggregated",
+    distance_form: DistanceForm = "norm",
+    mix: float = 0.5,
     rescale: bool = True,
     return_parts: bool = False,
 ):
-    """AGCH's aggregated similarity S (N, N) of a mini-batch (Zhang et al., TMM 2022, Sec. III-B).
+    """AGCH's aggregated similarity S (N, N) of a mini-batch (Zhang et al., TMM 2022, Sec. III-C, Eqs. 8-12).
 
     Paper steps (the defaults):
-      1. Z̃_i = [γ_v Z̃ᵛ_i, γ_t Z̃ᵗ_i], each modality L2-normalised first;
-      2. C_ij = Z̃_iᵀ Z̃_j (the paper calls it the cosine similarity);
-      3. D_ij = exp(−‖Z̃_i − Z̃_j‖₂ / ρ) — the plain Euclidean distance. The paper's worked example
-         (C = 0.95, D = 0.92, S = 0.874 at ρ = 4) fits it: for unit vectors with cosine 0.95 the distance is
-         √0.1 = 0.316 and exp(−0.316/4) = 0.924, whereas a square root inside (as an implementation guide in
-         circulation writes it) would give exp(−√0.316/4) = 0.869;
-      4. S = C ⊙ D (Hadamard product);
-      5. S ← 2S − 1.
+      1. Eq. 8: Z̃_i = [γ_v Z̃ᵛ_i, γ_t Z̃ᵗ_i], each modality L2-normalised first (no re-normalisation after the γ
+         weighting, so C_ii = γ_v² + γ_t²: 1.64 with Wiki's γ = (1, 0.8));
+      2. Eq. 9: C_ij = Z̃_iᵀ Z̃_j (Eq. 10 then calls it Σ_k γ_k cos_k, which would need γ, not γ², as weights - the
+         paper's two equations disagree; Eq. 9 is what is computed);
+      3. Eq. 12: D_ij = exp(−‖Z̃_i − Z̃_j‖₂ / ρ) (``distance_form="norm"``, default). The printed Eq. 12 puts a square
+         root over the norm alone, exp(−√‖Z̃_i − Z̃_j‖₂ / ρ) (the radical's bar ends where "/ρ" starts on p. 470), but
+         the paper's worked example right below (C = 0.95, D = 0.92, S = 0.874 at ρ = 4) fits the plain norm: two
+         unit vectors with cosine 0.95 are √0.1 = 0.316 apart, exp(−0.316/4) = 0.924, while the printed form gives
+         exp(−√0.316/4) = 0.869 (and a root over the whole fraction, exp(−√(0.316/4)), 0.755).
+         ``distance_form="sqrt_norm"`` computes the printed form;
+      4. Eq. 11: S = C ⊙ D (Hadamard product);
+      5. Sec. III-C, last sentence: S ← 2S − 1.
 
     Ambiguities, as switches:
       ``gamma_mode``: "features" (paper: γ multiplies the features, so C mixes the two cosines with γ²) or
         "similarity" (γ multiplies each modality's cosine / distance directly: C = (γ_v C_v + γ_t C_t)/(γ_v + γ_t)
         when ``renormalize``);
-      ``renormalize``: re-L2-normalise Z̃ after weighting (default, so C is a true cosine in [−1, 1] and the worked
-        example holds); off, C_ii = γ_v² + γ_t² can exceed 1 (4.09 with MIRFlickr's γ_v = 2, γ_t = 0.3);
-      ``metric``: the paper's ablations — "aggregated" (AGCH), "cosine" (AGCH-1: S = C), "euclidean" (AGCH-2: S = D),
-        "cosine_text_euclidean_image" (AGCH-3: S = C_text ⊙ D_image, each on its own modality);
+      ``renormalize``: re-L2-normalise Z̃ after weighting (not in the paper; makes C a true cosine in [−1, 1]);
+      ``metric``: the paper's ablations (Sec. IV-D.4) — "aggregated" (AGCH), "cosine" (AGCH-1: S = C, Eq. 9),
+        "euclidean" (AGCH-2: S = D, Eq. 12), "cosine_text_euclidean_image" (AGCH-3: S = γ C_text + (1 − γ) D_image,
+        each on its own modality, γ = ``mix``; the paper does not give AGCH-3's γ);
       ``rescale``: apply step 5 (S ← 2S − 1).
 
-    Returns S, or ``(S, parts)`` with ``parts = {"C": C, "D": D, "S_raw": C ⊙ D}`` when ``return_parts``.
+    Returns S, or ``(S, parts)`` with ``parts = {"C": C, "D": D, "S_raw": S before step 5}`` when ``return_parts``.
     """
     _check_pair(image_feats, text_feats)
     if rho <= 0:
         raise ValueError(f"aggregated_similarity: rho must be > 0, got {rho}")
+    if distance_form not in ("norm", "sqrt_norm"):
+        raise ValueError(f"aggregated_similarity: unknown distance_form '{distance_form}' (norm | sqrt_norm)")
     xv = l2_normalize(image_feats.reshape(image_feats.shape[0], -1).float())
     xt = l2_normalize(text_feats.reshape(text_feats.shape[0], -1).float())
+
+    def dist(z: torch.Tensor) -> torch.Tensor:
+        d = _pairwise_distance(z)
+        return d.sqrt() if distance_form == "sqrt_norm" else d
+
     if metric == "cosine_text_euclidean_image":
         c = xt @ xt.T
-        d = torch.exp(-_pairwise_distance(xv) / rho)
+        d = torch.exp(-dist(xv) / rho)
     elif gamma_mode == "features":
         z = torch.cat([gamma_v * xv, gamma_t * xt], dim=1)
         if renormalize:
             z = l2_normalize(z)
         c = z @ z.T
-        d = torch.exp(-_pairwise_distance(z) / rho)
+        d = torch.exp(-dist(z) / rho)
     elif gamma_mode == "similarity":
         norm = (gamma_v + gamma_t) if renormalize else 1.0
         c = (gamma_v * (xv @ xv.T) + gamma_t * (xt @ xt.T)) / norm
-        dist = (gamma_v * _pairwise_distance(xv) + gamma_t * _pairwise_distance(xt)) / norm
-        d = torch.exp(-dist / rho)
+        d = torch.exp(-(gamma_v * dist(xv) + gamma_t * dist(xt)) / norm / rho)
     else:
         raise ValueError(f"aggregated_similarity: unknown gamma_mode '{gamma_mode}' (features | similarity)")
-    if metric in ("aggregated", "cosine_text_euclidean_image"):
+    if metric == "aggregated":
         s_raw = c * d
+    elif metric == "cosine_text_euclidean_image":
+        s_raw = mix * c + (1.0 - mix) * d
     elif metric == "cosine":
         s_raw = c
     elif metric == "euclidean":

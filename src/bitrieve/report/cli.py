@@ -29,6 +29,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate and list the points and their state; run nothing")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing run")
     p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
+    p.add_argument("--select", metavar="METRIC", default=None,
+                   help="choose the grid values by a validation metric (e.g. map@all): every point trains on the "
+                        "training split minus a seeded validation carve (the config's selection block, else the "
+                        "default one) and is scored on it; only the chosen values' runs are evaluated on the test "
+                        "split. The record goes to <root>/<method>-<dataset>[-<tag>]-selection.json")
+    p.add_argument("--finished-only", action="store_true",
+                   help="with --select: choose among the grid points that have finished, train nothing (e.g. after "
+                        "candidates were dropped on their validation scores to save time)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="paper-style tables from stored results.json files",
@@ -88,17 +96,36 @@ def _method_order() -> list[str]:
 def cmd_sweep(args) -> int:
     from bitrieve.report.sweep import expand, load_base, parse_grid, parse_int_list, run_sweep, status
 
+    from bitrieve.report.sweep import SELECT_SETS, dataset_name, select_by_validation
+
     base = load_base(args.config)
+    sets = list(args.sets)
+    if args.select:
+        sets += [*SELECT_SETS, f"selection.metric={args.select}"]
     points = expand(base, args.config,
                     parse_int_list(args.bits, "bits") if args.bits else None,
                     parse_int_list(args.seeds, "seeds") if args.seeds else None,
-                    args.sets, parse_grid(args.grid), args.root, args.tag)
+                    sets, parse_grid(args.grid), args.root, args.tag)
     if args.dry_run:
         for i, p in enumerate(points, 1):
             print(f"[{i}/{len(points)}] {p.run_dir}: {status(p)}")
         return 0
+    if args.finished_only:
+        skipped = [p for p in points if status(p) != "done"]
+        points = [p for p in points if status(p) == "done"]
+        for p in skipped:
+            print(f"{p.name}: not finished, left out (--finished-only)")
+        if not points:
+            print("bitrieve sweep: no finished point to select from", file=sys.stderr)
+            return 1
     summary = run_sweep(points, fail_fast=args.fail_fast, progress=not args.no_progress)
-    return 1 if summary.failed else 0
+    if summary.failed:
+        return 1
+    if args.select:
+        c = points[0].cfg
+        name = f"{c.method}-{dataset_name(c.data)}" + (f"-{args.tag}" if args.tag else "") + "-selection.json"
+        select_by_validation(points, summary_path=Path(args.root) / name)
+    return 0
 
 
 def cmd_report(args) -> int:

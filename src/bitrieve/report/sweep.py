@@ -51,14 +51,23 @@ def parse_int_list(text: str, what: str) -> list[int]:
 
 
 def parse_grid(specs: list[str]) -> list[tuple[str, list[Any]]]:
-    """``["params.no_gcn=true,false", "params.alpha=0.1,1"]`` -> [(key, [values])] (values parsed as YAML)."""
+    """``["params.no_gcn=true,false", "params.alpha=0.1,1"]`` -> [(key, [values])] (values parsed as YAML).
+
+    Linked keys move together: ``params.a+params.b=1+x,2+y`` sweeps (a, b) over (1, x) and (2, y) only (one value per
+    key, joined by '+'), e.g. two switches that only make sense as a pair."""
     grid = []
     for spec in specs:
         if "=" not in spec:
             raise ConfigError(f"--grid expects key=v1,v2,..., got '{spec}'")
         key, values = spec.split("=", 1)
         key = key.strip()
-        vals = [yaml.safe_load(v) for v in values.split(",")]
+        n_keys = len(key.split("+"))
+        if n_keys > 1:
+            vals = [tuple(yaml.safe_load(x) for x in v.split("+")) for v in values.split(",")]
+            if any(len(v) != n_keys for v in vals):
+                raise ConfigError(f"--grid {key}: linked keys need {n_keys} '+'-joined values each, got '{values}'")
+        else:
+            vals = [yaml.safe_load(v) for v in values.split(",")]
         if not key or not vals:
             raise ConfigError(f"--grid expects key=v1,v2,..., got '{spec}'")
         if key in ("bits", "seed"):
@@ -79,8 +88,13 @@ def _slug(v: Any) -> str:
 
 
 def grid_tag(assignments: dict[str, Any]) -> str:
-    """``{"params.no_gcn": True}`` -> ``no_gcn=true`` (last key component; several joined by '+')."""
-    return "+".join(f"{k.split('.')[-1]}={_slug(v)}" for k, v in assignments.items())
+    """``{"params.no_gcn": True}`` -> ``no_gcn=true`` (last key component; several joined by '+'; linked keys
+    ``a+b=1+x``)."""
+    def one(k: str, v: Any) -> str:
+        if isinstance(v, tuple):
+            return "+".join(p.split(".")[-1] for p in k.split("+")) + "=" + "+".join(_slug(x) for x in v)
+        return f"{k.split('.')[-1]}={_slug(v)}"
+    return "+".join(one(k, v) for k, v in assignments.items())
 
 
 def run_dir_for(root: Path, cfg: RunConfig, tag: str = "") -> Path:
@@ -107,7 +121,8 @@ def expand(base: dict[str, Any], source: str, bits: list[int] | None, seeds: lis
             for s in seeds:
                 d = copy.deepcopy(d0)
                 for k, v in assignments.items():
-                    set_override(d, f"{k}={json.dumps(v)}")
+                    for kk, vv in (zip(k.split("+"), v) if isinstance(v, tuple) else [(k, v)]):
+                        set_override(d, f"{kk}={json.dumps(vv)}")
                 d["bits"], d["seed"] = b, s
                 where = ", ".join([f"{k}={v}" for k, v in assignments.items()] + [f"bits={b}", f"seed={s}"])
                 try:
@@ -227,3 +242,64 @@ def run_sweep(points: list[SweepPoint], train_run: Callable[..., dict] | None = 
     for d, msg in summary.failed:
         print(f"  failed: {d}: {msg}", file=out, flush=True)
     return summary
+
+
+# --- hyper-parameter selection on the validation split ---------------------------------------------------------
+SELECT_SETS = ("selection.evaluate_test=false",)  # candidates are trained and validated; the test split waits
+
+
+def kept_score(res: dict[str, Any]) -> float:
+    """A candidate run's validation score: the curve's value at the kept epoch (the best one with ``keep: best``,
+    the last with ``keep: last``)."""
+    sel = res.get("selection") or {}
+    curve = {c["epoch"]: c["score"] for c in sel.get("curve") or []}
+    if sel.get("kept_epoch") not in curve:
+        raise ConfigError("selection: a candidate run has no validation score at its kept epoch; set selection.every "
+                          "so that the last epoch is validated (e.g. selection.every=1)")
+    return float(curve[sel["kept_epoch"]])
+
+
+def select_by_validation(points: list[SweepPoint], out=None, evaluate: Callable[..., dict] | None = None,
+                         summary_path: Path | None = None) -> dict[str, Any]:
+    """Choose the grid assignment with the best mean validation score over its points (bit lengths x seeds) and
+    evaluate the test split of the chosen assignment's runs only; the other candidates' test numbers are never
+    computed. Writes (atomically) and returns the selection record."""
+    from bitrieve.engine.checkpoint import atomic_write_json
+
+    out = out if out is not None else sys.stdout
+    if evaluate is None:
+        from bitrieve.engine.selection import evaluate_test_split as evaluate
+    groups: dict[str, list[SweepPoint]] = {}
+    for p in points:
+        groups.setdefault(grid_tag(p.assignments) or "(config)", []).append(p)
+    cands = []
+    for tag, pts in groups.items():
+        scores = {}
+        for p in pts:
+            res = json.loads((p.run_dir / RESULTS_FILE).read_text())
+            scores[p.name] = kept_score(res)
+        cands.append({"candidate": tag, "assignments": pts[0].assignments, "validation_mean": sum(scores.values())
+                      / len(scores), "validation": scores})
+    best = max(cands, key=lambda c: c["validation_mean"])  # ties: the first in grid order
+    sel0 = points[0].cfg.selection
+    first = json.loads((points[0].run_dir / RESULTS_FILE).read_text())["selection"]["split"]
+    print(f"validation selection: {sel0.metric} (mean over tasks) on split '{sel0.split}' ({first['n_validation']} "
+          f"queries vs {first['n_validation_database']} items, seed {first['seed']}), mean over each candidate's "
+          f"{len(next(iter(groups.values())))} run(s), the {sel0.keep} epoch of each:", file=out)
+    for c in cands:
+        print(f"  {'*' if c is best else ' '} {c['candidate']}: {c['validation_mean']:.4f}", file=out)
+    tested = {}
+    for p in groups[best["candidate"]]:
+        res = evaluate(p.run_dir)
+        tested[p.name] = {t: {k: v for k, v in vals.items() if isinstance(v, float)} for t, vals in
+                          res["metrics"].items()}
+        print(f"  test, {p.name}: " + ", ".join(f"{t} {k} {v:.4f}" for t, vals in tested[p.name].items()
+                                               for k, v in vals.items() if k.startswith("map@all")), file=out)
+    record = {"metric": sel0.metric, "split": {k: v for k, v in first.items() if k != "ids"},
+              "keep": sel0.keep, "candidates": cands, "chosen": best["candidate"],
+              "chosen_assignments": best["assignments"], "test_of_chosen": tested,
+              "note": "test numbers are computed for the chosen candidate's runs only"}
+    if summary_path is not None:
+        atomic_write_json(summary_path, record)
+        print(f"selection record: {summary_path}", file=out)
+    return record

@@ -114,7 +114,7 @@ class Table:
         if self.block_counts is not None and tuple(self.block_counts) != (p["n_query"], p["n_retrieval"]):
             nq, nr = self.block_counts
             count += (f"; the '{self.metric.split(':', 1)[0]}' protocol evaluates {_int(nq)} queries / {_int(nr)} "
-                      "retrieval items of them")
+                      "retrieval items")
         if len(self.protocols) == 1:
             lines.append(
                 f"{metric_name(self.metric)} on {p['dataset']} (protocol '{p['protocol']}', {count}); "
