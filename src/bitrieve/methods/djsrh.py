@@ -60,6 +60,9 @@ class TwoTowerHashing(HashMethod):
         super().__init__(params, bits, info)
         self.encoders = torch.nn.ModuleDict({m: MLPHashEncoder(info.feature_dims[m], [params.hidden], bits)
                                              for m in ("image", "text")})
+        # DGCPN's released nets drop out the hidden layer before the hash layer; DJSRH / JDSH have no such layer
+        p_drop = float(getattr(params, "dropout", 0.0))
+        self.hash_dropout = torch.nn.Dropout(p_drop) if p_drop > 0 else torch.nn.Identity()
         for m in ("image", "text"):  # input standardisation statistics (identity until prepare fills them)
             self.register_buffer(f"{m}_mean", torch.zeros(info.feature_dims[m]))
             self.register_buffer(f"{m}_std", torch.ones(info.feature_dims[m]))
@@ -87,7 +90,7 @@ class TwoTowerHashing(HashMethod):
     def codes(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         enc = self.encoders[modality]
         x = (x.reshape(x.shape[0], -1).float() - getattr(self, f"{modality}_mean")) / getattr(self, f"{modality}_std")
-        hidden = enc.body(x)
+        hidden = self.hash_dropout(enc.body(x))
         return torch.tanh(self.alpha() * enc.hash.fc(hidden))
 
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:

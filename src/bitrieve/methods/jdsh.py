@@ -35,7 +35,7 @@ class JDSHParams(Params):
     alpha: float = 0.5
     beta: float = 0.1
     lamb: float = 0.4
-    mu: float = 1.47
+    mu: float = 1.4
     intra: float = 0.1
     s_min: float = -0.52  # MIN
     s_max: float = 0.68  # MAX
