@@ -190,5 +190,5 @@ def test_unknown_protocol_fails_before_training(tmp_path):
         train_run(cfg, tmp_path, progress=False)
     assert not (tmp_path / "checkpoint.safetensors").exists()
     cfg = parse_config({"method": "cca_itq", "bits": 16, "tracking": "none", "eval": {"protocols": ["pair-input"]}})
-    with pytest.raises(ValueError, match="known: .*djsrh"):
+    with pytest.raises(ValueError, match="known: .*dcmh"):
         train_run(cfg, tmp_path / "cca", progress=False)

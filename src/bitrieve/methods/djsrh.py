@@ -13,7 +13,8 @@ ETA 0.4. Per dataset (settings.py): MIRFlickr β 0.9, λ1 = λ2 = 0.1, lr image 
 Deviations (feature mode): the released image network is an ImageNet AlexNet fine-tuned end to end with S_I from a
 frozen copy's fc7; here the image input is a precomputed feature vector, S_I is its cosine, and the image hash
 network is an MLP d -> 4096 -> bits (the text network's shape). The released code evaluates mAP@50 with its own
-``calculate_top_map`` (``eval.protocols: [djsrh]`` reproduces it).
+``calculate_top_map`` (metric.py:130-156), the top-K formula of bitrieve's default ``map@50`` (protocols
+``deephash`` / ``ucmfh``; docs/evaluation.md).
 """
 
 from __future__ import annotations

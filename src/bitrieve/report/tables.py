@@ -46,10 +46,13 @@ def protocol_of(r: RunResult) -> dict[str, Any]:
 
 
 def metric_name(m: str) -> str:
-    """'map@all' -> 'mAP@all', 'map@50' -> 'mAP@50', 'p@h<=2' -> 'P@H≤2', 'djsrh:map@50' -> 'mAP@50 (djsrh
-    protocol)'."""
+    """'map@all' -> 'mAP@all', 'map@50' -> 'mAP@50', 'p@h<=2' -> 'P@H≤2', 'dcmh:map@50' -> 'mAP@50 (dcmh
+    protocol)'; a renamed protocol is shown under its current name ('djsrh:map@50' -> 'mAP@50 (dcmh protocol)')."""
     if ":" in m:
+        from bitrieve.eval.protocols import RENAMED
+
         proto, m = m.split(":", 1)
+        proto = RENAMED.get(proto.lower(), proto)
         return f"{metric_name(m)} ({proto} protocol, see docs/evaluation.md)"
     if m.startswith("map@"):
         return "mAP@" + m[4:]
