@@ -205,12 +205,13 @@ def test_evaluate_retrieval_structure_and_values():
     qi, di, ql, dl = clustered_case(rng, nq=15, n=600, bits=16, n_labels=5)
     qt, dt = -qi, di.copy()  # text codes: a different code set of the same shape
     res = evaluate_retrieval({"image": qi, "text": qt}, {"image": di, "text": dt}, ql, dl,
-                             tasks=("i2t", "t2i", "i2i", "t2t"), ks=(50, 100), protocols=("djsrh", "deephash"))  # djsrh = old name of dcmh
+                             tasks=("i2t", "t2i", "i2i", "t2t"), ks=(50, 100), protocols=("djsrh", "deephash"))
     json.dumps(res)  # plain Python types only
     assert set(res) == {"i2t", "t2i", "i2i", "t2t", "curves", "protocols"}
     assert abs(res["i2t"]["map@50"] - map_at_k(qi, dt, ql, dl, k=50)) < 1e-12
     assert abs(res["t2i"]["map@all"] - map_at_k(qt, di, ql, dl)) < 1e-12
-    assert set(res["protocols"]) == {"dcmh", "deephash"}  # a renamed protocol is stored under its current name
+    # djsrh, the old name of dcmh, is stored under the current name
+    assert set(res["protocols"]) == {"dcmh", "deephash"}
     assert abs(res["protocols"]["dcmh"]["i2i"]["map@100"] - map_at_k(qi, di, ql, dl, 100, protocol="dcmh")) < 1e-12
     assert res["protocols"]["deephash"]["t2t"]["map@50"] == res["t2t"]["map@50"]
     pr = res["curves"]["i2t"]["pr"]

@@ -15,7 +15,8 @@ class _Method:
 
 def test_old_name_maps_to_dcmh_and_the_sources_are_right():
     assert get_protocol("djsrh") is PROTOCOLS["dcmh"] is not None
-    assert get_protocol("DJSRH").map_k == "first_relevant" and "WendellGul/DCMH utils.py:12-40" in PROTOCOLS["dcmh"].source
+    assert get_protocol("DJSRH").map_k == "first_relevant"
+    assert "WendellGul/DCMH utils.py:12-40" in PROTOCOLS["dcmh"].source
     # DJSRH's own released evaluator (metric.py:130-156 calculate_top_map) is the top-K formula
     assert PROTOCOLS["ucmfh"].map_k == "top" and "zs-zhong/DJSRH metric.py:130-156" in PROTOCOLS["ucmfh"].source
     assert split_protocols(_Method(), ["djsrh", "deephash", "pair-input"]) == (["dcmh", "deephash"], ["pair-input"])

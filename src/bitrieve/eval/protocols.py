@@ -41,7 +41,8 @@ PROTOCOLS: dict[str, Protocol] = {
     "bitrieve": Protocol("bitrieve", "top", "bitrieve default (docs/evaluation.md)"),
     "deephash": Protocol("deephash", "top", "swuxyj/DeepHash-pytorch utils/tools.py CalcTopMap"),
     "ucmfh": Protocol("ucmfh", "top", "calculate_top_map of XinyuXia97/UCMFH evaluate.py:116, zs-zhong/DJSRH "
-                      "metric.py:130-156, KaiserLew/JDSH utils.py:161-187, Atmegal/DGCPN metric.py:181-211 (one formula)"),
+                      "metric.py:130-156, KaiserLew/JDSH utils.py:161-187, Atmegal/DGCPN metric.py:181-211 "
+                      "(one formula)"),
     "dcmh": Protocol("dcmh", "first_relevant", "calc_map_k of DCMH-pytorch, WendellGul/DCMH utils.py:12-40 "
                      "(commit db070d0)"),
     "calc_map_k": Protocol("calc_map_k", "first_relevant", "same as dcmh (its function name)"),

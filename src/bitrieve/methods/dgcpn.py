@@ -12,8 +12,9 @@ row-normalised (so n - knn_number - 1 neighbours are kept).
 Loss (paper Sec. 3.3; ``train_div.py:105-131`` ``loss_cal``): for codes (C_I, C_T) with cosines BI·BI, BT·BT, BI·BT,
   L = mse(diag(BI·BT), K) + dw·[mse(BT·BT ⊙ (1-I), S ⊙ (1-I)) + mse(BI·BT ⊙ (1-I), ...) + mse(BI·BI ⊙ (1-I), ...)]
       + cw·[mse(BI·BT, BI·BI) + mse(BI·BT, BT·BT) + mse(BI·BI, BT·BT) + mse(BI·BT, (BI·BT)ᵀ)]
-(means over all n² entries, the zeroed diagonal included). Half-real, half-binary optimisation (``train_div.py:133-172``),
-``optimisation: released`` (default): three optimiser updates per batch through the engine's ``Step``s -
+(means over all n² entries, the zeroed diagonal included). Half-real, half-binary optimisation
+(``train_div.py:133-172``), ``optimisation: released`` (default): three optimiser updates per batch through the
+engine's ``Step``s -
   1. ``joint``: L(C_I, C_T), both networks;
   2. ``image``: a fresh forward pass of both networks, L(C_I, sign(C_T)), image network only;
   3. ``text``: L(sign(C_I), C_T) on the codes of step 2's forward pass (the image codes from before step 2's update,
