@@ -105,6 +105,101 @@ def test_fork_contrastive_loss_balanced_matches(n):
                    1e-6, 1e-6)
 
 
+class ForkUnimodalTransformer(torch.nn.Module):
+    """Fork model.py:7-26: TransformerEncoder (batch_first) over the item as a length-1 sequence, then LayerNorm."""
+
+    def __init__(self, d, nhead, layers, dim_feedforward, dropout):
+        super().__init__()
+        layer = torch.nn.TransformerEncoderLayer(d_model=d, nhead=nhead, dim_feedforward=dim_feedforward,
+                                                 dropout=dropout, batch_first=True)
+        self.transformer = torch.nn.TransformerEncoder(layer, num_layers=layers)
+        self.norm = torch.nn.LayerNorm(d)
+
+    def forward(self, x):
+        return self.norm(self.transformer(x.unsqueeze(1)).squeeze(1))
+
+
+class ForkCrossAttention(torch.nn.Module):
+    """Fork model.py:29-95 (CrossAttentionFusion): image queries text, text queries the original image."""
+
+    def __init__(self, d, nhead, dropout):
+        super().__init__()
+        self.img2text_attn = torch.nn.MultiheadAttention(d, nhead, dropout=dropout, batch_first=True)
+        self.text2img_attn = torch.nn.MultiheadAttention(d, nhead, dropout=dropout, batch_first=True)
+        self.norm_img, self.norm_text = torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)
+        self.dropout = torch.nn.Dropout(dropout)
+
+    def forward(self, img_feat, text_feat):
+        img, text = img_feat.unsqueeze(1), text_feat.unsqueeze(1)
+        img_fused = self.norm_img(img + self.dropout(self.img2text_attn(query=img, key=text, value=text)[0]))
+        text_fused = self.norm_text(text + self.dropout(self.text2img_attn(query=text, key=img, value=img)[0]))
+        return img_fused.squeeze(1), text_fused.squeeze(1)
+
+
+class ForkMlp(torch.nn.Module):
+    """Fork model.py:146-189 (ImageMlp; TextMlp :191-222 is the same) at scale 1: no tanh, L2-normalised output."""
+
+    def __init__(self, d, hidden, bits):
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Linear(d, hidden), torch.nn.Linear(hidden, bits)
+        self.dropout = torch.nn.Dropout(0.3)
+
+    def forward(self, x):
+        return F.normalize(self.fc2(self.dropout(F.relu(self.fc1(x)))), p=2, dim=1)
+
+
+def test_fork_variant_forward_and_hash_loss_match_the_released_modules():
+    """The variant's model and hash-stage loss against the fork's modules (ICMR.py:257-276 ``trainhash``), with our
+    weights loaded into them: same codes in eval mode, same loss and gradients in training mode (same dropout
+    masks, drawn in the same order)."""
+    d, bits = 16, 8
+    cls = get_method("ucmfh_variant")
+    torch.manual_seed(0)
+    m = cls(cls.Params(modality_dim=d, nhead=2, dim_feedforward=32, head_hidden=24), bits, _info(d, d, 64))
+    fork = torch.nn.ModuleDict({"ImageTransformer": ForkUnimodalTransformer(d, 2, 2, 32, 0.1),
+                                "TextTransformer": ForkUnimodalTransformer(d, 2, 2, 32, 0.1),
+                                "CrossAttention": ForkCrossAttention(d, 2, 0.1),
+                                "ImageMlp": ForkMlp(d, 24, bits), "TextMlp": ForkMlp(d, 24, bits)})
+    for mod, name in (("image", "ImageTransformer"), ("text", "TextTransformer")):
+        fork[name].transformer.load_state_dict(m.transformers[mod].encoder.state_dict())
+        fork[name].norm.load_state_dict(m.transformers[mod].norm.state_dict())
+        fork["ImageMlp" if mod == "image" else "TextMlp"].load_state_dict(
+            {k: v for k, v in m.heads[mod].state_dict().items()})
+    ca = fork["CrossAttention"]
+    ca.img2text_attn.load_state_dict(m.cross.attn_image.state_dict())
+    ca.text2img_attn.load_state_dict(m.cross.attn_text.state_dict())
+    ca.norm_img.load_state_dict(m.cross.norm_image.state_dict())
+    ca.norm_text.load_state_dict(m.cross.norm_text.state_dict())
+    g = _gen(6)
+    batch = {"image": torch.randn(32, d, generator=g), "text": torch.randn(32, d, generator=g), "index": torch.arange(32)}
+
+    def fork_forward(img, txt):
+        ie, te = fork["CrossAttention"](fork["ImageTransformer"](img), fork["TextTransformer"](txt))
+        return ie, te, fork["ImageMlp"](ie), fork["TextMlp"](te)
+
+    m.eval(), fork.eval()
+    with torch.no_grad():
+        ev, et = m.embed(batch["image"], batch["text"])
+        ie, te, ih, th = fork_forward(batch["image"], batch["text"])
+        assert torch.allclose(ev, ie, atol=1e-6) and torch.allclose(et, te, atol=1e-6)
+        cv, ct = m.encode_pair(batch["image"], batch["text"])
+        assert torch.allclose(cv, ih, atol=1e-6) and torch.allclose(ct, th, atol=1e-6)
+
+    m.train(), fork.train()
+    torch.manual_seed(7)
+    ours = m.stages()[-1].loss(batch)["loss"]
+    torch.manual_seed(7)
+    ie, te, ih, th = fork_forward(batch["image"], batch["text"])
+    ref = released_fork_balanced(ie, te) + released_fork_balanced(ih, th) * 0.5  # ICMR.py:266, :273, :276
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-6)
+    ours.backward(), ref.backward()
+    pairs = [(m.cross.attn_image.in_proj_weight, ca.img2text_attn.in_proj_weight),
+             (m.transformers["text"].norm.weight, fork["TextTransformer"].norm.weight),
+             (m.heads["image"].fc1.weight, fork["ImageMlp"].fc1.weight)]
+    for a, b in pairs:
+        assert torch.allclose(a.grad, b.grad, atol=1e-6)
+
+
 # --- DJSRH ----------------------------------------------------------------------------------------------------------
 def released_djsrh_loss(f_i, f_t, code_i, code_t, beta, eta, mu, lambda1, lambda2, batch_size):
     """DJSRH train.py:92-115 (S from the frozen image features and the text features, then the three MSE terms)."""
