@@ -1,7 +1,8 @@
 """DJSRH: Deep Joint-Semantics Reconstructing Hashing (unsupervised cross-modal hashing).
 
 S. Su, Z. Zhong, C. Zhang. "Deep Joint-Semantics Reconstructing Hashing for Large-Scale Unsupervised Cross-Modal
-Retrieval". ICCV 2019, pp. 3027-3035. Released code: github.com/zs-zhong/DJSRH (settings.py, train.py, models.py).
+Retrieval". ICCV 2019, pp. 3027-3035. Released code: github.com/zs-zhong/DJSRH @ 6041c2d (settings.py, train.py,
+models.py, metric.py); provenance table in docs/methods/baselines.md.
 
 Target (Sec. 3.2, Eq. 1-3; parts/neighbourhood.py): S = μ[(1-η) S̃ + η S̃S̃ᵀ/n], S̃ = β S_I + (1-β) S_T from the
 frozen image features and the text features of the mini-batch. Codes: B = tanh(α·h) with α = √(epoch+1) (models.py
@@ -9,6 +10,10 @@ frozen image features and the text features of the mini-batch. Codes: B = tanh(�
 (mean squared errors). SGD momentum 0.9, weight decay 5e-4, batch 32 (last incomplete batch dropped), MU 1.5,
 ETA 0.4. Per dataset (settings.py): MIRFlickr β 0.9, λ1 = λ2 = 0.1, lr image 1e-3 / text 1e-2, 80 epochs; NUS-WIDE
 β 0.6, 0.1, 0.1, 1e-3 / 1e-2, 80; Wiki β 0.3, 0.3, 0.3, 1e-2 / 1e-2, 200 (configs/djsrh_*.yaml).
+
+Precision: S is computed in float32, as in the released code (CUDA float32 tensors: ``torch.FloatTensor`` at
+train.py:80, the cosines at :92-98); a float64 re-typing of the released step differs from it by less than 5e-6
+(tests/test_parity.py).
 
 Deviations (feature mode): the released image network is an ImageNet AlexNet fine-tuned end to end with S_I from a
 frozen copy's fc7; here the image input is a precomputed feature vector, S_I is its cosine, and the image hash
