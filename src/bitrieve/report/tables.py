@@ -242,7 +242,8 @@ def _build(runs, metric, protocols, warns, method_order, digits, mixed) -> Table
     block_counts = None
     if ":" in metric:  # counts stored in the protocol block itself (one pair for the whole table, else none)
         proto = metric.split(":", 1)[0]
-        pairs = {(r.metric(t, f"{proto}:n_query"), r.metric(t, f"{proto}:n_retrieval")) for r in runs for t in tasks}
+        pairs = {(r.metric(t, f"{proto}:n_query"), r.metric(t, f"{proto}:n_retrieval")) for r in runs for t in tasks
+                 if r.metric(t, metric) is not None}  # runs without the block (shown as –) do not count
         if len(pairs) == 1 and None not in next(iter(pairs)):
             nq, nr = next(iter(pairs))
             block_counts = (int(nq), int(nr))
