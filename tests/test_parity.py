@@ -171,7 +171,8 @@ def test_fork_variant_forward_and_hash_loss_match_the_released_modules():
     ca.norm_img.load_state_dict(m.cross.norm_image.state_dict())
     ca.norm_text.load_state_dict(m.cross.norm_text.state_dict())
     g = _gen(6)
-    batch = {"image": torch.randn(32, d, generator=g), "text": torch.randn(32, d, generator=g), "index": torch.arange(32)}
+    batch = {"image": torch.randn(32, d, generator=g), "text": torch.randn(32, d, generator=g),
+             "index": torch.arange(32)}
 
     def fork_forward(img, txt):
         ie, te = fork["CrossAttention"](fork["ImageTransformer"](img), fork["TextTransformer"](txt))
