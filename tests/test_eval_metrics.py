@@ -105,7 +105,7 @@ def test_map_at_k_protocols_and_k_none():
     r = ref_summary(qc, dc, ql, dl, top_ks=[50], first_ks=[50])
     for proto in (None, "bitrieve", "deephash", "ucmfh"):
         assert abs(map_at_k(qc, dc, ql, dl, k=50, protocol=proto) - r["top"][50]) < 1e-9
-    for proto in ("djsrh", "calc_map_k"):
+    for proto in ("dcmh", "calc_map_k", "djsrh"):  # djsrh: the old name of dcmh, still accepted
         assert abs(map_at_k(qc, dc, ql, dl, k=50, protocol=proto) - r["first"][50]) < 1e-9
         assert abs(map_at_k(qc, dc, ql, dl, k=None, protocol=proto) - r["map@all"]) < 1e-9
     assert isinstance(map_at_k(qc, dc, ql, dl), float)
@@ -210,7 +210,9 @@ def test_evaluate_retrieval_structure_and_values():
     assert set(res) == {"i2t", "t2i", "i2i", "t2t", "curves", "protocols"}
     assert abs(res["i2t"]["map@50"] - map_at_k(qi, dt, ql, dl, k=50)) < 1e-12
     assert abs(res["t2i"]["map@all"] - map_at_k(qt, di, ql, dl)) < 1e-12
-    assert abs(res["protocols"]["djsrh"]["i2i"]["map@100"] - map_at_k(qi, di, ql, dl, 100, protocol="djsrh")) < 1e-12
+    # djsrh, the old name of dcmh, is stored under the current name
+    assert set(res["protocols"]) == {"dcmh", "deephash"}
+    assert abs(res["protocols"]["dcmh"]["i2i"]["map@100"] - map_at_k(qi, di, ql, dl, 100, protocol="dcmh")) < 1e-12
     assert res["protocols"]["deephash"]["t2t"]["map@50"] == res["t2t"]["map@50"]
     pr = res["curves"]["i2t"]["pr"]
     assert len(pr["radius"]) == len(pr["precision"]) == len(pr["recall"]) == 17 and pr["recall"][-1] == 1.0

@@ -132,3 +132,31 @@ def test_code_summary_and_protocol_block_counts(tmp_path):
                for x in lines)
     (table,) = build_tables(runs, metric="ucmfh-pair-input:map@50")
     assert "the 'ucmfh-pair-input' protocol evaluates 640 queries / 2,048 retrieval items" in to_markdown(table)
+    # a run without the block (another method in the same table, shown as –) does not hide the counts
+    write_run(tmp_path, "agch", 16, 0, 0.2, 0.2)
+    (table,) = build_tables(load_results([tmp_path]), metric="ucmfh-pair-input:map@50")
+    assert "the 'ucmfh-pair-input' protocol evaluates 640 queries / 2,048 retrieval items" in to_markdown(table)
+
+
+def test_a_partial_redraw_of_examples_keeps_the_stored_ones(tmp_path, monkeypatch):
+    """Checkpoints are not committed: when only some runs can be redrawn, the other runs' stored example figures
+    stay linked (a regeneration once dropped five of eight from docs/results.md)."""
+    from pathlib import Path
+
+    from bitrieve.report import examples
+    from bitrieve.report.page import Section, _section_figures
+
+    out = tmp_path / "figs" / "s"
+    out.mkdir(parents=True)
+    (out / "examples_old_wiki_b128.png").write_bytes(b"stored")
+    redrawn = out / "examples_new_wiki_b128.png"
+
+    def fake_draw(runs, out_dir, bits=None):
+        Path(redrawn).write_bytes(b"new")
+        return [redrawn, redrawn.with_suffix(".pdf")]
+
+    monkeypatch.setattr(examples, "plot_examples_for_runs", fake_draw)
+    section = Section(id="s", title="S", figures=["examples"])
+    lines = _section_figures(section, [], tmp_path / "figs", tmp_path)
+    assert lines == ["![examples_new_wiki_b128](figs/s/examples_new_wiki_b128.png)",
+                     "![examples_old_wiki_b128](figs/s/examples_old_wiki_b128.png)"]

@@ -1,4 +1,6 @@
-"""UCMFH (official) and the user's variant: golden tests (gradients, bit width), uni-modality, released quirks."""
+"""UCMFH (official) and the fork's variant: golden tests (gradients, bit width), uni-modality, released quirks.
+
+The variant's forward pass is compared with the fork's released modules in tests/test_parity.py."""
 
 import numpy as np
 import pytest
@@ -85,10 +87,16 @@ def test_stages_and_optimisers_follow_the_paper():
     quirk = _build("ucmfh", head_schedule="released", **TINY).stages()[-1]
     assert quirk.schedule_milestones == (30, 80) and quirk.schedule_gamma == 1.2 and quirk.schedule_unit == "iter"
     assert [s.name for s in _build("ucmfh", pretrain_epochs=3, **TINY).stages()] == ["fusion", "hash"]
-    v = _build("ucmfh_variant", **SMALL)
+    # the fork (hashNetVersion): one hash stage from a fresh model, 100 epochs, MLP lr x1.2 at iterations 30, 80
+    (only,) = _build("ucmfh_variant", **TINY).stages()
+    assert (only.name, only.groups, only.epochs) == ("hash", ["encoders", "heads"], 100)
+    assert (only.schedule_milestones, only.schedule_gamma, only.schedule_unit, only.schedule_groups) == \
+        ((30, 80), 1.2, "iter", ("heads",))
+    assert only.optimizer == "adam" and only.batch_size == 128 and only.max_rows == 4992 and only.drop_last
+    v = _build("ucmfh_variant", encoder_epochs=3, **SMALL)  # switch: an encoders-only stage first
     s1, s2 = v.stages()
-    assert (s1.name, s1.groups, s1.epochs) == ("encoders", ["encoders"], 100)
-    assert (s2.name, s2.groups, s2.epochs) == ("hash", ["encoders", "heads"], 300)
+    assert (s1.name, s1.groups, s1.epochs) == ("encoders", ["encoders"], 3)
+    assert (s2.name, s2.groups, s2.epochs) == ("hash", ["encoders", "heads"], 100)
     out1 = s1.loss(_batch())
     assert set(out1) == {"loss", "contrastive_embedding"}
     out2 = s2.loss(_batch())
@@ -160,10 +168,14 @@ def test_pair_input_protocols_run_through_the_engine(tmp_path, name):
     from bitrieve.engine import train_run
 
     params = {**SMALL, "max_rows": 256, "batch_size": 64}
-    params.update({"epochs": 1} if name != "ucmfh_variant" else {"encoder_epochs": 0, "hash_epochs": 1})
+    params.update({"epochs": 1} if name != "ucmfh_variant" else {"hash_epochs": 1})
+    protocols = ["ucmfh-pair-input", "pair-input"] + (["fork-pair-input"] if name == "ucmfh_variant" else [])
     cfg = parse_config({"method": name, "bits": 16, "seed": 0, "tracking": "none", "params": params,
-                        "eval": {"ks": [50], "map_all": True, "protocols": ["ucmfh-pair-input", "pair-input"]}})
+                        "eval": {"ks": [50], "map_all": True, "protocols": protocols}})
     res = train_run(cfg, tmp_path, progress=False)
+    if name == "ucmfh_variant":  # the fork's evaluation: per-item sequences, last incomplete batch of 128 dropped
+        fork = res["protocols"]["fork-pair-input"]["i2t"]
+        assert (fork["n_query"], fork["n_retrieval"]) == (640, 2048) and 0.0 < fork["map@50"] <= 1.0
     for proto in ("ucmfh-pair-input", "pair-input"):
         block = res["protocols"][proto]
         assert "NOT uni-modal" in block["description"]
@@ -180,6 +192,16 @@ def test_pair_input_protocols_run_through_the_engine(tmp_path, name):
     assert r.metric("i2t", "pair-input:map@50") == pytest.approx(res["protocols"]["pair-input"]["i2t"]["map@50"])
 
 
+def test_fork_pair_input_codes_items_one_by_one():
+    m = _build("ucmfh_variant", **SMALL).eval()
+    b = _batch(n=6)
+    alone, _ = m.encode_pair(b["image"][:2], b["text"][:2])
+    together, _ = m.encode_pair(b["image"], b["text"])
+    assert torch.allclose(alone, together[:2], atol=1e-6)  # no item sees another (ICMR.py:159-165, model.py:23)
+    with pytest.raises(NotImplementedError, match="fork-pair-input"):
+        _build("ucmfh", **SMALL).evaluate_protocol("fork-pair-input", None, None)
+
+
 def test_unknown_protocol_fails_before_training(tmp_path):
     from bitrieve.config import parse_config
     from bitrieve.engine import train_run
@@ -190,5 +212,5 @@ def test_unknown_protocol_fails_before_training(tmp_path):
         train_run(cfg, tmp_path, progress=False)
     assert not (tmp_path / "checkpoint.safetensors").exists()
     cfg = parse_config({"method": "cca_itq", "bits": 16, "tracking": "none", "eval": {"protocols": ["pair-input"]}})
-    with pytest.raises(ValueError, match="known: .*djsrh"):
+    with pytest.raises(ValueError, match="known: .*dcmh"):
         train_run(cfg, tmp_path / "cca", progress=False)

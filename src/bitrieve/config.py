@@ -29,7 +29,7 @@ class EvalConfig(BaseModel):
     ks: list[int] = [50]
     map_all: bool = True
     tie: Literal["stable", "tie-averaged"] = "stable"
-    protocols: list[str] = Field(default_factory=list, description="extra compatibility protocols, e.g. djsrh")
+    protocols: list[str] = Field(default_factory=list, description="extra compatibility protocols, e.g. dcmh")
     query_limit: int | None = Field(None, ge=1, description="evaluate on the first N queries only (quick checks)")
 
     @field_validator("ks")

@@ -113,9 +113,12 @@ def _protocol_name(card: dict[str, Any], default: str) -> str:
 
 
 def protocol_info(data: CrossModalData, cfg, tasks: list[str], n_query: int) -> dict[str, Any]:
+    from bitrieve.eval.protocols import RENAMED, canonical_protocol
+
     ev = cfg.eval
     kinds = (["map@all"] if ev.map_all else []) + [f"map@{k}" for k in ev.ks]
-    return {
+    renamed = [n for n in ev.protocols if n.lower() in RENAMED]
+    info = {
         "name": _protocol_name(data.card, cfg.data),
         "relevance": "share >= 1 label",
         "tie": ev.tie,
@@ -126,27 +129,33 @@ def protocol_info(data: CrossModalData, cfg, tasks: list[str], n_query: int) -> 
         "n_retrieval": len(data["retrieval"]),
         "query_limit": ev.query_limit,
         "retrieval_is_train": data["retrieval"] is data["train"],
-        "extra_protocols": list(ev.protocols),
+        "extra_protocols": [canonical_protocol(n) if n in renamed else n for n in ev.protocols],
     }
+    if renamed:  # an old config still works; the record says what its name now means
+        info["notes"] = [f"eval.protocols: '{n}' is the old name of '{canonical_protocol(n)}' (docs/evaluation.md); "
+                         f"its numbers are stored under '{canonical_protocol(n)}'" for n in renamed]
+    return info
 
 
 def split_protocols(method, names) -> tuple[list[str], list[str]]:
     """``eval.protocols`` -> (ranking protocols of ``bitrieve.eval``, the others: database protocols such as
     ``unseen-database`` and the method's own protocols); ValueError naming ``eval.protocols`` for a name none knows.
-    Called before training so a typo fails before anything runs."""
-    from bitrieve.eval.protocols import PROTOCOLS
+    Called before training so a typo fails before anything runs. A renamed compatibility protocol (``djsrh``) is
+    returned under its current name (``dcmh``)."""
+    from bitrieve.eval.protocols import PROTOCOLS, RENAMED, canonical_protocol
     from bitrieve.eval.unseen import DATABASE_PROTOCOLS
 
     own = getattr(method, "method_protocols", {}) or {}
     ranking, special = [], []
     for name in names:
-        if str(name).lower() in PROTOCOLS:
-            ranking.append(name)
+        if canonical_protocol(name) in PROTOCOLS:
+            ranking.append(canonical_protocol(name))
         elif name in own or name in DATABASE_PROTOCOLS:
             special.append(name)
         else:
             raise ValueError(f"eval.protocols: unknown protocol {name!r} for method '{getattr(method, 'name', '?')}'; "
-                             f"known: {sorted(PROTOCOLS) + sorted(DATABASE_PROTOCOLS) + sorted(own)}")
+                             f"known: {sorted(PROTOCOLS) + sorted(DATABASE_PROTOCOLS) + sorted(own)} "
+                             f"(renamed: {sorted(RENAMED)})")
     return ranking, special
 
 

@@ -29,6 +29,7 @@ from bitrieve.engine.movement import ParameterMovement
 from bitrieve.engine.runs import RESULTS, card_sha256, environment, locked_run_dir, read_results, write_results, \
     write_run_files
 from bitrieve.engine.seeding import INIT, batch_order, derive_seed, seed_epoch, seed_everything
+from bitrieve.engine.steps import update_batch
 from bitrieve.engine.tracking import Tracker
 from bitrieve.methods.base import DataInfo, HashMethod, Stage
 
@@ -187,23 +188,9 @@ def run_epoch(method: HashMethod, stage: Stage, si: int, epoch: int, loss_fn, op
         if stage.schedule_unit == "iter":
             set_lrs(opt, bases, stage, epoch * len(batches) + b)
         batch = inputs.batch(ddp.shard_rows(rows, info))
-        with autocast():
-            out = loss_fn(batch)
-        if not isinstance(out, dict) or "loss" not in out:
-            raise TypeError(f"stage '{stage.name}': loss(batch) must return a dict with key 'loss', got "
-                            f"{type(out).__name__} {sorted(out) if isinstance(out, dict) else ''}")
+        out = update_batch(stage, loss_fn, batch, opt, params, scaler, autocast, info,  # engine/steps.py
+                           f"epoch {epoch + 1} batch {b + 1}")
         loss = out["loss"]
-        if not torch.isfinite(loss.detach()).all():
-            raise FloatingPointError(f"stage '{stage.name}' epoch {epoch + 1} batch {b + 1}: loss is "
-                                     f"{loss.item()} (terms: { {k: float(v) for k, v in out.items()} })")
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        ddp.average_gradients(params, info)
-        if stage.grad_clip is not None:
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
-        scaler.step(opt)
-        scaler.update()
         for k, v in out.items():
             v = v.detach().float()
             sums[k] = sums[k] + v if k in sums else v
@@ -394,7 +381,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
             scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
             if saved.get("scaler") and start > 0 and si == state["stage"]:
                 scaler.load_state_dict(saved["scaler"])
-            loss_fn = torch.compile(stage.loss) if cfg.compile else stage.loss
+            loss_fn = torch.compile(stage.loss) if cfg.compile and stage.loss is not None else stage.loss
             for epoch in range(start, stage.epochs):
                 if selector is not None and selector.stopped:  # early stopping (patience on the validation split)
                     break

@@ -8,7 +8,7 @@ Rules (docs/evaluation.md has the formulas and the sources):
 - AP@all = (1/R) sum_{relevant items} P@rank; a query with R = 0 has AP 0 and is counted in
   ``queries_without_relevant``. mAP is the mean over all queries.
 - map@K (bitrieve default, = protocol ``deephash``): AP over the top-K positions normalised by the number of relevant
-  items in the top K. Protocol ``djsrh``: AP over the first min(K, R) relevant items of the whole ranking.
+  items in the top K. Protocol ``dcmh``: AP over the first min(K, R) relevant items of the whole ranking.
 - p@h<=2: precision of the items within Hamming radius 2, 0 for a query that retrieves nothing; PR curve: the same
   precision (mean over all queries) and the recall (mean over queries with R > 0) at every radius 0..bits.
 
@@ -191,7 +191,8 @@ def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int | None = Non
     ``query_codes`` (nq, bits), ``db_codes`` (N, bits): ±1 or 0/1 arrays (or ``Codes``); labels: multi-hot
     (nq, C), (N, C) (relevant = at least one shared label). ``tie``: "stable" | "tie-averaged". ``protocol``:
     None / "bitrieve" / "deephash" / "ucmfh" (AP over the top K, divided by the relevant items in the top K) or
-    "djsrh" / "calc_map_k" (AP over the first min(K, R) relevant items). Every protocol gives mAP@all for k=None.
+    "dcmh" / "calc_map_k" (AP over the first min(K, R) relevant items; old name "djsrh"). Every protocol gives
+    mAP@all for k=None.
     """
     p = get_protocol(protocol)
     if k is None:

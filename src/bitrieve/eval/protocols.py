@@ -6,17 +6,21 @@ Tie policies (how items at equal Hamming distance are ordered):
                     distances, in closed form (no sampling). Order-free: use it when the database order could be
                     correlated with relevance (e.g. a database sorted by class).
 
-mAP@K definitions (``map_k`` of a protocol):
+mAP@K definitions (``map_k`` of a protocol; the published evaluators they reproduce are cited per protocol):
   ``top``             AP@K = (1 / N_K) * sum_{i <= K, rel_i} P@i, N_K = number of relevant items in the top K
-                      (0 when N_K = 0). bitrieve's default ``map@K``; the evaluator of DeepHash-pytorch
-                      (``CalcTopMap``) and of DJSRH / UCMFH (``calculate_top_map``).
+                      (0 when N_K = 0). bitrieve's default ``map@K``; ``CalcTopMap`` of DeepHash-pytorch and
+                      ``calculate_top_map`` of the released UCMFH, DJSRH (metric.py:130-156), JDSH (utils.py:161-187)
+                      and DGCPN (metric.py:181-211) code.
   ``first_relevant``  AP@K = (1 / L) * sum_{j <= L} j / rank(j-th relevant item of the whole ranking),
                       L = min(K, R), R = all relevant items: the K first relevant items count wherever they are
-                      ranked. ``calc_map_k`` of the DCMH-pytorch lineage (used by DJSRH follow-ups: JDSH, DGCPN,
-                      MITH ...). For K >= R it equals AP@all.
+                      ranked. ``calc_map_k`` of DCMH-pytorch (WendellGul/DCMH utils.py:12-40), copied into much later
+                      cross-modal code. For K >= R it equals AP@all.
 Both give AP@all for K >= N. Queries with no relevant item count as AP 0 in the mean (all evaluators above).
 The published evaluators sort with ``np.argsort`` (quicksort) / ``torch.sort``, which are not stable, so their
 order inside ties is implementation-defined; bitrieve reproduces their formulas under its own tie policy.
+
+Renamed protocols (:data:`RENAMED`): ``djsrh`` was the first-relevant protocol's old name, although DJSRH's released
+evaluator is the ``top`` formula; configs and stored results that name it keep working and are read as ``dcmh``.
 """
 
 from __future__ import annotations
@@ -36,12 +40,23 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     "bitrieve": Protocol("bitrieve", "top", "bitrieve default (docs/evaluation.md)"),
     "deephash": Protocol("deephash", "top", "swuxyj/DeepHash-pytorch utils/tools.py CalcTopMap"),
-    "ucmfh": Protocol("ucmfh", "top", "XinyuXia97/UCMFH and zs-zhong/DJSRH metric.py calculate_top_map"),
-    "djsrh": Protocol("djsrh", "first_relevant",
-                      "calc_map_k (DCMH-pytorch lineage, used in DJSRH-family code, e.g. "
-                      "DarrenZZhang/MM23-MITH utils/calc_utils.py)"),
-    "calc_map_k": Protocol("calc_map_k", "first_relevant", "same as djsrh"),
+    "ucmfh": Protocol("ucmfh", "top", "calculate_top_map of XinyuXia97/UCMFH evaluate.py:116, zs-zhong/DJSRH "
+                      "metric.py:130-156, KaiserLew/JDSH utils.py:161-187, Atmegal/DGCPN metric.py:181-211 "
+                      "(one formula)"),
+    "dcmh": Protocol("dcmh", "first_relevant", "calc_map_k of DCMH-pytorch, WendellGul/DCMH utils.py:12-40 "
+                     "(commit db070d0)"),
+    "calc_map_k": Protocol("calc_map_k", "first_relevant", "same as dcmh (its function name)"),
 }
+
+# old name -> current name. ``djsrh`` named the first-relevant formula after a method whose released evaluator is the
+# top formula; it is accepted everywhere (configs, stored results.json blocks, report metric names) and read as dcmh.
+RENAMED: dict[str, str] = {"djsrh": "dcmh"}
+
+
+def canonical_protocol(name: str) -> str:
+    """The current name of a compatibility protocol (``djsrh`` -> ``dcmh``); other names unchanged (lower-cased)."""
+    key = str(name).lower()
+    return RENAMED.get(key, key)
 
 
 def check_tie(tie: str) -> str:
@@ -52,7 +67,8 @@ def check_tie(tie: str) -> str:
 
 def get_protocol(name: str | None) -> Protocol:
     """The named protocol (None -> ``bitrieve``); ValueError listing the known names otherwise."""
-    key = "bitrieve" if name is None else str(name).lower()
+    key = "bitrieve" if name is None else canonical_protocol(name)
     if key not in PROTOCOLS:
-        raise ValueError(f"unknown evaluation protocol {name!r}; known: {sorted(PROTOCOLS)}")
+        raise ValueError(f"unknown evaluation protocol {name!r}; known: {sorted(PROTOCOLS)} (renamed: "
+                         f"{', '.join(f'{old} -> {new}' for old, new in RENAMED.items())})")
     return PROTOCOLS[key]

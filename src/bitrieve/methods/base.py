@@ -4,7 +4,8 @@ A method is a ``torch.nn.Module`` subclass of :class:`HashMethod` that
 - holds its modules (built from parts/) and a pydantic ``Params`` model carrying the paper's defaults,
 - names its parameter groups with their own learning rates (``param_groups``),
 - declares its training as a list of :class:`Stage` (multi-stage training = several stages; AGCH's alternating
-  update = one stage whose loss trains every group, each on its own learning rate),
+  update = one stage whose loss trains every group, each on its own learning rate; several optimiser updates per
+  batch, as DGCPN's released loop takes = one stage with a sequence of :class:`Step`),
 - encodes one modality at a time (``encode``); the engine signs the output and evaluates.
 
 Labels never reach ``Stage.loss`` unless the method sets ``supervised = True``.
@@ -110,18 +111,36 @@ class DataInfo:
     card: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One optimiser update of a batch, for stages whose batches take several updates in turn.
+
+    ``loss(batch)`` returns the same kind of dict as ``Stage.loss``; after its backward pass only the parameters of
+    ``groups`` are updated (gradients that reached the stage's other groups are discarded). Every step uses the
+    stage's one optimizer, so each parameter keeps one momentum / weight-decay state across the steps - exactly what
+    one optimizer per group, each stepped when its group is named, gives (DGCPN's released ``opt_I`` / ``opt_T``).
+    Steps run in order on the same batch; a step may use tensors an earlier step of the same batch computed.
+    """
+
+    name: str
+    loss: Callable[[Batch], dict[str, torch.Tensor]]
+    groups: tuple[str, ...]
+
+
 @dataclass
 class Stage:
     """One phase of training.
 
     ``loss(batch)`` returns a dict of scalar tensors: ``"loss"`` (what is back-propagated) plus every named term
     (logged separately). ``groups`` are the parameter-group names optimised in this stage, each with the learning
-    rate ``param_groups()`` gives it.
+    rate ``param_groups()`` gives it. ``steps``: instead of ``loss``, a sequence of :class:`Step` - each batch then
+    takes one optimiser update per step, in order (``loss`` must be None); the terms of step ``s`` are logged as
+    ``s/<term>`` and ``loss`` as the sum of the steps' losses.
     """
 
     name: str
     epochs: int
-    loss: Callable[[Batch], dict[str, torch.Tensor]]
+    loss: Callable[[Batch], dict[str, torch.Tensor]] | None
     groups: list[str]
     batch_size: int = 32
     optimizer: Literal["sgd", "adam"] = "sgd"
@@ -135,6 +154,23 @@ class Stage:
     max_rows: int | None = None  # train on the first `max_rows` training rows only (e.g. UCMFH's 4,992)
     drop_last: bool = False
     grad_clip: float | None = None
+    steps: tuple[Step, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.steps:
+            if self.loss is not None:
+                raise ValueError(f"stage '{self.name}': give either loss or steps, not both")
+            names = [s.name for s in self.steps]
+            if len(set(names)) != len(names) or any(not n or "/" in n for n in names):
+                raise ValueError(f"stage '{self.name}': step names must be distinct, non-empty and without '/', "
+                                 f"got {names}")
+            for s in self.steps:
+                unknown = sorted(set(s.groups) - set(self.groups))
+                if not s.groups or unknown:
+                    raise ValueError(f"stage '{self.name}': step '{s.name}' must update some of the stage's groups "
+                                     f"{list(self.groups)}, got {list(s.groups)}")
+        elif self.loss is None:
+            raise ValueError(f"stage '{self.name}': needs a loss or a sequence of steps")
 
 
 class HashMethod(torch.nn.Module):

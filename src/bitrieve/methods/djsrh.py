@@ -1,7 +1,8 @@
 """DJSRH: Deep Joint-Semantics Reconstructing Hashing (unsupervised cross-modal hashing).
 
 S. Su, Z. Zhong, C. Zhang. "Deep Joint-Semantics Reconstructing Hashing for Large-Scale Unsupervised Cross-Modal
-Retrieval". ICCV 2019, pp. 3027-3035. Released code: github.com/zs-zhong/DJSRH (settings.py, train.py, models.py).
+Retrieval". ICCV 2019, pp. 3027-3035. Released code: github.com/zs-zhong/DJSRH @ 6041c2d (settings.py, train.py,
+models.py, metric.py); provenance table in docs/methods/baselines.md.
 
 Target (Sec. 3.2, Eq. 1-3; parts/neighbourhood.py): S = μ[(1-η) S̃ + η S̃S̃ᵀ/n], S̃ = β S_I + (1-β) S_T from the
 frozen image features and the text features of the mini-batch. Codes: B = tanh(α·h) with α = √(epoch+1) (models.py
@@ -10,10 +11,15 @@ frozen image features and the text features of the mini-batch. Codes: B = tanh(�
 ETA 0.4. Per dataset (settings.py): MIRFlickr β 0.9, λ1 = λ2 = 0.1, lr image 1e-3 / text 1e-2, 80 epochs; NUS-WIDE
 β 0.6, 0.1, 0.1, 1e-3 / 1e-2, 80; Wiki β 0.3, 0.3, 0.3, 1e-2 / 1e-2, 200 (configs/djsrh_*.yaml).
 
+Precision: S is computed in float32, as in the released code (CUDA float32 tensors: ``torch.FloatTensor`` at
+train.py:80, the cosines at :92-98); a float64 re-typing of the released step differs from it by less than 5e-6
+(tests/test_parity.py).
+
 Deviations (feature mode): the released image network is an ImageNet AlexNet fine-tuned end to end with S_I from a
 frozen copy's fc7; here the image input is a precomputed feature vector, S_I is its cosine, and the image hash
 network is an MLP d -> 4096 -> bits (the text network's shape). The released code evaluates mAP@50 with its own
-``calculate_top_map`` (``eval.protocols: [djsrh]`` reproduces it).
+``calculate_top_map`` (metric.py:130-156), the top-K formula of bitrieve's default ``map@50`` (protocols
+``deephash`` / ``ucmfh``; docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -60,6 +66,9 @@ class TwoTowerHashing(HashMethod):
         super().__init__(params, bits, info)
         self.encoders = torch.nn.ModuleDict({m: MLPHashEncoder(info.feature_dims[m], [params.hidden], bits)
                                              for m in ("image", "text")})
+        # DGCPN's released nets drop out the hidden layer before the hash layer; DJSRH / JDSH have no such layer
+        p_drop = float(getattr(params, "dropout", 0.0))
+        self.hash_dropout = torch.nn.Dropout(p_drop) if p_drop > 0 else torch.nn.Identity()
         for m in ("image", "text"):  # input standardisation statistics (identity until prepare fills them)
             self.register_buffer(f"{m}_mean", torch.zeros(info.feature_dims[m]))
             self.register_buffer(f"{m}_std", torch.ones(info.feature_dims[m]))
@@ -87,7 +96,7 @@ class TwoTowerHashing(HashMethod):
     def codes(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         enc = self.encoders[modality]
         x = (x.reshape(x.shape[0], -1).float() - getattr(self, f"{modality}_mean")) / getattr(self, f"{modality}_std")
-        hidden = enc.body(x)
+        hidden = self.hash_dropout(enc.body(x))
         return torch.tanh(self.alpha() * enc.hash.fc(hidden))
 
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:

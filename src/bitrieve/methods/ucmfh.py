@@ -55,6 +55,7 @@ from bitrieve.parts.hashing import l2_normalize
 from bitrieve.parts.transformer import FusionTransformer
 
 UnimodalFill = Literal["train_mean", "zeros"]
+HeadSchedule = Literal["none", "released", "released_coco"]
 
 
 class ContrastiveHashParams(Params):
@@ -82,7 +83,7 @@ class UCMFHParams(ContrastiveHashParams):
     lr_fusion: float = 1e-4
     epochs: int = 100  # MIRFlickr 100, NUS-WIDE 150, COCO 500
     pretrain_epochs: int = 0  # > 0: a fusion-only stage first (released task=0)
-    head_schedule: Literal["none", "released", "released_coco"] = "none"
+    head_schedule: HeadSchedule = "none"
     # bitrieve extension, NOT in the paper (default 0 = faithful): probability that a training batch is encoded the
     # way ``encode`` works at test time, each modality from itself with the other token half = the fill constant
     unimodal_training: float = Field(0.0, ge=0.0, le=1.0)
@@ -140,6 +141,8 @@ PAIR_INPUT_PROTOCOLS = {
     "pair-input": "both codes of an item from its (image, text) pair, every item its own sequence, no row dropped "
                   "(NOT uni-modal retrieval)",
 }
+# (whole_batch_sequence, drop_last) of each pair-input protocol's batching (the variant adds ``fork-pair-input``)
+PAIR_INPUT_BATCHING = {"ucmfh-pair-input": (True, True), "pair-input": (False, False), "fork-pair-input": (False, True)}
 
 
 class FusionHashMixin(UnimodalFillMixin):
@@ -195,14 +198,15 @@ class FusionHashMixin(UnimodalFillMixin):
         return torch.cat(cv), torch.cat(ct)
 
     def evaluate_protocol(self, name: str, data, eval_cfg) -> dict[str, dict[str, float]]:
-        if name not in PAIR_INPUT_PROTOCOLS:
+        if name not in self.method_protocols or name not in PAIR_INPUT_BATCHING:
             raise NotImplementedError(f"{type(self).__name__} has no evaluation protocol '{name}'")
-        released = name == "ucmfh-pair-input"
+        whole_batch_sequence, drop_last = PAIR_INPUT_BATCHING[name]
         return pair_input_map(self, data, ks=tuple(eval_cfg.ks), map_all=eval_cfg.map_all,
-                              whole_batch_sequence=released, drop_last=released, tie=eval_cfg.tie)
+                              whole_batch_sequence=whole_batch_sequence, drop_last=drop_last, tie=eval_cfg.tie)
 
 
-def _schedule(kind: str) -> dict:
+def head_schedule(kind: str) -> dict:
+    """Stage keywords of the released hash-head schedule (MultiStepLR stepped per *iteration*, heads only)."""
     if kind == "released":
         return dict(schedule_milestones=(30, 80), schedule_gamma=1.2, schedule_unit="iter", schedule_groups=("heads",))
     if kind == "released_coco":
@@ -254,7 +258,7 @@ class UCMFH(FusionHashMixin, HashMethod):
         if p.pretrain_epochs > 0:
             stages.append(Stage("fusion", p.pretrain_epochs, lambda b: self._loss(b, False), ["fusion"], **common))
         stages.append(Stage("hash", p.epochs, lambda b: self._loss(b, True), ["fusion", "heads"], **common,
-                            **_schedule(p.head_schedule)))
+                            **head_schedule(p.head_schedule)))
         return stages
 
 

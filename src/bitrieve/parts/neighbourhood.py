@@ -11,9 +11,10 @@ similarities are regressed onto. No parameters, no gradients (callers pass detac
   Decision and Weighting (DSDW): values below ``left = loc_l - a·scale_l`` (confident dissimilar) become
   (1 + L1·e^{-(s - min)}) s, values above ``right = loc_r + b·scale_r`` (confident similar) become
   (1 + L2·e^{s - max}) s; finally × μ. Thresholds are those of the released configs (fitted per dataset).
-- :func:`dgcpn_similarity` - DGCPN (Yu, Zhou, Zhan, Tao, AAAI 2021, Sec. 3.2): the coexistent similarity
-  S_pair = a1 S_T + (1-a1) S_I and the graph-neighbour coherence: every item keeps its K most similar items
-  (self excluded) as a row-normalised neighbour distribution P; coherence = P Pᵀ · scale (two items are close when
+- :func:`dgcpn_similarity` - DGCPN (Yu, Zhou, Zhan, Tao, AAAI 2021, Sec. 3.2; released ``train_div.py``
+  ``cal_similarity``): the coexistent similarity S_pair = a1 S_T + (1-a1) S_I and the graph-neighbour coherence:
+  every row of S_pair keeps its largest entries as a row-normalised neighbour distribution P (see
+  :func:`released_neighbour_distribution` for exactly which); coherence = P Pᵀ · scale (two items are close when
   their neighbourhoods overlap); S = 2((1-a2) S_pair + a2 · coherence) - 1. Computed once over the training set.
 """
 
@@ -58,25 +59,31 @@ def jdsh_joint_similarity(image: torch.Tensor, text: torch.Tensor, *, alpha: flo
     return mu * s
 
 
-def neighbour_distribution(sim: torch.Tensor, k: int) -> torch.Tensor:
-    """Row-normalised similarities to each row's ``k`` most similar *other* items (zeros elsewhere).
+def released_neighbour_distribution(sim: torch.Tensor, knn_number: int) -> torch.Tensor:
+    """DGCPN's neighbour distribution as the released code builds it (Atmegal/DGCPN train_div.py:88-96).
 
-    Entries must be non-negative for a distribution; DGCPN's features (CNN fc7, BoW, LDA) give cosines ≥ 0.
+    Each row is sorted ascending; its ``knn_number`` smallest entries and its largest entry are set to 0 and the row
+    is divided by its sum. ``knn_number`` is the released ``--knn_number`` (the number of entries *dropped*), so
+    every row keeps ``n - knn_number - 1`` neighbours; the zeroed maximum is the item itself (cosine 1) unless an
+    exact duplicate ties with it. Ties are ordered by column index (a stable sort; the released ``torch.sort`` on the
+    GPU leaves their order unspecified). Entries must be non-negative for a distribution (cosines of non-negative
+    features such as CNN activations, bag-of-words, LDA or SIFT histograms).
     """
     n = sim.shape[0]
-    if not 1 <= k <= n - 1:
-        raise ValueError(f"neighbour_distribution: k must be in [1, n-1] = [1, {n - 1}], got {k}")
-    masked = sim.masked_fill(torch.eye(n, dtype=torch.bool, device=sim.device), float("-inf"))
-    top = masked.topk(k, dim=1).indices
-    p = torch.zeros_like(sim).scatter_(1, top, sim.gather(1, top))
+    if not 0 <= knn_number <= n - 2:
+        raise ValueError(f"released_neighbour_distribution: knn_number must be in [0, n-2] = [0, {n - 2}] so that at "
+                         f"least one neighbour is kept, got {knn_number}")
+    order = torch.sort(sim, dim=1, stable=True).indices
+    dropped = torch.cat([order[:, :knn_number], order[:, -1:]], dim=1)
+    p = sim.scatter(1, dropped, 0.0)
     return p / p.sum(1, keepdim=True).clamp_min(1e-12)
 
 
-def dgcpn_similarity(image: torch.Tensor, text: torch.Tensor, *, a1: float, a2: float, k: int, scale: float
-                     ) -> torch.Tensor:
-    """DGCPN's target 2((1-a2) S_pair + a2 · scale · P Pᵀ) - 1 (module docstring)."""
+def dgcpn_similarity(image: torch.Tensor, text: torch.Tensor, *, a1: float, a2: float, knn_number: int,
+                     scale: float) -> torch.Tensor:
+    """DGCPN's target 2((1-a2) S_pair + a2 · scale · P Pᵀ) - 1 (module docstring; train_div.py:78-103)."""
     _check(image, text, "dgcpn_similarity")
     s_pair = a1 * cosine_similarity(text) + (1.0 - a1) * cosine_similarity(image)
-    p = neighbour_distribution(s_pair, k)
+    p = released_neighbour_distribution(s_pair, knn_number)
     coherence = scale * (p @ p.t())
     return 2.0 * ((1.0 - a2) * s_pair + a2 * coherence) - 1.0

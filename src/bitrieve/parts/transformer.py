@@ -24,9 +24,12 @@ class TokenTransformer(nn.Module):
     """``layers`` × nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout), post-LN, over (N, d) tokens.
 
     forward(x (N, d), whole_batch_sequence=False) -> (N, d). Default: each row is its own length-1 sequence.
+    ``final_norm``: one more LayerNorm(d_model) on the output (the UCMFH fork's ``UnimodalTransformer``, model.py:19/26;
+    UCMFH's own fusion transformer has none).
     """
 
-    def __init__(self, d_model: int, nhead: int, layers: int = 2, dim_feedforward: int = 2048, dropout: float = 0.1):
+    def __init__(self, d_model: int, nhead: int, layers: int = 2, dim_feedforward: int = 2048, dropout: float = 0.1,
+                 final_norm: bool = False):
         super().__init__()
         if d_model % nhead:
             raise ValueError(f"TokenTransformer: d_model {d_model} is not divisible by nhead {nhead}")
@@ -34,6 +37,7 @@ class TokenTransformer(nn.Module):
                                            dropout=dropout, batch_first=True, norm_first=False)
         # enable_nested_tensor only matters for padded batches; off to silence the warning and keep one code path
         self.encoder = nn.TransformerEncoder(layer, num_layers=layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model) if final_norm else nn.Identity()
         self.d_model = d_model
 
     def forward(self, x: torch.Tensor, whole_batch_sequence: bool = False) -> torch.Tensor:
@@ -41,7 +45,7 @@ class TokenTransformer(nn.Module):
             raise ValueError(f"TokenTransformer: expected tokens (N, {self.d_model}), got {tuple(x.shape)}")
         seq = x.unsqueeze(0) if whole_batch_sequence else x.unsqueeze(1)  # (1, N, d) or (N, 1, d)
         out = self.encoder(seq)
-        return out.squeeze(0) if whole_batch_sequence else out.squeeze(1)
+        return self.norm(out.squeeze(0) if whole_batch_sequence else out.squeeze(1))
 
 
 class FusionTransformer(nn.Module):

@@ -46,7 +46,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["md", "latex", "csv", "csv-long"], default="md",
                    help="csv: one line per table cell; csv-long: one line per (run, task, metric)")
     p.add_argument("--metric", default="map@all", help="map@all (default), map@50, p@h<=2, r@1, ...; PROTOCOL:KEY for a "
-                        "stored compatibility protocol, e.g. djsrh:map@50")
+                        "stored compatibility protocol, e.g. dcmh:map@50")
     p.add_argument("--out", default=None, help="write here (atomically) instead of stdout")
     p.add_argument("--allow-mixed", action="store_true",
                    help="allow runs of different datasets/protocols/tie policies in one table (flagged WARNING)")

@@ -198,8 +198,9 @@ def _section_figures(section: Section, runs: list[RunResult], fig_root: Path, md
                 from bitrieve.report.examples import plot_examples_for_runs
 
                 drawn = plot_examples_for_runs(runs, out_dir, bits=section.examples_bits)
-                # checkpoints are not committed: keep (and link) the examples drawn where they were
-                written += sorted(drawn) or sorted(out_dir.glob("examples_*.png"))
+                # checkpoints are not committed: link the examples drawn now and, for runs whose checkpoint is
+                # not here, the ones stored from where they were drawn (a partial redraw must not drop them)
+                written += sorted({Path(d) for d in drawn} | set(out_dir.glob("examples_*.png")))
             else:
                 written += plot_curves(runs, out_dir, "pr" if kind == "pr" else "p@n")
         except (ReportError, ValueError, KeyError) as e:

@@ -69,10 +69,18 @@ class RunResult:
         return hashlib.sha256(json.dumps(self.variant, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def metric(self, task: str, name: str) -> float | None:
-        """``map@all`` from ``metrics``; ``djsrh:map@50`` from the compatibility protocol block ``protocols``."""
+        """``map@all`` from ``metrics``; ``dcmh:map@50`` from the compatibility protocol block ``protocols``.
+
+        Renamed protocols (``eval.protocols.RENAMED``) are read under either name: ``djsrh:map@50`` asks for ``dcmh``,
+        and a block stored as ``djsrh`` by runs evaluated before the rename answers for ``dcmh``."""
         if ":" in name:
+            from bitrieve.eval.protocols import canonical_protocol
+
             proto, name = name.split(":", 1)
-            block = ((self.data.get("protocols") or {}).get(proto) or {})
+            stored = self.data.get("protocols") or {}
+            wanted = canonical_protocol(proto) if proto.lower() in _renamed() else proto
+            block = stored.get(wanted) or next((v for k, v in stored.items() if k.lower() in _renamed()
+                                                and canonical_protocol(k) == wanted), None) or {}
         else:
             block = self.data.get("metrics") or {}
         v = (block.get(task) or {}).get(name)
@@ -80,6 +88,13 @@ class RunResult:
 
     def tasks(self) -> list[str]:
         return [t for t in (self.data.get("metrics") or {}) if isinstance(self.data["metrics"][t], dict)]
+
+
+def _renamed() -> set[str]:
+    """Every name involved in a protocol rename (old and new), lower-case."""
+    from bitrieve.eval.protocols import RENAMED
+
+    return set(RENAMED) | set(RENAMED.values())
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -46,10 +46,13 @@ def protocol_of(r: RunResult) -> dict[str, Any]:
 
 
 def metric_name(m: str) -> str:
-    """'map@all' -> 'mAP@all', 'map@50' -> 'mAP@50', 'p@h<=2' -> 'P@H≤2', 'djsrh:map@50' -> 'mAP@50 (djsrh
-    protocol)'."""
+    """'map@all' -> 'mAP@all', 'map@50' -> 'mAP@50', 'p@h<=2' -> 'P@H≤2', 'dcmh:map@50' -> 'mAP@50 (dcmh
+    protocol)'; a renamed protocol is shown under its current name ('djsrh:map@50' -> 'mAP@50 (dcmh protocol)')."""
     if ":" in m:
+        from bitrieve.eval.protocols import RENAMED
+
         proto, m = m.split(":", 1)
+        proto = RENAMED.get(proto.lower(), proto)
         return f"{metric_name(m)} ({proto} protocol, see docs/evaluation.md)"
     if m.startswith("map@"):
         return "mAP@" + m[4:]
@@ -239,7 +242,8 @@ def _build(runs, metric, protocols, warns, method_order, digits, mixed) -> Table
     block_counts = None
     if ":" in metric:  # counts stored in the protocol block itself (one pair for the whole table, else none)
         proto = metric.split(":", 1)[0]
-        pairs = {(r.metric(t, f"{proto}:n_query"), r.metric(t, f"{proto}:n_retrieval")) for r in runs for t in tasks}
+        pairs = {(r.metric(t, f"{proto}:n_query"), r.metric(t, f"{proto}:n_retrieval")) for r in runs for t in tasks
+                 if r.metric(t, metric) is not None}  # runs without the block (shown as –) do not count
         if len(pairs) == 1 and None not in next(iter(pairs)):
             nq, nr = next(iter(pairs))
             block_counts = (int(nq), int(nr))
