@@ -140,8 +140,14 @@ def test_results_md_and_cli(grid, tmp_path, capsys):
     assert main(["report", str(grid), "--format", "csv", "--metric", "map@50", "--out", str(out)]) == 0
     assert out.read_text().startswith("task,method,bits,metric")
     write_grid(tmp_path / "tie", methods=("agch",), tie="tie-averaged")
-    assert main(["report", str(grid), str(tmp_path / "tie")]) == 2
-    assert "mix protocols" in capsys.readouterr().err
+    # mixed protocols: never one table unless --allow-mixed; one table per protocol instead, said on stderr
+    assert main(["report", str(grid), str(tmp_path / "tie")]) == 0
+    cap = capsys.readouterr()
+    assert "mix 2 protocols" in cap.err and cap.out.count("| Task |") == 2
+    assert "ties: stable" in cap.out and "ties: tie-averaged" in cap.out and "WARNING" not in cap.out
+    assert main(["report", str(grid), str(tmp_path / "tie"), "--allow-mixed"]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.count("| Task |") == 1 and cap.out.startswith("**WARNING: this table mixes protocols")
 
 
 def test_queries_without_relevant_are_stated(tmp_path):

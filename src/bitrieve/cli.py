@@ -17,7 +17,10 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bitrieve import __version__
+
     parser = argparse.ArgumentParser(prog="bitrieve", description="Deep hashing retrieval research framework.")
+    parser.add_argument("--version", action="version", version=f"bitrieve {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in COMMAND_MODULES:
         try:
@@ -31,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bitrieve.console import install_warning_handler
+
+    install_warning_handler()  # one clean line per warning (bitrieve.console)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -41,7 +41,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="write here (atomically) instead of stdout")
     p.add_argument("--allow-mixed", action="store_true",
                    help="allow runs of different datasets/protocols/tie policies in one table (flagged WARNING)")
-    p.add_argument("--split", action="store_true", help="one table per dataset/protocol group")
+    p.add_argument("--split", action="store_true",
+                   help="one table per dataset/protocol group (what happens anyway when the runs mix protocols and "
+                        "--allow-mixed is not given); groups without the metric are skipped, and named on stderr")
     p.add_argument("--digits", type=int, default=3, help="decimals shown (default 3)")
     p.add_argument("--results-md", default=None, metavar="FILE",
                    help="write the full results page (mAP@all and mAP@50 tables, protocol, figures) to FILE")
@@ -104,7 +106,7 @@ def cmd_report(args) -> int:
     from bitrieve.atomic import write_text_atomic
     from bitrieve.report.results import load_results
     from bitrieve.report.results_md import write_results_md
-    from bitrieve.report.tables import RENDERERS, build_tables, to_long_csv
+    from bitrieve.report.tables import build_tables, protocol_groups, render, to_long_csv
 
     try:
         if args.results_md:
@@ -116,9 +118,17 @@ def cmd_report(args) -> int:
         if args.format == "csv-long":
             text = to_long_csv(runs)
         else:
-            tables = build_tables(runs, metric=args.metric, allow_mixed=args.allow_mixed, split=args.split,
+            # runs of different protocols are never one table unless --allow-mixed: one table per protocol instead
+            n_groups = len(protocol_groups(runs))
+            split = args.split or (n_groups > 1 and not args.allow_mixed)
+            if split and n_groups > 1 and not args.split:
+                print(f"bitrieve report: these runs mix {n_groups} protocols (dataset, protocol, counts or dataset "
+                      "card); one table per protocol follows (--allow-mixed: one table, flagged)", file=sys.stderr)
+            tables = build_tables(runs, metric=args.metric, allow_mixed=args.allow_mixed, split=split,
                                   method_order=_method_order(), digits=args.digits)
-            text = "\n".join(RENDERERS[args.format](t) for t in tables)
+            for line in tables.skipped:
+                print(f"bitrieve report: skipped {line}", file=sys.stderr)
+            text = render(tables, args.format)
     except ReportError as e:
         print(f"bitrieve report: error: {e}", file=sys.stderr)
         return 2
