@@ -23,6 +23,7 @@ import torch
 
 from bitrieve.atomic import check_replaceable
 from bitrieve.config import ConfigError
+from bitrieve.data.types import card_bytes, card_sha256  # noqa: F401  (re-exported: the engine writes card.json)
 from bitrieve.engine.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 RESULTS = "results.json"
@@ -94,15 +95,6 @@ def clear_run_dir(run_dir: str | Path) -> None:
         aside = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.old-", dir=run_dir.parent))
         os.replace(run_dir, aside / run_dir.name)
         shutil.rmtree(aside, ignore_errors=True)
-
-
-def card_bytes(card: dict[str, Any]) -> bytes:
-    return (json.dumps(card, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
-
-
-def card_sha256(card: dict[str, Any]) -> str:
-    """sha256 of ``card.json`` exactly as written (``sha256sum card.json`` gives the same)."""
-    return hashlib.sha256(card_bytes(card)).hexdigest()
 
 
 def git_commit() -> str | None:

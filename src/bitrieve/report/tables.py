@@ -183,7 +183,7 @@ def card_notes(groups: list[tuple[dict[str, Any], list[RunResult]]]) -> dict[int
     """For datasets whose runs carry different dataset cards: which group was evaluated under a card that is not
     the dataset's current one, and what differs (index of the group -> note). Empty when nothing is stale or the
     data is not here to compare with."""
-    from bitrieve.engine.runs import card_sha256
+    from bitrieve.data.types import card_sha256
     from bitrieve.report.results import card_differences, current_card, read_card
 
     by_dataset: dict[str, list[int]] = {}
