@@ -45,10 +45,17 @@ NEEDS = re.compile(r"\[needs:\s*([^\]]+)\]")
 EXCERPT = re.compile(r"^#\s*excerpt of\s+(\S+)")
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)")
 COMMAND_WORDS = ("bitrieve ", "python ", "python3 ", ".venv/bin/", "make ", "scripts/", "torchrun ", "pip ")
-SELF = {("make", "test")}
+SELF = {("make", "test")}  # the suite itself: checked, never run from inside it (nor is any pytest command)
 # `data convert` formats that decode images or read large releases (minutes); the others convert in seconds
 DECODING_FORMATS = {"cifar10-jpg", "cifar10-python", "image-folder", "coco", "karpathy", "flickr8k", "mirflickr25k",
-                    "nuswide10", "mscoco-mat", "ucmfh"}  # the suite itself: checked, never run from inside it
+                    "nuswide10", "mscoco-mat", "ucmfh"}
+
+
+def runs_the_tests(cmd: "Command") -> bool:
+    """``make test`` or a pytest command: the suite itself, checked but never run from inside it."""
+    if cmd.kind != "shell":
+        return False
+    return any(tuple(w[:2]) in SELF or "pytest" in w or "py.test" in w for w in simple_commands(cmd.text))
 
 
 def doc_files(repo: Path = REPO) -> list[Path]:
@@ -346,6 +353,10 @@ def check_syntax(cmd: Command, ws: Path) -> None:
             for t in targets:
                 if not re.search(rf"^{re.escape(t)}\s*:", text, re.M):
                     raise ValueError(f"make target '{t}' is not in the Makefile")
+        elif words[0] in ("python", "python3", ".venv/bin/python") and words[1:3] == ["-m", "pytest"]:
+            for path in (w for w in words[3:] if not w.startswith("-") and "/" in w):
+                if not (ws / path.split("::")[0]).exists():
+                    raise ValueError(f"pytest path {path!r} not found")
         elif words[0] in ("python", "python3", ".venv/bin/python"):
             script = next((w for w in words[1:] if not w.startswith("-")), None)
             if script is None or not (ws / script).is_file():

@@ -39,14 +39,13 @@ def workspace(tmp_path_factory):
 
 
 def test_commands_that_cannot_run_here_parse(workspace):
-    """``[needs: ...]`` commands and ``make test``: flags parsed by bitrieve's parser, configs validated, scripts and
+    """``[needs: ...]`` commands and the test suite's own commands: flags parsed by bitrieve's parser, configs validated, scripts and
     make targets present."""
     _, ws = workspace
     failures, checked = [], 0
     for doc, (commands, _) in ALL.items():
         for c in commands:
-            words = h.simple_commands(c.text) if c.kind == "shell" else []
-            if c.needs or any(tuple(w[:2]) in h.SELF for w in words):
+            if c.needs or h.runs_the_tests(c):
                 checked += 1
                 try:
                     h.check_syntax(c, ws)
@@ -69,8 +68,7 @@ def test_excerpts_match_their_source():
 
 
 def _runnable(doc):
-    return [c for c in ALL[doc][0] if not c.needs and not c.excerpt
-            and not any(tuple(w[:2]) in h.SELF for w in (h.simple_commands(c.text) if c.kind == "shell" else []))]
+    return [c for c in ALL[doc][0] if not c.needs and not c.excerpt and not h.runs_the_tests(c)]
 
 
 def _plan(doc, ws, slow: bool):

@@ -35,7 +35,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--nlist", type=int, default=None, help="faiss-ivf: number of lists (default ~4*sqrt(N))")
     b.add_argument("--hnsw-m", type=int, default=32, help="faiss-hnsw: links per node")
     b.add_argument("--device", default="cpu", help="device for encoding (cpu, cuda, cuda:N)")
-    b.set_defaults(func=cmd_build)
+    b.set_defaults(func=_reported(_build))
     a = verbs.add_parser("add", help="append a split's items to an index (encoded by the run that built it)",
                          description="Encode SPLIT of DATA with the run that built the index (its model hash must "
                                      "match), append the codes under the items' ids (which must be new), and "
@@ -48,10 +48,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="modality to encode (default: the index's)")
     a.add_argument("--chunk", type=int, default=8192, help="items encoded per chunk (bounds memory)")
     a.add_argument("--device", default="cpu", help="device for encoding (cpu, cuda, cuda:N)")
-    a.set_defaults(func=cmd_add)
+    a.set_defaults(func=_reported(_add))
     i = verbs.add_parser("info", help="print an index's manifest (and verify its files)")
     i.add_argument("index_dir")
-    i.set_defaults(func=cmd_info)
+    i.set_defaults(func=_reported(_info))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     s = sub.add_parser("search", help="top-k Hamming search of an index with queries encoded by the same run")
@@ -73,7 +73,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--ef-search", type=int, default=None, help="faiss-hnsw: search breadth")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.add_argument("--device", default="cpu", help="device for encoding the queries")
-    s.set_defaults(func=cmd_search)
+    s.set_defaults(func=_reported(_search))
 
 
 def _fail(e: Exception) -> int:
@@ -81,19 +81,29 @@ def _fail(e: Exception) -> int:
     return 2
 
 
-def cmd_build(args) -> int:
-    try:
-        return _build(args)
-    except BinaryIndexError as e:
-        return _fail(e)
+def _reported(command):
+    """An index command whose BinaryIndexError becomes one ``bitrieve: error: ...`` line and exit status 2."""
+
+    @functools.wraps(command)
+    def run(args) -> int:
+        try:
+            return command(args)
+        except BinaryIndexError as e:
+            return _fail(e)
+
+    return run
+
+
+def _check_chunk(chunk: int) -> None:
+    if chunk < 1:
+        raise BinaryIndexError(f"--chunk must be >= 1, got {chunk}")
 
 
 def _build(args) -> int:
     from bitrieve.console import status
     from bitrieve.data import load_data
 
-    if args.chunk < 1:
-        raise BinaryIndexError(f"--chunk must be >= 1, got {args.chunk}")
+    _check_chunk(args.chunk)
     status(f"index build: loading the run {args.run} (config, data, checkpoint)")
     cfg, method = _model.load_run_model(args.run, device=args.device)
     if args.backend != "exact":
@@ -126,11 +136,8 @@ def _build(args) -> int:
     return 0
 
 
-def cmd_info(args) -> int:
-    try:
-        index = BinaryIndex.load(args.index_dir)  # verifies every checksum
-    except BinaryIndexError as e:
-        return _fail(e)
+def _info(args) -> int:
+    index = BinaryIndex.load(args.index_dir)  # verifies every checksum
     m = read_manifest(args.index_dir)
     print(json.dumps({k: v for k, v in m.items() if k != "files"}, indent=2, sort_keys=True))
     print(f"{len(index)} items, {index.bits} bits, backend {index.backend}; files verified: "
@@ -138,19 +145,11 @@ def cmd_info(args) -> int:
     return 0
 
 
-def cmd_add(args) -> int:
-    try:
-        return _add(args)
-    except BinaryIndexError as e:
-        return _fail(e)
-
-
 def _add(args) -> int:
     from bitrieve.console import status
     from bitrieve.data import load_data
 
-    if args.chunk < 1:
-        raise BinaryIndexError(f"--chunk must be >= 1, got {args.chunk}")
+    _check_chunk(args.chunk)
     status(f"index add: verifying {args.index_dir} and loading the run {args.run}")
     index = BinaryIndex.load(args.index_dir)  # every checksum verified before anything changes
     cfg, method = _model.load_run_model(args.run, device=args.device)
@@ -206,13 +205,6 @@ def item_describer(data):
 
     describe.header = "caption" if captions else "labels"
     return describe
-
-
-def cmd_search(args) -> int:
-    try:
-        return _search(args)
-    except BinaryIndexError as e:
-        return _fail(e)
 
 
 def _lookup_ids(data, wanted: list[int], modality: str, spec: str) -> np.ndarray:

@@ -173,32 +173,18 @@ def exact_topk(queries: PackedCodes, db: PackedCodes, k: int, chunk: int = 4096,
 
 # --- radius search: every item within Hamming distance r -------------------------------------------------------------
 @njit(parallel=True, cache=True)
-def _radius_count(queries, db_t, r, counts):
-    """counts[q] = number of database items within distance r of query q (blocks whose minimum exceeds r skipped)."""
+def _radius_kernel(queries, db_t, r, fill, counts, offsets, out_pos, out_dist):
+    """Items within distance r of each query (blocks whose minimum exceeds r are skipped).
+
+    ``fill=False``: counts[q] = the number of hits. ``fill=True``: query q's hits into out_*[offsets[q]:offsets[q+1]],
+    sorted by (distance, database position): collected in database order, then placed by a stable counting sort on
+    the distance."""
     n = db_t.shape[1]
     for qi in prange(queries.shape[0]):
         acc = np.empty(BLOCK, np.uint16)
-        c = 0
-        for b in range(0, n, BLOCK):
-            size = min(BLOCK, n - b)
-            if np.int64(_block_distances(queries[qi], db_t, b, size, acc)) > r:
-                continue
-            for j in range(size):
-                if np.int64(acc[j]) <= r:
-                    c += 1
-        counts[qi] = c
-
-
-@njit(parallel=True, cache=True)
-def _radius_fill(queries, db_t, r, offsets, out_pos, out_dist):
-    """The hits of query q into out_*[offsets[q]:offsets[q+1]], sorted by (distance, database position): one pass
-    collects them in database order, a counting sort by distance (stable) places them."""
-    n = db_t.shape[1]
-    for qi in prange(queries.shape[0]):
-        acc = np.empty(BLOCK, np.uint16)
-        start, stop = offsets[qi], offsets[qi + 1]
-        pos = np.empty(stop - start, np.int64)
-        dist = np.empty(stop - start, np.int32)
+        size_q = offsets[qi + 1] - offsets[qi] if fill else 0
+        pos = np.empty(size_q, np.int64)
+        dist = np.empty(size_q, np.int32)
         hist = np.zeros(r + 1, np.int64)
         m = 0
         for b in range(0, n, BLOCK):
@@ -208,17 +194,21 @@ def _radius_fill(queries, db_t, r, offsets, out_pos, out_dist):
             for j in range(size):
                 d = np.int64(acc[j])
                 if d <= r:
-                    pos[m] = b + j
-                    dist[m] = d
-                    hist[d] += 1
+                    if fill:
+                        pos[m] = b + j
+                        dist[m] = d
+                        hist[d] += 1
                     m += 1
-        first = 0
+        if not fill:
+            counts[qi] = m
+            continue
+        first = offsets[qi]
         for t in range(r + 1):  # bucket t starts after every hit at a smaller distance
             c = hist[t]
             hist[t] = first
             first += c
         for i in range(m):
-            slot = start + hist[dist[i]]
+            slot = hist[dist[i]]
             out_pos[slot] = pos[i]
             out_dist[slot] = dist[i]
             hist[dist[i]] += 1
@@ -244,8 +234,10 @@ def exact_radius(queries: PackedCodes, db: PackedCodes, radius: int, chunk: int 
     if db_t is None:
         db_t = word_major(db)
     counts = np.zeros(nq, np.int64)
+    none_pos, none_dist = np.empty(0, np.int64), np.empty(0, np.int32)
     for s in range(0, nq, chunk):
-        _radius_count(np.ascontiguousarray(queries.words[s:s + chunk]), db_t, radius, counts[s:s + chunk])
+        _radius_kernel(np.ascontiguousarray(queries.words[s:s + chunk]), db_t, radius, False, counts[s:s + chunk],
+                       np.zeros(min(chunk, nq - s) + 1, np.int64), none_pos, none_dist)
     offsets = np.zeros(nq + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     total = int(offsets[-1])
@@ -257,6 +249,6 @@ def exact_radius(queries: PackedCodes, db: PackedCodes, radius: int, chunk: int 
     for s in range(0, nq, chunk):
         e = min(s + chunk, nq)
         base = offsets[s]
-        _radius_fill(np.ascontiguousarray(queries.words[s:e]), db_t, radius, offsets[s:e + 1] - base,
-                     pos[base:offsets[e]], dist[base:offsets[e]])
+        _radius_kernel(np.ascontiguousarray(queries.words[s:e]), db_t, radius, True, counts[s:e],
+                       offsets[s:e + 1] - base, pos[base:offsets[e]], dist[base:offsets[e]])
     return offsets, pos, dist
