@@ -312,12 +312,10 @@ def finished(args, ws: Path) -> bool:
 def default_dir(args, ws: Path) -> Path:
     """The run directory ``bitrieve train`` picks for these arguments (bitrieve.engine.cli's rule)."""
     from bitrieve.engine.cli import config_from_args
-    from bitrieve.engine.runs import default_run_dir, override_suffix
+    from bitrieve.engine.runs import train_run_dir
 
     args.config = str(ws / args.config) if not Path(args.config).is_absolute() else args.config
-    cfg = config_from_args(args)
-    suffix = override_suffix(cfg, config_from_args(args, table_axes_only=True))
-    return default_run_dir(cfg.method, cfg.data, cfg.bits, cfg.seed, suffix=suffix)
+    return train_run_dir(args.config, config_from_args(args), config_from_args(args, table_axes_only=True))
 
 
 def sweep_points(args, ws: Path):

@@ -228,6 +228,11 @@ def test_default_run_directory_follows_the_resolved_config(tmp_path, monkeypatch
     # the same value as in the file is no override: the plain directory (finished, so skipped)
     assert main(["train", str(cfg_file), "--no-progress", "--set", "params.max_rows=128"]) == 0
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["toy_linear-wiki", f"toy_linear-wiki-{expect}"]
+    # another config file of the same method and data: its own directory, named after the file
+    other = tmp_path / "toy_linear_wiki_small.yaml"
+    other.write_text(cfg_file.read_text())
+    assert main(["train", str(other), "--no-progress"]) == 0
+    assert (tmp_path / "runs" / "toy_linear-wiki-small" / "b8-s0" / "results.json").is_file()
     capsys.readouterr()
     assert main(["train", str(cfg_file), "--no-progress", "--no-resume"]) == 2  # finished results are kept
     assert "--overwrite" in capsys.readouterr().err

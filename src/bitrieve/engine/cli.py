@@ -16,8 +16,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="override a config key, e.g. --set params.epochs=5 (repeatable; value parsed as YAML)")
     p.add_argument("--bits", type=int, help="code length (overrides 'bits')")
     p.add_argument("--seed", type=int, help="training seed (overrides 'seed')")
-    p.add_argument("--out", help="run directory (default: runs/<method>-<data>/b<bits>-s<seed>; with overrides that "
-                                 "change the config, runs/<method>-<data>-<config hash>/b<bits>-s<seed>)")
+    p.add_argument("--out", help="run directory (default: runs/<method>-<data>/b<bits>-s<seed>; another config file "
+                                 "of the method and data adds its name (agch_wiki_demo.yaml: runs/agch-wiki-demo/...),"
+                                 " overrides that change the config add their hash: runs/<method>-<data>-<hash>/...)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (overrides 'device')")
     p.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (overrides 'amp')")
     p.add_argument("--compile", action="store_true", help="torch.compile the stage losses")
@@ -57,15 +58,17 @@ def _train(args: argparse.Namespace) -> int:
         status(f"train {args.config}: loading the method and its libraries")
     from bitrieve.engine import train_run
     from bitrieve.engine.distributed import current
-    from bitrieve.engine.runs import default_run_dir, override_suffix
+    from bitrieve.engine.runs import override_suffix, train_run_dir
 
     cfg = config_from_args(args)
-    # the default directory follows the resolved config: overrides that change it get their own directory
-    suffix = "" if args.out else override_suffix(cfg, config_from_args(args, table_axes_only=True))
-    out = Path(args.out) if args.out else default_run_dir(cfg.method, cfg.data, cfg.bits, cfg.seed, suffix=suffix)
+    # the default directory follows the resolved config: another config file, or overrides that change the config,
+    # get their own directory
+    plain = config_from_args(args, table_axes_only=True)
+    out = Path(args.out) if args.out else train_run_dir(args.config, cfg, plain)
     if not args.no_progress and current().is_main:
+        h = "" if args.out else override_suffix(cfg, plain)
         status(f"train {cfg.method} on {cfg.data}, {cfg.bits} bits, seed {cfg.seed} -> {out}"
-               + (f" (config {suffix}: differs from {args.config} by the command-line overrides)" if suffix else ""))
+               + (f" (-{h}: the config hash of {args.config} with the command-line overrides)" if h else ""))
     res = train_run(cfg, out, resume=not (args.no_resume or args.overwrite), progress=not args.no_progress,
                     overwrite=args.overwrite)
     if current().is_main and res:

@@ -39,6 +39,28 @@ def default_run_dir(method: str, data: str, bits: int, seed: int, root: str | Pa
     return Path(root) / (f"{method}-{data_name(data)}" + (f"-{suffix}" if suffix else "")) / f"b{bits}-s{seed}"
 
 
+def config_tag(config_path: str | Path, method: str, data: str) -> str:
+    """What distinguishes a config file from the plain one for its method and data: '' for
+    ``configs/agch_wiki.yaml`` (method agch, data wiki) and for a store-named variant such as
+    ``vsepp_coco_mini.yaml`` on ``stores/coco-mini-effnet``; 'demo' for ``agch_wiki_demo.yaml``; the whole file name
+    for anything else (``my_experiment.yaml`` -> 'my_experiment'). Keeps two config files apart by default."""
+    norm = lambda s: str(s).replace("_", "-").lower()  # noqa: E731
+    stem, group = norm(Path(config_path).stem), norm(f"{method}-{data_name(data)}")
+    if stem == group or group.startswith(stem + "-"):
+        return ""
+    if stem.startswith(group + "-"):
+        return Path(config_path).stem[len(group) + 1:]
+    return Path(config_path).stem
+
+
+def train_run_dir(config_path: str | Path, cfg, plain, root: str | Path = "runs") -> Path:
+    """The run directory ``bitrieve train CONFIG`` uses without ``--out``:
+    ``<root>/<method>-<data>[-<config tag>][-<override hash>]/b<bits>-s<seed>`` (see `config_tag`,
+    `override_suffix`; ``plain`` is the config file with only bits and seed applied)."""
+    suffix = "-".join(x for x in (config_tag(config_path, cfg.method, cfg.data), override_suffix(cfg, plain)) if x)
+    return default_run_dir(cfg.method, cfg.data, cfg.bits, cfg.seed, root=root, suffix=suffix)
+
+
 def override_suffix(cfg, plain) -> str:
     """'' when ``cfg`` resolves to the same config as ``plain`` (the config file with only bits/seed applied), else
     the first 8 hex digits of the sha256 of ``cfg``'s resolved config without bits and seed: every ``--set`` (or
