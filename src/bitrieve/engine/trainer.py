@@ -17,14 +17,15 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+
 from bitrieve.config import ConfigError, RunConfig, dump_config
+from bitrieve.console import interactive, progress as progress_bar, status
 from bitrieve.data.types import CrossModalData, Split
 from bitrieve.engine import distributed as ddp
 from bitrieve.engine.checkpoint import CHECKPOINT, STATE, atomic_write_text, load_checkpoint, save_checkpoint, \
     unflatten_optimizer
 from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, evaluation_status, split_protocols, \
     to_tensor
-from bitrieve.console import interactive, progress as progress_bar, status
 from bitrieve.engine.runs import RESULTS, card_sha256, clear_run_dir, environment, finished_run, write_results, \
     write_run_files
 from bitrieve.engine.seeding import INIT, batch_order, derive_seed, seed_epoch, seed_everything

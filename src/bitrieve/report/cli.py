@@ -87,6 +87,9 @@ def _method_order() -> list[str]:
 
 
 def cmd_sweep(args) -> int:
+    from bitrieve.console import status
+
+    status(f"sweep {args.config}: validating every point")
     from bitrieve.report.sweep import expand, load_base, parse_grid, parse_int_list, run_sweep, status
 
     base = load_base(args.config)
@@ -155,18 +158,24 @@ def cmd_figures(args) -> int:
     except ReportError as e:
         print(f"bitrieve figures: error: {e}", file=sys.stderr)
         return 2
+    from bitrieve.console import status
+
     out = Path(args.out)
     written = []
-    if "pr" in kinds:
-        written += plot_curves(runs, out, "pr")
-    if "pn" in kinds:
-        written += plot_curves(runs, out, "p@n")
-    if "train" in kinds:
-        written += plot_training(runs, out)
-    if "examples" in kinds:
-        from bitrieve.report.examples import plot_examples_for_runs
+    what = {"pr": "precision-recall curves", "pn": "precision@N curves", "train": "training curves",
+            "examples": "retrieval examples (re-encoding each run from its checkpoint)"}
+    for kind in ("pr", "pn", "train", "examples"):
+        if kind not in kinds:
+            continue
+        status(f"figures: {what[kind]} of {len(runs)} runs -> {out}")
+        if kind in ("pr", "pn"):
+            written += plot_curves(runs, out, "pr" if kind == "pr" else "p@n")
+        elif kind == "train":
+            written += plot_training(runs, out)
+        else:
+            from bitrieve.report.examples import plot_examples_for_runs
 
-        written += plot_examples_for_runs(runs, out, bits=args.examples_bits, k=args.examples_k)
+            written += plot_examples_for_runs(runs, out, bits=args.examples_bits, k=args.examples_k)
     for w in written:
         print(f"wrote {w}")
     if not written:
@@ -177,6 +186,9 @@ def cmd_figures(args) -> int:
 
 def cmd_results(args) -> int:
     from bitrieve.config import ConfigError
+    from bitrieve.console import status
+
+    status(f"results {args.spec}: reading the page spec and validating every sweep point")
     from bitrieve.report.page import build_page, load_page_spec, section_points
     from bitrieve.report.sweep import status
 
