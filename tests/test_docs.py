@@ -138,3 +138,19 @@ def test_doc_commands_run(doc, tmp_path):
 def test_doc_commands_run_all(doc, tmp_path):
     """Every command of the doc, in order, through bash; training shortened (the doc shows the full command)."""
     _run_doc(doc, tmp_path, slow=True)
+
+
+def test_readme_quick_starts_show_the_same_commands():
+    """The Chinese quick start is the English one: the same commands, in the same order (comments translated)."""
+    text = (h.REPO / "README.md").read_text(encoding="utf-8").splitlines()
+
+    def section(title: str) -> list[str]:
+        start = next(i for i, line in enumerate(text) if line.strip() == title)
+        end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")), len(text))
+        commands = [c for c in ALL[h.REPO / "README.md"][0] if c.kind == "shell" and start < c.line <= end]
+        return [" ".join(h.shlex.split(c.text, comments=True)) for c in commands]
+
+    english, chinese = section("## Quick start"), section("## 快速上手（中文）")
+    assert len(english) >= 10 and english == chinese
+    for step in ("train", "eval", "report", "index build", "search"):
+        assert any(f"bitrieve {step} " in c for c in english), step
