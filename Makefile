@@ -1,4 +1,4 @@
-# The README's two commands: `make demo` (main job) and `make test` (the whole suite).
+# The README's quick start: `make install`, `make demo` (main job) and `make test` (the whole suite).
 # Both create .venv on first use; torch is pinned through constraints.txt so nothing pulls a newer one.
 PY ?= python3
 VENV ?= .venv
@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# one CPU thread, as the stored runs: CPU numerics depend on the thread count (docs/reporting.md)
+# one CPU thread, as the stored runs: CPU numerics depend on the thread count (docs/reporting.md).
+# DEMO_FLAGS: extra `bitrieve demo` flags, e.g. make demo DEMO_FLAGS="--epochs 1" (a quick check)
+DEMO_FLAGS ?=
 demo: $(STAMP)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/bitrieve demo
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/bitrieve demo $(DEMO_FLAGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -177,9 +177,65 @@ def test_skip_finished_repeat_same_seed_refuse_other_config(toy_run, tmp_path):
     again = train_run(cfg, tmp_path / "again", progress=False)  # same seed, fresh directory: same numbers
     assert again["metrics"] == first["metrics"] and again["history"] == first["history"]
     other = tiny_cfg(bits=16, params={"epochs": 1, "max_rows": 64})
-    with pytest.raises(ConfigError, match="different config"):
+    with pytest.raises(ConfigError, match="finished results of a different config.*--overwrite"):
         train_run(other, copy, progress=False)
-    assert train_run(other, copy, resume=False, progress=False)["bits"] == 16
+    with pytest.raises(ConfigError, match="finished results of a different config"):  # --no-resume is not enough
+        train_run(other, copy, resume=False, progress=False)
+    with pytest.raises(ConfigError, match="--no-resume does not replace finished results"):
+        train_run(cfg, copy, resume=False, progress=False)
+    assert (copy / "results.json").stat().st_mtime_ns == mtime  # nothing was replaced by the refused calls
+    assert train_run(other, copy, overwrite=True, progress=False)["bits"] == 16
+    assert json.loads((copy / "results.json").read_text())["config_sha256"] == other.sha256()
+
+
+def test_overwrite_replaces_only_a_run_directory(toy_run, tmp_path):
+    cfg, run, first = toy_run
+    notes = tmp_path / "mine"
+    shutil.copytree(run, notes)
+    (notes / "my_notes.txt").write_text("not the engine's")  # a folder that also holds someone's own file
+    from bitrieve.atomic import RefusedToReplace
+
+    with pytest.raises(RefusedToReplace, match="not a bitrieve run directory"):
+        train_run(cfg, notes, overwrite=True, progress=False)
+    assert (notes / "my_notes.txt").is_file() and (notes / "results.json").is_file()
+    again = tmp_path / "again"
+    shutil.copytree(run, again)
+    (again / "results.json").write_text(json.dumps({**first, "metrics": {}}))  # recognisably old results
+    res = train_run(cfg, again, overwrite=True, progress=False)
+    assert res["metrics"] == first["metrics"]  # retrained from scratch: the same numbers as the first run
+
+
+def test_default_run_directory_follows_the_resolved_config(tmp_path, monkeypatch, capsys):
+    """`train` without --out: the config file's own settings -> runs/<method>-<data>/b<bits>-s<seed>; any --set that
+    changes the resolved config -> its own directory with the first 8 hex digits of the config hash (without
+    bits/seed), shared by bit lengths and seeds."""
+    import hashlib
+
+    from bitrieve.cli import main
+
+    cfg_file = tmp_path / "toy.yaml"
+    cfg_file.write_text(yaml.safe_dump({"method": "toy_linear", "bits": 8, "seed": 0, "tracking": "none",
+                                        "params": {"epochs": 1, "batch_size": 64, "max_rows": 128},
+                                        "eval": {"query_limit": 30, "ks": [10]}}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(cfg_file), "--no-progress"]) == 0
+    assert (tmp_path / "runs" / "toy_linear-wiki" / "b8-s0" / "results.json").is_file()
+    assert main(["train", str(cfg_file), "--no-progress", "--set", "params.max_rows=64", "--bits", "16"]) == 0
+    over = load_config(cfg_file, ["params.max_rows=64", "bits=16"]).resolved()
+    expect = hashlib.sha256(json.dumps({k: v for k, v in over.items() if k not in ("bits", "seed")},
+                                       sort_keys=True).encode()).hexdigest()[:8]
+    assert (tmp_path / "runs" / f"toy_linear-wiki-{expect}" / "b16-s0" / "results.json").is_file()
+    # the same value as in the file is no override: the plain directory (finished, so skipped)
+    assert main(["train", str(cfg_file), "--no-progress", "--set", "params.max_rows=128"]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["toy_linear-wiki", f"toy_linear-wiki-{expect}"]
+    # another config file of the same method and data: its own directory, named after the file
+    other = tmp_path / "toy_linear_wiki_small.yaml"
+    other.write_text(cfg_file.read_text())
+    assert main(["train", str(other), "--no-progress"]) == 0
+    assert (tmp_path / "runs" / "toy_linear-wiki-small" / "b8-s0" / "results.json").is_file()
+    capsys.readouterr()
+    assert main(["train", str(cfg_file), "--no-progress", "--no-resume"]) == 2  # finished results are kept
+    assert "--overwrite" in capsys.readouterr().err
 
 
 def test_seed_changes_initialisation():

@@ -229,3 +229,91 @@ def test_index_without_model_hash_refuses_a_model_checked_query():
     index = BinaryIndex.build(np.ones((3, 8)), np.arange(3))
     with pytest.raises(BinaryIndexError, match="records no model hash"):
         index.search(np.ones((1, 8)), 2, model_hash="a" * 64)
+
+
+def _radius_reference(q: np.ndarray, db: np.ndarray, r: int):
+    """Obviously correct: the full distance matrix; per query the items with distance <= r, stably sorted by
+    distance (ties in database order)."""
+    d = (q[:, None, :] != db[None, :, :]).sum(-1)
+    out = []
+    for row in d:
+        hits = np.flatnonzero(row <= r)
+        hits = hits[np.argsort(row[hits], kind="stable")]
+        out.append((hits, row[hits]))
+    return out
+
+
+@pytest.mark.parametrize("bits", [1, 13, 64, 128, 200])
+def test_radius_search_matches_bruteforce(bits):
+    rng = np.random.default_rng(7 + bits)
+    base = _codes(rng, 7, bits)  # few distinct codes: many items at equal distances
+    db = np.concatenate([base[rng.integers(0, 7, 300)], _codes(rng, 600, bits)])  # 900 items = 4 blocks of 256
+    q = np.concatenate([base, _codes(rng, 5, bits), db[:3] * np.where(rng.random((3, bits)) < 0.05, -1, 1)])
+    ids = rng.permutation(10_000)[: len(db)]  # ids are not positions
+    index = BinaryIndex.build(db, ids)
+    for r in sorted({0, 1, 3, bits // 2, bits}):
+        got = index.radius_search(q, r, chunk=4)  # chunk < Q: several kernel calls
+        ref = _radius_reference(q, db, r)
+        assert len(got) == len(q)
+        for i, (pos, dist) in enumerate(ref):
+            got_ids, got_dist = got.query(i)
+            np.testing.assert_array_equal(got_ids, ids[pos])
+            np.testing.assert_array_equal(got_dist, dist)
+    # the top-k search agrees with the radius search where both apply: the k nearest are the first k hits
+    full = index.radius_search(q, bits)
+    top = index.search(q, 50)
+    for i in range(len(q)):
+        np.testing.assert_array_equal(full.query(i)[0][:50], top.ids[i])
+
+
+def test_radius_search_limits_and_errors():
+    rng = np.random.default_rng(0)
+    db = _codes(rng, 100, 16)
+    index = BinaryIndex.build(db, np.arange(100))
+    with pytest.raises(BinaryIndexError, match="exceed max_results"):
+        index.radius_search(db[:10], 16, max_results=999)  # 10 queries x all 100 items
+    with pytest.raises(BinaryIndexError, match="radius must be >= 0"):
+        index.radius_search(db[:1], -1)
+    with pytest.raises(BinaryIndexError, match="query codes have 8 bits, the index has 16"):
+        index.radius_search(_codes(rng, 1, 8), 2)
+    empty = index.radius_search(db[:0], 3)
+    assert len(empty) == 0 and empty.ids.shape == (0,)
+
+
+@pytest.mark.parametrize("backend", ["exact", "faiss-flat", "faiss-ivf", "faiss-hnsw"])
+def test_add_equals_building_everything_at_once(tmp_path, backend, request):
+    if backend != "exact":
+        request.getfixturevalue("faiss_one_thread")
+    rng = np.random.default_rng(3)
+    codes = _codes(rng, 1200, 64)
+    ids = rng.permutation(5000)[:1200]
+    first = BinaryIndex.build(codes[:900], ids[:900], {"model_hash": "m"}, backend=backend, seed=0)
+    bigger = first.add(codes[900:], ids[900:], model_hash="m", source={"split": "query"})
+    assert len(first) == 900 and len(bigger) == 1200  # the original is unchanged
+    whole = BinaryIndex.build(codes, ids, {"model_hash": "m"})
+    np.testing.assert_array_equal(bigger.codes.words, whole.codes.words)
+    np.testing.assert_array_equal(bigger.ids, whole.ids)
+    assert bigger.meta["added"] == [{"split": "query", "count": 300}]
+    q = codes[rng.integers(0, 1200, 20)]
+    res = bigger.search(q, 10, nprobe=10_000, ef_search=2000)
+    ref = whole.search(q, 10)
+    np.testing.assert_array_equal(res.distances, ref.distances)  # approximate backends: probed exhaustively here
+    bigger.save(tmp_path / "idx")
+    loaded = BinaryIndex.load(tmp_path / "idx", expected_model_hash="m")
+    assert len(loaded) == 1200 and loaded.meta["added"][0]["count"] == 300
+    np.testing.assert_array_equal(loaded.search(q, 10, nprobe=10_000, ef_search=2000).distances, ref.distances)
+
+
+def test_add_refuses_what_would_break_the_index():
+    rng = np.random.default_rng(4)
+    index = BinaryIndex.build(_codes(rng, 50, 32), np.arange(50), {"model_hash": "m"})
+    with pytest.raises(BinaryIndexError, match="already in the index"):
+        index.add(_codes(rng, 3, 32), [49, 50, 51])
+    with pytest.raises(BinaryIndexError, match="not unique"):
+        index.add(_codes(rng, 2, 32), [60, 60])
+    with pytest.raises(BinaryIndexError, match="33 bits, the index has 32"):
+        index.add(_codes(rng, 1, 33), [70])
+    with pytest.raises(BinaryIndexError, match="not the model that encoded this index"):
+        index.add(_codes(rng, 1, 32), [70], model_hash="other")
+    with pytest.raises(BinaryIndexError, match="one per code"):
+        index.add(_codes(rng, 2, 32), [70])

@@ -113,3 +113,46 @@ def test_trained_run_end_to_end(tmp_path, capsys):
     assert main(["search", str(out), "--run", str(run), "--ids", qids, "--modality", "text", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert [g["ids"] for g in got] == expect.ids.tolist()
+
+
+def test_index_add_radius_search_and_labels(runs, tmp_path, capsys):
+    """`index add` appends a split (atomically, verified, refusing ids already there); `search --radius` returns every
+    item within the distance; results carry the items' label names from the data."""
+    tmp, models = runs
+    out = tmp_path / "idx"
+    assert main(["index", "build", "--run", str(tmp / "a"), "--modality", "image", "--out", str(out)]) == 0
+    assert main(["index", "add", str(out), "--run", str(tmp / "a"), "--split", "query"]) == 0
+    assert "2173 -> 2866 items, files verified" in capsys.readouterr().out
+    data = load_data("wiki")
+    index = BinaryIndex.load(out, expected_model_hash=index_model.model_hash(models["a"]))
+    both = np.concatenate([data["retrieval"].inputs["image"], data["query"].inputs["image"]])
+    np.testing.assert_array_equal(index.codes.words, BinaryIndex.build(_codes(models["a"], "image", both),
+                                                                       np.arange(len(both))).codes.words)
+    np.testing.assert_array_equal(index.ids, np.concatenate([data["retrieval"].ids, data["query"].ids]))
+    assert index.meta["added"] == [{"data": "wiki", "split": "query", "modality": "image", "count": 693}]
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in out.iterdir())
+    assert main(["index", "add", str(out), "--run", str(tmp / "a"), "--split", "query"]) == 2
+    assert "already in the index" in capsys.readouterr().err
+    assert main(["index", "add", str(out), "--run", str(tmp / "b"), "--split", "train"]) == 2
+    assert "is not the model that encoded this index" in capsys.readouterr().err
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in out.iterdir()) == before  # refused: nothing rewritten
+
+    qid = int(data["query"].ids[5])
+    assert main(["search", str(out), "--run", str(tmp / "a"), "--ids", str(qid), "--modality", "text",
+                 "--radius", "3", "--json"]) == 0
+    (got,) = json.loads(capsys.readouterr().out)
+    q = _codes(models["a"], "text", data["query"].inputs["text"][5:6])
+    ref = index.radius_search(q, 3)
+    assert got["ids"] == ref.ids.tolist() and got["hamming"] == ref.distances.tolist() and got["radius"] == 3
+    names = data.card["label_names"]
+    rows = {int(i): r for s in ("train", "query") for i, r in zip(data[s].ids, data[s].labels)}
+    expect = [", ".join(names[j] for j in np.flatnonzero(rows[i])) for i in got["ids"]]
+    assert got["labels"] == expect and got["query_labels"] == expect_query(names, rows[qid])
+    assert main(["search", str(out), "--run", str(tmp / "a"), "--ids", str(qid), "-k", "3", "--radius", "2"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["search", str(out), "--run", str(tmp / "a"), "--ids", str(qid), "-k", "2", "--no-labels"]) == 0
+    assert "labels" not in capsys.readouterr().out
+
+
+def expect_query(names, row) -> str:
+    return ", ".join(names[j] for j in np.flatnonzero(row))

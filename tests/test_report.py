@@ -140,8 +140,14 @@ def test_results_md_and_cli(grid, tmp_path, capsys):
     assert main(["report", str(grid), "--format", "csv", "--metric", "map@50", "--out", str(out)]) == 0
     assert out.read_text().startswith("task,method,bits,metric")
     write_grid(tmp_path / "tie", methods=("agch",), tie="tie-averaged")
-    assert main(["report", str(grid), str(tmp_path / "tie")]) == 2
-    assert "mix protocols" in capsys.readouterr().err
+    # mixed protocols: never one table unless --allow-mixed; one table per protocol instead, said on stderr
+    assert main(["report", str(grid), str(tmp_path / "tie")]) == 0
+    cap = capsys.readouterr()
+    assert "mix 2 protocols" in cap.err and cap.out.count("| Task |") == 2
+    assert "ties: stable" in cap.out and "ties: tie-averaged" in cap.out and "WARNING" not in cap.out
+    assert main(["report", str(grid), str(tmp_path / "tie"), "--allow-mixed"]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.count("| Task |") == 1 and cap.out.startswith("**WARNING: this table mixes protocols")
 
 
 def test_queries_without_relevant_are_stated(tmp_path):
@@ -171,3 +177,73 @@ def test_compatibility_protocol_metric(tmp_path):
         assert "mAP@50 (dcmh protocol" in to_markdown(t)
     with pytest.raises(ReportError, match="djsrh:map@50"):
         build_tables(runs, metric="djsrh:map@1000")
+
+
+def _set(run_dir, **changes):
+    f = run_dir / "results.json"
+    d = json.loads(f.read_text())
+    d.update(changes)
+    f.write_text(json.dumps(d))
+
+
+def test_split_skips_groups_without_the_metric_and_renders_one_csv(tmp_path, capsys):
+    """A protocol group whose runs lack the metric (Recall@K-only matching runs) is skipped and named; the others
+    still get their table; CSV of several tables has one header."""
+    from bitrieve.cli import main
+
+    write_grid(tmp_path / "a", methods=("agch",))
+    recall = write_run(tmp_path / "b", "vsepp", 1024, 0, 0.1, 0.1, dataset="coco-mini", protocol="official-captions")
+    _set(recall, metrics={"i2t": {"r@1": 7.6, "r@5": 20.3}, "t2i": {"r@1": 2.8, "r@5": 8.6}})
+    runs = load_results([tmp_path])
+    tables = build_tables(runs, split=True)
+    assert len(tables) == 1 and tables[0].protocols[0]["dataset"] == "wiki"
+    (skip,) = tables.skipped
+    assert "coco-mini" in skip and "no 'map@all'" in skip and "r@1, r@5" in skip and str(tmp_path / "b") in skip
+    with pytest.raises(ReportError, match="mix protocols"):
+        build_tables(runs)
+    with pytest.raises(ReportError, match="no run has metric 'map@1000'"):
+        build_tables(runs, metric="map@1000", split=True)
+    assert main(["report", str(tmp_path)]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.count("| Task |") == 1 and "skipped coco-mini" in cap.err and "mix 2 protocols" in cap.err
+    write_grid(tmp_path / "c", methods=("djsrh",), tie="tie-averaged")
+    assert main(["report", str(tmp_path), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["tie"] for r in rows} == {"stable", "tie-averaged"} and len(rows) == 2 * 2 * 2  # 2 tables, 1 header
+
+
+def test_allow_mixed_with_columns_missing_in_some_tasks(tmp_path):
+    """--allow-mixed used to crash (max() of an empty column) when a (task, bits) pair exists in no run."""
+    write_run(tmp_path, "dsh", 12, 0, 0.6, 0.6, dataset="cifar10", protocol="cifar10-dsh")
+    d = tmp_path / "dsh-cifar10" / "b12-s0"
+    _set(d, metrics={"i2i": {"map@all": 0.61}})
+    write_run(tmp_path, "agch", 16, 0, 0.4, 0.38)
+    (t,) = build_tables(load_results([tmp_path]), allow_mixed=True)
+    assert t.tasks == ["i2t", "t2i", "i2i"] and t.bits == [12, 16]
+    assert t.cell_text("i2i", next(r for r in t.rows if r.startswith("dsh")), 12)[0] == "0.610"
+    assert t.cell_text("i2i", next(r for r in t.rows if r.startswith("agch")), 16)[0] == "–"
+    assert to_markdown(t).startswith("**WARNING: this table mixes protocols")
+
+
+def test_runs_under_an_older_dataset_card_are_named(tmp_path):
+    """Runs of one dataset under two cards: the group whose card is not the data's current card (the embedded
+    Wiki's) is flagged with the card keys that differ; the current group is not."""
+    from bitrieve.data import load_data
+    from bitrieve.data.types import card_bytes, card_sha256
+
+    now = dict(load_data("wiki").card)
+    old = {**now, "protocol": "wiki: 693 query / 2,173 retrieval = train (standard)"}  # the older card's form
+    for root, card in (("new", now), ("old", old)):
+        for d in write_grid(tmp_path / root, methods=("agch",) if root == "old" else ("djsrh",)):
+            (d / "card.json").write_bytes(card_bytes(card))
+            _set(d, dataset_card_sha256=card_sha256(card))
+    runs = load_results([tmp_path])
+    tables = build_tables(runs, split=True)
+    assert len(tables) == 2 and [t.rows for t in tables] == [["djsrh"], ["agch"]]  # equal sizes: found first, first
+    assert not tables[0].warnings
+    (note,) = tables[1].warnings
+    assert note.startswith("6 runs in " + str(tmp_path / "old" / "agch-wiki")) and "older 'wiki' dataset card" in note
+    assert "differs from the current one in protocol" in note and "input files are the same" in note
+    assert tables.notes == [note]
+    with pytest.raises(ReportError, match="older 'wiki' dataset card"):
+        build_tables(runs)  # the refusal says it too

@@ -50,10 +50,13 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bitrieve import __version__
+
     parser = argparse.ArgumentParser(prog="bitrieve", description="Deep hashing retrieval research framework.")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error "
                                                               "(also BITRIEVE_DEBUG=1)")
+    parser.add_argument("--version", action="version", version=f"bitrieve {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in COMMAND_MODULES:
         try:
@@ -87,8 +90,10 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bitrieve.console import install_warning_handler
     from bitrieve.errors import BitrieveError, debug_requested, format_errors
 
+    install_warning_handler()  # one clean line per warning (bitrieve.console)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

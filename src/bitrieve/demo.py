@@ -27,12 +27,16 @@ def add_commands(sub) -> None:
     p.add_argument("--bits", default=",".join(map(str, DEMO_BITS)), help="comma-separated code lengths")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--methods", default=None, help="comma-separated subset of: " + ",".join(m for m, _ in DEMO_CONFIGS))
+    p.add_argument("--epochs", type=int, default=None,
+                   help="train the deep method(s) for this many epochs instead of their config's (a quick check; "
+                        "the run directories then carry a config-hash suffix, as `train --set` does)")
     p.set_defaults(func=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from bitrieve.config import load_config
     from bitrieve.engine import train_run
+    from bitrieve.engine.runs import default_run_dir, override_suffix
 
     bits_list = [int(b) for b in str(args.bits).split(",")]
     wanted = None if args.methods is None else {m.strip() for m in args.methods.split(",")}
@@ -43,8 +47,11 @@ def run_demo(args: argparse.Namespace) -> int:
             continue
         path = find_config(cfg_name)
         for bits in bits_list:
-            cfg = load_config(path, overrides=[f"bits={bits}", f"seed={args.seed}"])
-            run_dir = Path(args.root) / f"{cfg.method}-wiki" / f"b{bits}-s{args.seed}"
+            plain = load_config(path, overrides=[f"bits={bits}", f"seed={args.seed}"])
+            short = [f"params.epochs={args.epochs}"] if args.epochs is not None and "epochs" in plain.params else []
+            cfg = load_config(path, overrides=[f"bits={bits}", f"seed={args.seed}", *short])
+            run_dir = default_run_dir(cfg.method, "wiki", bits, args.seed, root=args.root,
+                                      suffix=override_suffix(cfg, plain))
             print(f"== {label} {bits} bits -> {run_dir}", flush=True)
             res = train_run(cfg, run_dir, resume=True, progress=True)
             rows.append((label, bits, res))

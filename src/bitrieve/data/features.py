@@ -45,7 +45,7 @@ def _load_chunk(path: Path) -> np.ndarray:
 def extract_images(source: ImageSource, extractor, work_dir: str | Path | None = None, batch_size: int = 64,
                    chunk: int = 2048, progress: bool = True) -> np.ndarray:
     """Features (N, dim) float32 for every image of ``source``, in order."""
-    from tqdm import tqdm
+    from bitrieve.console import progress as progress_bar
 
     n = len(source)
     cleanup = work_dir is None
@@ -54,7 +54,7 @@ def extract_images(source: ImageSource, extractor, work_dir: str | Path | None =
     wdir.mkdir(parents=True, exist_ok=True)
     starts = list(range(0, n, chunk))
     done = sum(min(chunk, n - s) for i, s in enumerate(starts) if (wdir / f"chunk_{i:05d}.npy").is_file())
-    bar = tqdm(total=n, initial=done, desc=f"features {extractor.name}", unit="img", disable=not progress)
+    bar = progress_bar(total=n, initial=done, desc=f"features {extractor.name}", unit="img", enabled=progress)
     for ci, s in enumerate(starts):
         out = wdir / f"chunk_{ci:05d}.npy"
         if out.is_file():

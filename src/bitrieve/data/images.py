@@ -74,13 +74,13 @@ class ImageSource:
 
     def pixels(self, size: int | None = None, progress: bool = True) -> np.ndarray:
         """All images as uint8 (N, 3, H, W); ``size`` resizes (bilinear) to size×size, else all must agree."""
-        from tqdm import tqdm
+        from bitrieve.console import progress as progress_bar
 
         if isinstance(self.arrays, np.ndarray) and size is None:  # lossless: stored pixels, grey stays 1 channel
             a = self.arrays
             return np.ascontiguousarray(a[:, None] if a.ndim == 3 else a.transpose(0, 3, 1, 2), dtype=np.uint8)
         out = None
-        for i in tqdm(range(len(self)), desc="decode images", disable=not progress, unit="img"):
+        for i in progress_bar(range(len(self)), desc="decode images", enabled=progress, unit="img"):
             im = self.load(i)
             if size is not None and im.size != (size, size):
                 im = im.resize((size, size), resample=2)  # 2 = bilinear

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,3 +106,14 @@ class CrossModalData:
         if split not in self.splits:
             raise DataError(f"{self.card.get('name', '<dataset>')}: no split '{split}' (have {sorted(self.splits)})")
         return self.splits[split]
+
+
+def card_bytes(card: dict[str, Any]) -> bytes:
+    """``card.json`` as the engine writes it into a run directory (sorted keys, 2-space indent, final newline)."""
+    return (json.dumps(card, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+
+
+def card_sha256(card: dict[str, Any]) -> str:
+    """sha256 of ``card.json`` exactly as written (``sha256sum card.json`` gives the same); results.json records it
+    as ``dataset_card_sha256``."""
+    return hashlib.sha256(card_bytes(card)).hexdigest()

@@ -11,8 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
+from bitrieve.console import progress as progress_bar
 from bitrieve.data.types import CrossModalData, Split
 from bitrieve.threads import restore_torch_threads
 
@@ -37,7 +36,8 @@ def encode_split(method, split: Split, modality: str, device: torch.device, chun
     out = []
     try:
         starts = range(0, n, chunk)
-        for start in tqdm(starts, desc=f"encode {modality}", leave=False, disable=not progress or len(starts) < 4):
+        for start in progress_bar(starts, desc=f"encode {modality}", leave=False, unit="chunk",
+                                  enabled=progress and len(starts) >= 4):
             xb = to_tensor(x[start:min(start + chunk, n)]).to(device, non_blocking=True)
             with autocast() if autocast is not None else contextlib.nullcontext():
                 h = method.encode(modality, xb)
@@ -157,6 +157,15 @@ def split_protocols(method, names) -> tuple[list[str], list[str]]:
                              f"known: {sorted(PROTOCOLS) + sorted(DATABASE_PROTOCOLS) + sorted(own)} "
                              f"(renamed: {sorted(RENAMED)})")
     return ranking, special
+
+
+def evaluation_status(data: CrossModalData, cfg) -> str:
+    """The status line printed before an evaluation (a few seconds on Wiki; the first one compiles the kernels)."""
+    from bitrieve.console import first_compile_note
+
+    nq = len(data["query"]) if cfg.eval.query_limit is None else min(cfg.eval.query_limit, len(data["query"]))
+    return (f"evaluating: encoding {nq:,} queries and {len(data['retrieval']):,} retrieval items, then "
+            f"{', '.join(cfg.eval.tasks)} metrics" + first_compile_note("bitrieve.eval._kernels"))
 
 
 @restore_torch_threads()  # whatever numba's threading layer does, torch's thread count is unchanged afterwards

@@ -12,15 +12,19 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from bitrieve.atomic import check_writable, exclusive_lock
+from bitrieve.atomic import check_replaceable, check_writable, exclusive_lock
+from bitrieve.config import ConfigError
+from bitrieve.data.types import card_bytes, card_sha256  # noqa: F401  (re-exported: the engine writes card.json)
 from bitrieve.engine.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 RESULTS = "results.json"
@@ -31,8 +35,9 @@ def data_name(spec: str) -> str:
     return spec if spec == "wiki" else Path(spec).resolve().name
 
 
-def default_run_dir(method: str, data: str, bits: int, seed: int, root: str | Path = "runs") -> Path:
-    return Path(root) / f"{method}-{data_name(data)}" / f"b{bits}-s{seed}"
+def default_run_dir(method: str, data: str, bits: int, seed: int, root: str | Path = "runs", suffix: str = "") -> Path:
+    """``runs/<method>-<data>[-<suffix>]/b<bits>-s<seed>`` (``suffix``: see `override_suffix`)."""
+    return Path(root) / (f"{method}-{data_name(data)}" + (f"-{suffix}" if suffix else "")) / f"b{bits}-s{seed}"
 
 
 def locked_run_dir(train: Callable[..., Any]) -> Callable[..., Any]:
@@ -53,13 +58,84 @@ def locked_run_dir(train: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def card_bytes(card: dict[str, Any]) -> bytes:
-    return (json.dumps(card, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+def config_tag(config_path: str | Path, method: str, data: str) -> str:
+    """What distinguishes a config file from the plain one for its method and data: '' for
+    ``configs/agch_wiki.yaml`` (method agch, data wiki) and for a store-named variant such as
+    ``vsepp_coco_mini.yaml`` on ``stores/coco-mini-effnet``; 'demo' for ``agch_wiki_demo.yaml``; the whole file name
+    for anything else (``my_experiment.yaml`` -> 'my_experiment'). Keeps two config files apart by default."""
+    norm = lambda s: str(s).replace("_", "-").lower()  # noqa: E731
+    stem, group = norm(Path(config_path).stem), norm(f"{method}-{data_name(data)}")
+    if stem == group or group.startswith(stem + "-"):
+        return ""
+    if stem.startswith(group + "-"):
+        return Path(config_path).stem[len(group) + 1:]
+    return Path(config_path).stem
 
 
-def card_sha256(card: dict[str, Any]) -> str:
-    """sha256 of ``card.json`` exactly as written (``sha256sum card.json`` gives the same)."""
-    return hashlib.sha256(card_bytes(card)).hexdigest()
+def train_run_dir(config_path: str | Path, cfg, plain, root: str | Path = "runs") -> Path:
+    """The run directory ``bitrieve train CONFIG`` uses without ``--out``:
+    ``<root>/<method>-<data>[-<config tag>][-<override hash>]/b<bits>-s<seed>`` (see `config_tag`,
+    `override_suffix`; ``plain`` is the config file with only bits and seed applied)."""
+    suffix = "-".join(x for x in (config_tag(config_path, cfg.method, cfg.data), override_suffix(cfg, plain)) if x)
+    return default_run_dir(cfg.method, cfg.data, cfg.bits, cfg.seed, root=root, suffix=suffix)
+
+
+def override_suffix(cfg, plain) -> str:
+    """'' when ``cfg`` resolves to the same config as ``plain`` (the config file with only bits/seed applied), else
+    the first 8 hex digits of the sha256 of ``cfg``'s resolved config without bits and seed: every ``--set`` (or
+    --device/--amp/--compile) combination gets its own run directory, shared by its bit lengths and seeds."""
+    if cfg.sha256() == plain.sha256():
+        return ""
+    d = {k: v for k, v in cfg.resolved().items() if k not in ("bits", "seed")}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+
+
+# what the engine writes into a run directory; --overwrite replaces a directory that holds nothing else
+RUN_DIR_ENTRIES = {"config.yaml", "card.json", "env.json", "checkpoint.safetensors", "best.safetensors",
+                   "state.json", "log.txt", "summary.txt", "events", RESULTS, "wandb"}
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """True for a directory the engine wrote: config.yaml and nothing but the engine's files (so a folder that also
+    holds someone's own files is never deleted by ``--overwrite``)."""
+    names = {p.name for p in Path(path).iterdir()}
+    return "config.yaml" in names and all(n in RUN_DIR_ENTRIES or n.startswith(".") and n.endswith(".tmp")
+                                          for n in names)
+
+
+def finished_run(run_dir: str | Path, sha: str, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+    """The stored results.json to keep (the same config, finished: the run is skipped), or None to train.
+
+    Finished results are replaced only with ``overwrite``: a finished run of another config, or ``resume=False``
+    (``--no-resume``) on a finished run, is refused with an error saying so. Nothing is deleted here.
+    """
+    run_dir = Path(run_dir)
+    if overwrite:
+        if run_dir.exists():
+            check_replaceable(run_dir, is_run_dir, "bitrieve run directory")
+        return None
+    done = read_results(run_dir)
+    if done is None:
+        return None
+    if done.get("config_sha256") != sha:
+        raise ConfigError(f"{run_dir}: holds finished results of a different config (config_sha256 "
+                          f"{str(done.get('config_sha256'))[:12]} != {sha[:12]}); add --overwrite to replace them, or "
+                          "choose another run directory (--out)")
+    if not resume:
+        raise ConfigError(f"{run_dir}: holds finished results of this config; --no-resume does not replace finished "
+                          "results: add --overwrite to train it again from scratch")
+    return done
+
+
+def clear_run_dir(run_dir: str | Path) -> None:
+    """Remove a run directory that `finished_run` allowed to be overwritten (moved aside first, then deleted, so an
+    interruption never leaves half of the old run in place)."""
+    run_dir = Path(run_dir)
+    check_replaceable(run_dir, is_run_dir, "bitrieve run directory")
+    if run_dir.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.old-", dir=run_dir.parent))
+        os.replace(run_dir, aside / run_dir.name)
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def git_commit() -> str | None:

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bitrieve.config import ConfigError, RunConfig, dump_config
+from bitrieve.console import interactive, progress as progress_bar, status
 from bitrieve.data.types import CrossModalData, Split
 from bitrieve.engine import distributed as ddp
 from bitrieve.engine import selection
 from bitrieve.engine.checkpoint import CHECKPOINT, STATE, atomic_write_text, load_checkpoint, save_checkpoint, \
     unflatten_optimizer
-from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, split_protocols, to_tensor
+from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, evaluation_status, split_protocols, \
+    to_tensor
 from bitrieve.engine.movement import ParameterMovement
-from bitrieve.engine.runs import RESULTS, card_sha256, environment, locked_run_dir, read_results, write_results, \
+from bitrieve.engine.runs import RESULTS, card_sha256, clear_run_dir, environment, finished_run, locked_run_dir, \
+    write_results, \
     write_run_files
 from bitrieve.engine.seeding import INIT, batch_order, derive_seed, seed_epoch, seed_everything
 from bitrieve.engine.steps import update_batch
@@ -182,8 +185,8 @@ def run_epoch(method: HashMethod, stage: Stage, si: int, epoch: int, loss_fn, op
         set_lrs(opt, bases, stage, epoch)
     sums: dict[str, torch.Tensor] = {}
     method.train()
-    bar = tqdm(batches, desc=f"{stage.name} {epoch + 1}/{stage.epochs}", leave=False,
-               disable=not (progress and info.is_main), dynamic_ncols=True)
+    bar = progress_bar(batches, desc=f"{stage.name} {epoch + 1}/{stage.epochs}", leave=False, per_epoch=True,
+                       enabled=progress and info.is_main)
     for b, rows in enumerate(bar):
         if stage.schedule_unit == "iter":
             set_lrs(opt, bases, stage, epoch * len(batches) + b)
@@ -284,8 +287,13 @@ def _summary(results: dict[str, Any]) -> str:
 
 
 @locked_run_dir  # a second writer of run_dir fails at once naming our pid (engine/runs.py)
-def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Train ``cfg`` in ``run_dir`` (resuming from its checkpoint), evaluate, write and return results.json."""
+def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress: bool = True,
+              overwrite: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` in ``run_dir`` (resuming from its checkpoint), evaluate, write and return results.json.
+
+    A finished run of the same config is skipped; finished results are replaced only with ``overwrite`` (which
+    starts over; a directory that is not a run directory is never replaced), never by ``resume=False`` alone.
+    """
     t0 = time.time()
     run_dir = Path(run_dir)
     sha = cfg.sha256()  # validates the method params too
@@ -298,12 +306,16 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
         torch.backends.cudnn.benchmark = True
         torch.cuda.set_device(device)
 
-    done = read_results(run_dir)
-    if resume and done is not None and done.get("config_sha256") == sha:
+    done = finished_run(run_dir, sha, resume, overwrite)  # refuses to replace finished results without overwrite
+    if done is not None:
         if progress and info.is_main:
-            print(f"{run_dir}: finished run with the same config (results.json present); skipped")
+            print(f"{run_dir}: finished run with the same config (results.json present); skipped (--overwrite "
+                  "trains it again)")
         return done
+    resume = resume and not overwrite
     if info.is_main:
+        if overwrite:
+            clear_run_dir(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         for tmp in run_dir.glob(".*.tmp"):  # left by a run killed while writing (atomic writes never expose them)
             tmp.unlink(missing_ok=True)
@@ -320,6 +332,8 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
 
     from bitrieve.data import load_data
 
+    say = status if progress and info.is_main else (lambda _msg: None)
+    say(f"loading data '{cfg.data}'")
     data = load_data(cfg.data)
     card_hash = card_sha256(data.card)
     data, val_data, val_record = selection.setup(cfg, data)  # carve a validation split (selection block only)
@@ -334,6 +348,8 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
             write_run_files(run_dir, dump_config(cfg), data.card, env)
         method = build_method(cfg, data)
         split_protocols(method, cfg.eval.protocols)  # an unknown eval.protocols name fails before training
+        say(f"{cfg.method}: preparing on the {len(data['train']):,} training items (statistics, graphs, closed-form "
+            "fits)")
         method.prepare(data["train"])
         method.to(device)
         stages = method.stages()
@@ -398,7 +414,10 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
                     entry.update(selector.validate(method, device, autocast, global_epoch, progress))
                 history.append(entry)
                 terms = ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k not in ("stage", "epoch"))
-                tracker.log(f"{stage.name} epoch {epoch + 1}/{stage.epochs} ({time.time() - te:.1f}s): {terms}")
+                line = f"{stage.name} epoch {epoch + 1}/{stage.epochs} ({time.time() - te:.1f}s): {terms}"
+                tracker.log(line)
+                if progress and info.is_main and not interactive():  # no bar in a log: one line per epoch
+                    print(line, file=sys.stderr, flush=True)
                 tracker.scalars({f"train/{k}" if not k.startswith(("eval/", "diag/", "codes/")) else k: v
                                  for k, v in entry.items() if isinstance(v, float)}, global_epoch)
                 last = epoch + 1 == stage.epochs or (selector is not None and selector.stopped)
@@ -417,6 +436,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
                 checkpoint(len(stages) - 1, stages[-1].epochs, None)
             tested = selector is None or cfg.selection.evaluate_test
             if last_eval is None:  # the test split once, for the kept model (validation only: evaluate_test false)
+                say(evaluation_status(data if tested else val_data, cfg))
                 last_eval = evaluate_all(method, data if tested else val_data, cfg, device, autocast, diag_batch,
                                          progress)
             results = {
@@ -499,6 +519,8 @@ def evaluate_run(run_dir: str | Path, device: str | None = None, progress: bool 
     dev = resolve_device(cfg.device)
     stages = method.stages()
     diag_batch = fixed_batch(data["train"], method, dev, stages[0].batch_size if stages else 256)
+    if progress:
+        status(evaluation_status(data, cfg))
     res = evaluate_all(method, data, cfg, dev, autocast_factory(dev, cfg.amp), diag_batch, progress)
     return {"method": cfg.method, "dataset": str(data.card.get("name", cfg.data)), "bits": cfg.bits,
             "seed": cfg.seed, "protocol": res["protocol"], "metrics": res["metrics"],

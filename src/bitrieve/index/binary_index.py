@@ -2,6 +2,8 @@
 
     index = BinaryIndex.build(codes, ids, meta={"model_hash": h}, backend="exact")
     ids, dist = index.search(query_codes, k=10)          # (Q, k) each, nearest first
+    hits = index.radius_search(query_codes, radius=2)    # every item within Hamming distance 2 (exact)
+    index = index.add(more_codes, more_ids)              # a new index: these items appended
     index.save("idx/"); BinaryIndex.load("idx/", expected_model_hash=h)
 
 Backends: ``exact`` (ours, numba; ties in database order), ``faiss-flat`` (exact distances, FAISS tie order),
@@ -18,8 +20,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bitrieve.index.codes import WORD, BinaryIndexError, PackedCodes, n_words, pack_codes
-from bitrieve.index.exact import exact_topk, word_major
-from bitrieve.index.faiss_backend import FAISS_BACKENDS, build_faiss, check_bits, faiss_search, read_faiss, write_faiss
+from bitrieve.index.exact import exact_radius, exact_topk, word_major
+from bitrieve.index.faiss_backend import FAISS_BACKENDS, build_faiss, check_bits, clone_faiss, faiss_search, read_faiss, \
+    write_faiss
 from bitrieve.index.store import MANIFEST, load_array, read_manifest, verify_file, write_index_dir
 
 BACKENDS = ("exact",) + FAISS_BACKENDS
@@ -37,6 +40,22 @@ def _unique(ids: np.ndarray) -> bool:
 class SearchResult(NamedTuple):
     ids: np.ndarray        # (Q, k) int64 item ids, nearest first; -1 where an approximate backend found nothing
     distances: np.ndarray  # (Q, k) int32 Hamming distances; -1 where ids is -1
+
+
+class RadiusResult(NamedTuple):
+    """Every item within the radius, per query: query q's hits are ``ids[offsets[q]:offsets[q + 1]]`` (and
+    ``distances`` alike), sorted by (distance, database position)."""
+    offsets: np.ndarray    # (Q + 1,) int64
+    ids: np.ndarray        # (total hits,) int64
+    distances: np.ndarray  # (total hits,) int32
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def query(self, q: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, distances) of query ``q``."""
+        a, b = self.offsets[q], self.offsets[q + 1]
+        return self.ids[a:b], self.distances[a:b]
 
 
 class BinaryIndex:
@@ -133,6 +152,58 @@ class BinaryIndex:
             pos, dist = faiss_search(self._faiss, q, k, nprobe=nprobe, ef_search=ef_search)
         ids = np.where(pos >= 0, self.ids[np.maximum(pos, 0)], -1)
         return SearchResult(ids, dist)
+
+    def radius_search(self, query_codes, radius: int, model_hash: str | None = None, chunk: int = 4096,
+                      max_results: int = 100_000_000) -> RadiusResult:
+        """Every item within Hamming distance ``radius`` of each query (the classic hash lookup), exact for every
+        backend: it scans the stored codes with ``index.exact.exact_radius``, ties in database order."""
+        self.check_model(model_hash)
+        q = pack_codes(query_codes, "query codes")
+        if q.bits != self.bits:
+            raise BinaryIndexError(f"query codes have {q.bits} bits, the index has {self.bits}")
+        if self._db_t is None:
+            self._db_t = word_major(self.codes)
+        offsets, pos, dist = exact_radius(q, self.codes, radius, chunk=chunk, db_t=self._db_t,
+                                          max_results=max_results)
+        return RadiusResult(offsets, self.ids[pos], dist)
+
+    # --- appending --------------------------------------------------------------------------------------------
+    def add(self, codes, ids, model_hash: str | None = None, source: dict[str, Any] | None = None) -> "BinaryIndex":
+        """A new index with ``codes`` (same bit length, from the same model: ``model_hash`` is checked) appended
+        under ``ids`` (new ids only). FAISS structures are extended, not rebuilt (IVF keeps its trained lists).
+        ``source``: JSON facts about the added items, appended to ``meta["added"]``. This index is unchanged;
+        ``save`` the result to replace the files atomically."""
+        self.check_model(model_hash)
+        new = pack_codes(codes, "added codes")
+        if new.bits != self.bits:
+            raise BinaryIndexError(f"added codes have {new.bits} bits, the index has {self.bits}")
+        ids = np.asarray(ids)
+        if ids.ndim != 1 or ids.shape[0] != len(new) or not np.issubdtype(ids.dtype, np.integer):
+            raise BinaryIndexError(f"added ids must be 1-d integers, one per code ({len(new)}), got {ids.dtype} "
+                                   f"{ids.shape}")
+        clash = np.intersect1d(self.ids, ids)
+        if clash.size:
+            raise BinaryIndexError(f"{clash.size} added id(s) are already in the index (e.g. {clash[:5].tolist()}); "
+                                   "ids must stay unique")
+        if not _unique(ids.astype(np.int64)):
+            raise BinaryIndexError("added ids are not unique")
+        meta = dict(self.meta)
+        if source is not None:
+            try:
+                json.dumps(source)
+            except TypeError as e:
+                raise BinaryIndexError(f"source must be JSON-serialisable (it is stored in manifest.json): {e}") \
+                    from None
+            meta["added"] = list(meta.get("added", [])) + [dict(source, count=len(new))]
+        words = np.concatenate([self.codes.words, new.words])
+        out = BinaryIndex(PackedCodes(words, self.bits), np.concatenate([self.ids, ids.astype(np.int64)]), meta,
+                          self.backend, self.params)
+        if self.backend in ("faiss-ivf", "faiss-hnsw") and self._faiss is not None:
+            out._faiss = clone_faiss(self._faiss)  # this index stays as it is; IVF keeps its trained lists
+            out._faiss.add(np.ascontiguousarray(new.as_bytes()))
+        else:
+            out._build_backend()  # exact: nothing to build; flat: rebuilt from the codes, as at load time
+        return out
 
     # --- persistence ------------------------------------------------------------------------------------------
     def save(self, out: str | Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -35,10 +36,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--nlist", type=int, default=None, help="faiss-ivf: number of lists (default ~4*sqrt(N))")
     b.add_argument("--hnsw-m", type=int, default=32, help="faiss-hnsw: links per node")
     b.add_argument("--device", default="cpu", help="device for encoding (cpu, cuda, cuda:N)")
-    b.set_defaults(func=cmd_build)
+    b.set_defaults(func=_reported(_build))
+    a = verbs.add_parser("add", help="append a split's items to an index (encoded by the run that built it)",
+                         description="Encode SPLIT of DATA with the run that built the index (its model hash must "
+                                     "match), append the codes under the items' ids (which must be new), and "
+                                     "rewrite the index atomically; the result is re-read and verified.")
+    a.add_argument("index_dir")
+    a.add_argument("--run", required=True, help="run directory whose model built the index")
+    a.add_argument("--split", required=True, help="split whose items are appended, e.g. query")
+    a.add_argument("--data", default=None, help="'wiki' or a canonical store directory (default: the index's data)")
+    a.add_argument("--modality", default=None, choices=["image", "text"],
+                   help="modality to encode (default: the index's)")
+    a.add_argument("--chunk", type=int, default=8192, help="items encoded per chunk (bounds memory)")
+    a.add_argument("--device", default="cpu", help="device for encoding (cpu, cuda, cuda:N)")
+    a.set_defaults(func=_reported(_add))
     i = verbs.add_parser("info", help="print an index's manifest (and verify its files)")
     i.add_argument("index_dir")
-    i.set_defaults(func=cmd_info)
+    i.set_defaults(func=_reported(_info))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     s = sub.add_parser("search", help="top-k Hamming search of an index with queries encoded by the same run")
@@ -51,12 +65,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--data", default=None, help="data for --ids (default: the data the index was built from)")
     s.add_argument("--modality", default=None, choices=["image", "text"],
                    help="query modality (default: the index's modality; the other one for cross-modal search)")
-    s.add_argument("-k", type=int, default=10, help="results per query")
+    s.add_argument("-k", type=int, default=None, help="results per query (default 10)")
+    s.add_argument("--radius", type=int, default=None, metavar="R",
+                   help="instead of top-k: every item within Hamming distance R (exact, any backend)")
+    s.add_argument("--no-labels", action="store_true",
+                   help="do not load the data to show each item's labels (or caption)")
     s.add_argument("--nprobe", type=int, default=None, help="faiss-ivf: lists probed")
     s.add_argument("--ef-search", type=int, default=None, help="faiss-hnsw: search breadth")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.add_argument("--device", default="cpu", help="device for encoding the queries")
-    s.set_defaults(func=cmd_search)
+    s.set_defaults(func=_reported(_search))
 
 
 def _fail(e: Exception) -> int:
@@ -64,16 +82,29 @@ def _fail(e: Exception) -> int:
     return 2
 
 
-def cmd_build(args) -> int:
-    try:
-        return _build(args)
-    except BinaryIndexError as e:
-        return _fail(e)
+def _reported(command):
+    """An index command whose BinaryIndexError becomes one ``bitrieve: error: ...`` line and exit status 2."""
+
+    @functools.wraps(command)
+    def run(args) -> int:
+        try:
+            return command(args)
+        except BinaryIndexError as e:
+            return _fail(e)
+
+    return run
+
+
+def _check_chunk(chunk: int) -> None:
+    if chunk < 1:
+        raise BinaryIndexError(f"--chunk must be >= 1, got {chunk}")
 
 
 def _build(args) -> int:
+    from bitrieve.console import status
     from bitrieve.data import load_data
 
+<<<<<<< HEAD
     if args.chunk < 1:
         raise BinaryIndexError(f"--chunk must be >= 1, got {args.chunk}")
     out = Path(args.out)
@@ -82,6 +113,10 @@ def _build(args) -> int:
     except RefusedToReplace as e:
         raise BinaryIndexError(str(e)) from None
     check_writable(out.parent, "index", error=BinaryIndexError)
+=======
+    _check_chunk(args.chunk)
+    status(f"index build: loading the run {args.run} (config, data, checkpoint)")
+>>>>>>> docsrun
     cfg, method = _model.load_run_model(args.run, device=args.device)
     if args.backend != "exact":
         check_bits(int(method.bits), args.backend)  # before spending time on encoding
@@ -116,11 +151,8 @@ def _build(args) -> int:
     return 0
 
 
-def cmd_info(args) -> int:
-    try:
-        index = BinaryIndex.load(args.index_dir)  # verifies every checksum
-    except BinaryIndexError as e:
-        return _fail(e)
+def _info(args) -> int:
+    index = BinaryIndex.load(args.index_dir)  # verifies every checksum
     m = read_manifest(args.index_dir)
     print(json.dumps({k: v for k, v in m.items() if k != "files"}, indent=2, sort_keys=True))
     print(f"{len(index)} items, {index.bits} bits, backend {index.backend}; manifest and files verified: "
@@ -128,11 +160,66 @@ def cmd_info(args) -> int:
     return 0
 
 
-def cmd_search(args) -> int:
-    try:
-        return _search(args)
-    except BinaryIndexError as e:
-        return _fail(e)
+def _add(args) -> int:
+    from bitrieve.console import status
+    from bitrieve.data import load_data
+
+    _check_chunk(args.chunk)
+    status(f"index add: verifying {args.index_dir} and loading the run {args.run}")
+    index = BinaryIndex.load(args.index_dir)  # every checksum verified before anything changes
+    cfg, method = _model.load_run_model(args.run, device=args.device)
+    h = _model.model_hash(method)
+    index.check_model(h, where=f"run {args.run}")
+    spec = args.data or index.meta.get("data") or cfg.data
+    modality = args.modality or index.meta.get("modality")
+    if modality is None:
+        raise BinaryIndexError(f"{args.index_dir}: the index records no modality; pass --modality")
+    data = load_data(spec)
+    if args.split not in data.splits:
+        raise BinaryIndexError(f"data '{spec}' has no split '{args.split}' (has {', '.join(data.splits)})")
+    split = data[args.split]
+    if modality not in split.inputs:
+        raise BinaryIndexError(f"data '{spec}' split '{args.split}' has no modality '{modality}' "
+                               f"(has {sorted(split.inputs)})")
+    codes = _model.encode_packed(method, split.inputs[modality], modality, chunk=args.chunk, device=args.device)
+    before = len(index)
+    source = {"data": str(Path(spec).resolve()) if spec != "wiki" else "wiki", "split": args.split,
+              "modality": modality}
+    bigger = index.add(codes, split.ids, model_hash=h, source=source)
+    bigger.save(args.index_dir)
+    again = BinaryIndex.load(args.index_dir, expected_model_hash=h, expected_bits=index.bits)  # verify what was written
+    if len(again) != before + len(split) or not np.array_equal(again.ids[before:], split.ids):
+        raise BinaryIndexError(f"{args.index_dir}: re-reading the written index gave {len(again)} items, expected "
+                               f"{before + len(split)}")
+    print(f"added {len(split)} {modality} items of '{spec}'/{args.split} to {args.index_dir}: {before} -> "
+          f"{len(again)} items, files verified")
+    return 0
+
+
+def item_describer(data):
+    """id -> its label names (or its caption, for caption data), looked up in every split of ``data``."""
+    names = data.card.get("label_names") or []
+    captions = any("caption" in (s.extras or {}) for s in data.splits.values())
+    where: dict[int, tuple[str, int]] = {}
+    order = [s for s in QUERY_SPLIT_ORDER if s in data.splits] + [s for s in data.splits if s not in QUERY_SPLIT_ORDER]
+    for name in order:
+        for row, item in enumerate(data.splits[name].ids.tolist()):
+            where.setdefault(item, (name, row))
+
+    def describe(item: int) -> str:
+        hit = where.get(int(item))
+        if hit is None:
+            return "?"
+        split = data.splits[hit[0]]
+        caption = (split.extras or {}).get("caption")
+        if caption is not None:
+            text = " ".join(str(caption[hit[1]]).split())
+            return text if len(text) <= 70 else text[:69] + "…"
+        cols = np.flatnonzero(split.labels[hit[1]])
+        return ", ".join(str(names[j]) if j < len(names) else f"label {j}" for j in cols) or "(no label)"
+
+    describe.header = "caption" if captions else "labels"
+    return describe
 
 
 def _lookup_ids(data, wanted: list[int], modality: str, spec: str) -> np.ndarray:
@@ -180,8 +267,16 @@ def query_features(path: Path, method, modality: str, run: str) -> np.ndarray:
 
 
 def _search(args) -> int:
-    if args.k < 1:
-        raise BinaryIndexError(f"-k must be >= 1, got {args.k}")
+    from bitrieve.console import status
+
+    if args.k is not None and args.radius is not None:
+        raise BinaryIndexError("give -k (top-k search) or --radius (every item within a Hamming distance), not both")
+    k = 10 if args.k is None else args.k
+    if k < 1:
+        raise BinaryIndexError(f"-k must be >= 1, got {k}")
+    if args.radius is not None and args.radius < 0:
+        raise BinaryIndexError(f"--radius must be >= 0, got {args.radius}")
+    status(f"search: loading the index {args.index_dir} and the run {args.run} (config, data, checkpoint)")
     index = BinaryIndex.load(args.index_dir)
     cfg, method = _model.load_run_model(args.run, device=args.device)
     index.check_model(_model.model_hash(method), where=f"run {args.run}")
@@ -190,8 +285,20 @@ def _search(args) -> int:
         raise BinaryIndexError(f"{args.index_dir}: the index records no modality; pass --modality")
     if args.features:
         path = Path(args.features)
+<<<<<<< HEAD
         x = query_features(path, method, modality, args.run)
         labels = [f"{path.name}[{i}]" for i in range(x.shape[0])]
+=======
+        if not path.is_file():
+            raise FileNotFoundError(f"features file not found: {path}")
+        try:
+            x = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise BinaryIndexError(f"{path}: not a plain .npy array ({e})") from None
+        if x.ndim == 1:
+            x = x[None]
+        names = [f"{path.name}[{i}]" for i in range(x.shape[0])]
+>>>>>>> docsrun
     else:
         try:
             wanted = [int(t) for t in args.ids.split(",") if t.strip()]
@@ -199,21 +306,57 @@ def _search(args) -> int:
             raise BinaryIndexError(f"--ids expects comma-separated integers, got '{args.ids}'") from None
         if not wanted:
             raise BinaryIndexError("--ids is empty")
-        from bitrieve.data import load_data
-
         spec = args.data or index.meta.get("data") or cfg.data
-        x = _lookup_ids(load_data(spec), wanted, modality, spec)
-        labels = [f"id {i}" for i in wanted]
+        x = _lookup_ids(_load(spec), wanted, modality, spec)
+        names = [f"id {i}" for i in wanted]
+    status(f"search: encoding {len(x)} {modality} quer{'y' if len(x) == 1 else 'ies'} and searching "
+           f"{len(index):,} items" + (f" within Hamming distance {args.radius}" if args.radius is not None else
+                                     f" for the top {k}"))
     q = _model.encode_packed(method, x, modality, device=args.device, progress=len(x) > 100_000)
-    res = index.search(q, args.k, nprobe=args.nprobe, ef_search=args.ef_search)
+    if args.radius is not None:
+        hits = index.radius_search(q, args.radius)
+        per_query = [hits.query(i) for i in range(len(hits))]
+    else:
+        res = index.search(q, k, nprobe=args.nprobe, ef_search=args.ef_search)
+        per_query = list(zip(res.ids, res.distances))
+    describe = _describer(args, index, cfg)
+    query_text = [describe(i) for i in wanted] if describe and args.ids else [None] * len(names)
     if args.json:
-        print(json.dumps([{"query": lab, "modality": modality, "ids": r.tolist(), "hamming": d.tolist()}
-                          for lab, r, d in zip(labels, res.ids, res.distances)]))
+        print(json.dumps([{"query": lab, "modality": modality, **({"radius": args.radius} if args.radius is not None
+                                                                   else {}),
+                           **({"query_labels": qt} if qt is not None else {}),
+                           "ids": r.tolist(), "hamming": d.tolist(),
+                           **({"labels": [describe(i) for i in r]} if describe else {})}
+                          for lab, qt, (r, d) in zip(names, query_text, per_query)]))
         return 0
     db_mod = index.meta.get("modality", "?")
-    for lab, r, d in zip(labels, res.ids, res.distances):
-        print(f"query {lab} ({modality} -> {db_mod}, {index.bits} bits, {index.backend}):")
-        print(f"  {'rank':>4}  {'id':>10}  {'hamming':>7}")
+    what = f"within Hamming distance {args.radius}" if args.radius is not None else f"top {k}"
+    for lab, qt, (r, d) in zip(names, query_text, per_query):
+        print(f"query {lab} ({modality} -> {db_mod}, {index.bits} bits, {index.backend}, {what})"
+              + (f": {qt}" if qt else "") + (f" - {len(r)} item{'s' if len(r) != 1 else ''}"
+                                             if args.radius is not None else ""))
+        print(f"  {'rank':>4}  {'id':>10}  {'hamming':>7}" + (f"  {describe.header}" if describe else ""))
         for rank, (item, dist) in enumerate(zip(r, d), 1):
-            print(f"  {rank:>4}  {item:>10}  {dist:>7}")
+            print(f"  {rank:>4}  {item:>10}  {dist:>7}" + (f"  {describe(item)}" if describe else ""))
     return 0
+
+
+@functools.lru_cache(maxsize=2)
+def _load(spec: str):
+    """The data of a spec, read once per command (queries by id and the items' labels come from the same data)."""
+    from bitrieve.data import load_data
+
+    return load_data(spec)
+
+
+def _describer(args, index: BinaryIndex, cfg):
+    """Labels/captions of the index's items (and of --ids queries), from the data the index was built from; None
+    with --no-labels or when that data is not here (said on stderr)."""
+    if args.no_labels:
+        return None
+    spec = args.data or index.meta.get("data") or cfg.data
+    try:
+        return item_describer(_load(spec))
+    except (OSError, ValueError) as e:
+        print(f"bitrieve: no labels shown: data '{spec}' could not be loaded ({e})", file=sys.stderr)
+        return None

@@ -164,11 +164,94 @@ def exact_topk(queries: PackedCodes, db: PackedCodes, k: int, chunk: int = 4096,
         db_t = word_major(db)
     starts = range(0, nq, chunk)
     if progress and len(starts) > 1:
-        from tqdm import tqdm
+        from bitrieve.console import progress as progress_bar
 
-        starts = tqdm(starts, desc="search", unit="chunk")
+        starts = progress_bar(starts, desc="search", unit="chunk")
     for s in starts:
         e = min(s + chunk, nq)
         qw = np.ascontiguousarray(queries.words[s:e])
         _topk_kernel(qw, db_t, k, max(1, min(get_num_threads(), e - s)), pos[s:e], dist[s:e])
     return pos, dist
+
+
+# --- radius search: every item within Hamming distance r -------------------------------------------------------------
+@njit(parallel=True, cache=True)
+def _radius_kernel(queries, db_t, r, fill, counts, offsets, out_pos, out_dist):
+    """Items within distance r of each query (blocks whose minimum exceeds r are skipped).
+
+    ``fill=False``: counts[q] = the number of hits. ``fill=True``: query q's hits into out_*[offsets[q]:offsets[q+1]],
+    sorted by (distance, database position): collected in database order, then placed by a stable counting sort on
+    the distance."""
+    n = db_t.shape[1]
+    for qi in prange(queries.shape[0]):
+        acc = np.empty(BLOCK, np.uint16)
+        size_q = offsets[qi + 1] - offsets[qi] if fill else 0
+        pos = np.empty(size_q, np.int64)
+        dist = np.empty(size_q, np.int32)
+        hist = np.zeros(r + 1, np.int64)
+        m = 0
+        for b in range(0, n, BLOCK):
+            size = min(BLOCK, n - b)
+            if np.int64(_block_distances(queries[qi], db_t, b, size, acc)) > r:
+                continue
+            for j in range(size):
+                d = np.int64(acc[j])
+                if d <= r:
+                    if fill:
+                        pos[m] = b + j
+                        dist[m] = d
+                        hist[d] += 1
+                    m += 1
+        if not fill:
+            counts[qi] = m
+            continue
+        first = offsets[qi]
+        for t in range(r + 1):  # bucket t starts after every hit at a smaller distance
+            c = hist[t]
+            hist[t] = first
+            first += c
+        for i in range(m):
+            slot = hist[dist[i]]
+            out_pos[slot] = pos[i]
+            out_dist[slot] = dist[i]
+            hist[dist[i]] += 1
+
+
+def exact_radius(queries: PackedCodes, db: PackedCodes, radius: int, chunk: int = 4096,
+                 db_t: np.ndarray | None = None, max_results: int = 100_000_000
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every database item within Hamming distance ``radius`` of each query, exact.
+
+    Returns ``(offsets (Q + 1,) int64, positions int64, distances int32)``: query q's hits are
+    ``positions[offsets[q]:offsets[q + 1]]``, sorted by (distance, database position) as `exact_topk` orders them.
+    Two passes per chunk of queries (count, then fill), so memory is the output plus one chunk's hits per thread.
+    More than ``max_results`` hits in total is refused (a radius near the code length returns the whole database
+    for every query).
+    """
+    if queries.bits != db.bits:
+        raise BinaryIndexError(f"query codes have {queries.bits} bits, the database has {db.bits}")
+    if radius < 0:
+        raise BinaryIndexError(f"radius must be >= 0, got {radius}")
+    radius = min(int(radius), db.bits)
+    nq = len(queries)
+    if db_t is None:
+        db_t = word_major(db)
+    counts = np.zeros(nq, np.int64)
+    none_pos, none_dist = np.empty(0, np.int64), np.empty(0, np.int32)
+    for s in range(0, nq, chunk):
+        _radius_kernel(np.ascontiguousarray(queries.words[s:s + chunk]), db_t, radius, False, counts[s:s + chunk],
+                       np.zeros(min(chunk, nq - s) + 1, np.int64), none_pos, none_dist)
+    offsets = np.zeros(nq + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    total = int(offsets[-1])
+    if total > max_results:
+        raise BinaryIndexError(f"radius {radius}: {total:,} hits for {nq:,} queries exceed max_results="
+                               f"{max_results:,}; use a smaller radius (or top-k search)")
+    pos = np.empty(total, np.int64)
+    dist = np.empty(total, np.int32)
+    for s in range(0, nq, chunk):
+        e = min(s + chunk, nq)
+        base = offsets[s]
+        _radius_kernel(np.ascontiguousarray(queries.words[s:e]), db_t, radius, True, counts[s:e],
+                       offsets[s:e + 1] - base, pos[base:offsets[e]], dist[base:offsets[e]])
+    return offsets, pos, dist

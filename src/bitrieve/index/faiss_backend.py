@@ -69,9 +69,9 @@ def build_faiss(codes: PackedCodes, backend: str, nlist: int | None = None, hnsw
     step = 1 << 18
     starts = range(0, len(codes), step)
     if progress and len(starts) > 1:
-        from tqdm import tqdm
+        from bitrieve.console import progress as progress_bar
 
-        starts = tqdm(starts, desc=f"{backend} add", unit="chunk")
+        starts = progress_bar(starts, desc=f"{backend} add", unit="chunk")
     for s in starts:
         index.add(np.ascontiguousarray(data[s:s + step]))
     return index
@@ -91,6 +91,11 @@ def faiss_search(index, queries: PackedCodes, k: int, nprobe: int | None = None,
     D = D.astype(np.int32, copy=False)
     D[I < 0] = -1
     return I, D
+
+
+def clone_faiss(index):
+    """An independent copy of a FAISS binary index (FAISS objects cannot be deep-copied by Python)."""
+    return import_faiss().clone_binary_index(index)
 
 
 def write_faiss(index, path) -> None:

@@ -57,9 +57,9 @@ def encode_packed(method, inputs: np.ndarray, modality: str, chunk: int = 8192, 
     method.eval()
     starts = range(0, n, chunk)
     if progress:
-        from tqdm import tqdm
+        from bitrieve.console import progress as progress_bar
 
-        starts = tqdm(starts, desc=f"encode {modality}", unit="chunk", total=len(starts))
+        starts = progress_bar(starts, desc=f"encode {modality}", unit="chunk", total=len(starts))
     try:
         with torch.no_grad():
             for s in starts:

@@ -50,7 +50,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="write here (atomically) instead of stdout")
     p.add_argument("--allow-mixed", action="store_true",
                    help="allow runs of different datasets/protocols/tie policies in one table (flagged WARNING)")
-    p.add_argument("--split", action="store_true", help="one table per dataset/protocol group")
+    p.add_argument("--split", action="store_true",
+                   help="one table per dataset/protocol group (what happens anyway when the runs mix protocols and "
+                        "--allow-mixed is not given); groups without the metric are skipped, and named on stderr")
     p.add_argument("--digits", type=int, default=3, help="decimals shown (default 3)")
     p.add_argument("--results-md", default=None, metavar="FILE",
                    help="write the full results page (mAP@all and mAP@50 tables, protocol, figures) to FILE")
@@ -94,6 +96,9 @@ def _method_order() -> list[str]:
 
 
 def cmd_sweep(args) -> int:
+    from bitrieve.console import status
+
+    status(f"sweep {args.config}: validating every point")
     from bitrieve.report.sweep import expand, load_base, parse_grid, parse_int_list, run_sweep, status
 
     from bitrieve.report.sweep import SELECT_SETS, dataset_name, select_by_validation
@@ -132,7 +137,7 @@ def cmd_report(args) -> int:
     from bitrieve.atomic import write_text_atomic
     from bitrieve.report.results import load_results
     from bitrieve.report.results_md import write_results_md
-    from bitrieve.report.tables import RENDERERS, build_tables, to_long_csv
+    from bitrieve.report.tables import build_tables, protocol_groups, render, to_long_csv
 
     for target in (args.out, args.results_md):  # before reading any run: can the output be written at all?
         if target:
@@ -147,9 +152,17 @@ def cmd_report(args) -> int:
         if args.format == "csv-long":
             text = to_long_csv(runs)
         else:
-            tables = build_tables(runs, metric=args.metric, allow_mixed=args.allow_mixed, split=args.split,
+            # runs of different protocols are never one table unless --allow-mixed: one table per protocol instead
+            n_groups = len(protocol_groups(runs))
+            split = args.split or (n_groups > 1 and not args.allow_mixed)
+            if split and n_groups > 1 and not args.split:
+                print(f"bitrieve report: these runs mix {n_groups} protocols (dataset, protocol, counts or dataset "
+                      "card); one table per protocol follows (--allow-mixed: one table, flagged)", file=sys.stderr)
+            tables = build_tables(runs, metric=args.metric, allow_mixed=args.allow_mixed, split=split,
                                   method_order=_method_order(), digits=args.digits)
-            text = "\n".join(RENDERERS[args.format](t) for t in tables)
+            for line in tables.skipped:
+                print(f"bitrieve report: skipped {line}", file=sys.stderr)
+            text = render(tables, args.format)
     except ReportError as e:
         print(f"bitrieve report: error: {e}", file=sys.stderr)
         return 2
@@ -177,18 +190,24 @@ def cmd_figures(args) -> int:
     except ReportError as e:
         print(f"bitrieve figures: error: {e}", file=sys.stderr)
         return 2
+    from bitrieve.console import status
+
     out = Path(args.out)
     written = []
-    if "pr" in kinds:
-        written += plot_curves(runs, out, "pr")
-    if "pn" in kinds:
-        written += plot_curves(runs, out, "p@n")
-    if "train" in kinds:
-        written += plot_training(runs, out)
-    if "examples" in kinds:
-        from bitrieve.report.examples import plot_examples_for_runs
+    what = {"pr": "precision-recall curves", "pn": "precision@N curves", "train": "training curves",
+            "examples": "retrieval examples (re-encoding each run from its checkpoint)"}
+    for kind in ("pr", "pn", "train", "examples"):
+        if kind not in kinds:
+            continue
+        status(f"figures: {what[kind]} of {len(runs)} runs -> {out}")
+        if kind in ("pr", "pn"):
+            written += plot_curves(runs, out, "pr" if kind == "pr" else "p@n")
+        elif kind == "train":
+            written += plot_training(runs, out)
+        else:
+            from bitrieve.report.examples import plot_examples_for_runs
 
-        written += plot_examples_for_runs(runs, out, bits=args.examples_bits, k=args.examples_k)
+            written += plot_examples_for_runs(runs, out, bits=args.examples_bits, k=args.examples_k)
     for w in written:
         print(f"wrote {w}")
     if not written:
@@ -199,6 +218,9 @@ def cmd_figures(args) -> int:
 
 def cmd_results(args) -> int:
     from bitrieve.config import ConfigError
+    from bitrieve.console import status
+
+    status(f"results {args.spec}: reading the page spec and validating every sweep point")
     from bitrieve.report.page import build_page, load_page_spec, section_points
     from bitrieve.report.sweep import status
 

@@ -11,6 +11,7 @@ drawn when the split carries a ``caption`` side column or token ids with the sto
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -232,11 +233,12 @@ def plot_examples_for_runs(runs: list[RunResult], out_dir: str | Path, bits: int
             continue
         chosen.setdefault((labels[(r.method, r.variant_sha)], r.dataset), r)
     written: list[Path] = []
+    not_drawn: dict[str, list[str]] = {}  # reason -> run directories (one line per reason, not one per run)
     for (row, dataset), r in sorted(chosen.items()):
         try:
             data, q, db = load_codes(r.run_dir)
         except (ReportError, ImportError, KeyError, ValueError, FileNotFoundError) as e:
-            print(f"figures: no retrieval examples for {r.run_dir}: {e}")
+            not_drawn.setdefault(str(e).removeprefix(f"{r.run_dir}: "), []).append(str(r.run_dir))
             continue
         real = np.issubdtype(next(iter(q.values())).dtype, np.floating)
         check = "real-valued embeddings ranked by cosine (not re-checked)" if real else verify_codes(r, data, q, db)
@@ -249,4 +251,8 @@ def plot_examples_for_runs(runs: list[RunResult], out_dir: str | Path, bits: int
                  f"query, then top {k} by {rank}; green ✓ = {rel}\n{check}")
         written += plot_examples(data, q, db, out_dir, f"examples_{slug(row)}_{slug(dataset)}_b{r.bits}", title,
                                  n_queries=n_queries, k=k, store_dir=store)
+    for reason, dirs in not_drawn.items():
+        shown = ", ".join(dirs[:2]) + (f" and {len(dirs) - 2} more" if len(dirs) > 2 else "")
+        print(f"figures: no retrieval examples for {len(dirs)} run{'s' if len(dirs) != 1 else ''} ({shown}): "
+              f"{reason}", file=sys.stderr)
     return written

@@ -30,7 +30,7 @@ from bitrieve.config import ConfigError, load_yaml_mapping
 from bitrieve.report.results import TASK_NAMES, TASK_ORDER, ReportError, RunResult, find_results, load_result, \
     row_labels
 from bitrieve.report.results_md import code_summary, protocol_paragraph
-from bitrieve.report.tables import build_tables, metric_name, to_long_csv, to_markdown
+from bitrieve.report.tables import build_tables, markdown_blocks, metric_name, to_long_csv
 
 
 class _Strict(BaseModel):
@@ -231,8 +231,7 @@ def render_section(section: Section, runs: list[RunResult], missing: list[str], 
                 out += [recall_table(runs), ""]
                 continue
             try:
-                for table in build_tables(runs, metric=metric, split=True, method_order=method_order):
-                    out += [to_markdown(table), ""]
+                out += markdown_blocks(build_tables(runs, metric=metric, split=True, method_order=method_order))
             except ReportError as e:
                 out += [f"Not available: {e}", ""]
     if section.references:
@@ -253,6 +252,7 @@ def build_page(spec_path: str | Path, report_only: bool = False, sets: list[str]
                method_order: list[str] | None = None) -> tuple[Path, list[str]]:
     """Run the sweeps of every section (unless ``report_only``), then write the page. Returns (page path, failed
     run directories)."""
+    from bitrieve.console import status
     from bitrieve.report.sweep import run_sweep
 
     spec = load_page_spec(spec_path)
@@ -274,6 +274,9 @@ def build_page(spec_path: str | Path, report_only: bool = False, sets: list[str]
     body: list[str] = []
     for s in spec.sections:
         runs, missing = collect_runs(spec, s, points[s.id])
+        if progress:  # a page takes ~25 s (figures): say which section is being written
+            status(f"results: section '{s.id}' ({len(runs)} run{'s' if len(runs) != 1 else ''}): tables"
+                   + (", figures" if s.figures and figures else ""))
         for r in runs:
             all_runs.setdefault(r.path.resolve(), r)
         body += render_section(s, runs, missing, fig_root, md_dir, method_order)

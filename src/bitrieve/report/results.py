@@ -166,16 +166,52 @@ def load_results(paths: Iterable[str | Path]) -> list[RunResult]:
 
 def dedupe(runs: list[RunResult]) -> list[RunResult]:
     """Two stored runs of the same (method, variant, dataset, bits, seed) would be counted twice: keep the first,
-    warn naming both."""
+    and say so in one warning that names the pairs."""
     seen: dict[tuple, RunResult] = {}
+    repeats: list[str] = []
     for r in runs:
         key = (r.method, r.variant_sha, r.dataset, r.bits, r.seed, json.dumps(r.protocol, sort_keys=True))
         if key in seen:
-            warnings.warn(f"duplicate run {r.method} b{r.bits} s{r.seed}: {r.path} repeats {seen[key].path}; "
-                          "keeping the first", stacklevel=2)
+            repeats.append(f"{r.run_dir} repeats {seen[key].run_dir} ({r.method} b{r.bits} s{r.seed})")
             continue
         seen[key] = r
+    if repeats:
+        shown = "; ".join(repeats[:3]) + (f"; and {len(repeats) - 3} more" if len(repeats) > 3 else "")
+        warnings.warn(f"{len(repeats)} duplicate run{'s' if len(repeats) > 1 else ''} counted once (same method, "
+                      f"config, bits, seed and protocol; the first found is kept): {shown}", stacklevel=3)
     return list(seen.values())
+
+
+def read_card(run: RunResult) -> dict[str, Any] | None:
+    """The run's stored dataset card (``card.json`` beside results.json), or None."""
+    try:
+        card = json.loads((run.run_dir / "card.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) else None
+
+
+def current_card(run: RunResult) -> dict[str, Any] | None:
+    """The card the run's data has *now* (embedded Wiki, or the store's card.json), or None when the data is not
+    here. Lets a report tell a run evaluated under an older card from one of another dataset."""
+    spec = run.variant.get("data")
+    if not isinstance(spec, str):
+        return None
+    if spec == "wiki":
+        from bitrieve.data.wiki import read_wiki_mat
+
+        return dict(read_wiki_mat().card)
+    try:
+        card = json.loads((Path(spec) / "card.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) else None
+
+
+def card_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Top-level card keys whose values differ (what changed between two versions of a dataset card)."""
+    return sorted(k for k in set(a) | set(b) if json.dumps(a.get(k), sort_keys=True, default=str)
+                  != json.dumps(b.get(k), sort_keys=True, default=str))
 
 
 def row_labels(runs: list[RunResult]) -> dict[tuple[str, str], str]:

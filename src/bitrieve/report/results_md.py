@@ -12,7 +12,7 @@ from typing import Any
 
 from bitrieve.atomic import write_text_atomic
 from bitrieve.report.results import RunResult, load_results, row_labels
-from bitrieve.report.tables import build_tables, metric_name, protocol_groups, to_long_csv, to_markdown
+from bitrieve.report.tables import build_tables, markdown_blocks, metric_name, protocol_groups, to_long_csv
 
 TABLE_METRICS = ("map@all", "map@50")
 
@@ -122,8 +122,7 @@ def render_results_md(runs: list[RunResult], md_path: Path, command: str, fig_di
             out += [f"## {metric_name(metric)}", "", f"No run stored {metric_name(metric)}.", ""]
             continue
         out += [f"## {metric_name(metric)}", ""]
-        for table in build_tables(runs, metric=metric, split=True, method_order=method_order):
-            out += [to_markdown(table), ""]
+        out += markdown_blocks(build_tables(runs, metric=metric, split=True, method_order=method_order))
     out += ["## Code diagnostics", ""] + code_summary(runs)
     links = _figure_links(fig_dir, md_dir, runs)
     if links:

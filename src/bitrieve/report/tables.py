@@ -171,25 +171,110 @@ def describe_mix(protocols: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+def describe_group(p: dict[str, Any], runs: list[RunResult]) -> str:
+    """'wiki, protocol 'wiki', card ea2fb10ee456: 24 runs in results/djsrh-wiki, results/jdsh-wiki' (where they are)."""
+    return f"{p['dataset']}, protocol '{p['protocol']}', card {str(p['dataset_card_sha256'])[:12]}: {_where(runs)}"
+
+
+def _where(runs: list[RunResult]) -> str:
+    dirs = sorted({str(r.run_dir.parent) for r in runs})
+    shown = ", ".join(dirs[:3]) + (f" and {len(dirs) - 3} more" if len(dirs) > 3 else "")
+    return f"{len(runs)} run{'s' if len(runs) != 1 else ''} in {shown}"
+
+
+def card_notes(groups: list[tuple[dict[str, Any], list[RunResult]]]) -> dict[int, str]:
+    """For datasets whose runs carry different dataset cards: which group was evaluated under a card that is not
+    the dataset's current one, and what differs (index of the group -> note). Empty when nothing is stale or the
+    data is not here to compare with."""
+    from bitrieve.data.types import card_sha256
+    from bitrieve.report.results import card_differences, current_card, read_card
+
+    by_dataset: dict[str, list[int]] = {}
+    for i, (p, _) in enumerate(groups):
+        by_dataset.setdefault(p["dataset"], []).append(i)
+    notes: dict[int, str] = {}
+    for dataset, idx in by_dataset.items():
+        if len({groups[i][0]["dataset_card_sha256"] for i in idx}) < 2:
+            continue
+        try:
+            now = current_card(groups[idx[0]][1][0])
+        except Exception:  # noqa: BLE001 (the data is optional here: no note rather than no report)
+            now = None
+        if now is None:
+            continue
+        now_sha = card_sha256(now)
+        for i in idx:
+            p, runs = groups[i]
+            if p["dataset_card_sha256"] == now_sha:
+                continue
+            old = read_card(runs[0])
+            what = (f"its card.json differs from the current one in {', '.join(card_differences(old, now))}"
+                    if old is not None else "its card.json is not stored")
+            same_inputs = old is not None and old.get("sha256") == now.get("sha256") and old.get("sha256")
+            notes[i] = (f"{_where(runs)} {'were' if len(runs) > 1 else 'was'} evaluated under an older '{dataset}' "
+                        "dataset card "
+                        f"({str(p['dataset_card_sha256'])[:12]}; current {now_sha[:12]}): {what}"
+                        + ("; the input files are the same (sha256 equal)" if same_inputs else "")
+                        + ". Retrain (bitrieve train CONFIG --out RUN_DIR --overwrite) to compare with the other runs.")
+    return notes
+
+
+class TableSet(list):
+    """``build_tables``'s answer: the tables, plus ``skipped`` (protocol groups left out because none of their runs
+    has the metric) and ``notes`` (stale dataset cards), one line each, for the caller to print."""
+
+    def __init__(self, tables=(), skipped: list[str] | None = None, notes: list[str] | None = None):
+        super().__init__(tables)
+        self.skipped = list(skipped or [])
+        self.notes = list(notes or [])
+
+
 def build_tables(runs: list[RunResult], metric: str = "map@all", allow_mixed: bool = False, split: bool = False,
-                 method_order: list[str] | None = None, digits: int = 3) -> list[Table]:
+                 method_order: list[str] | None = None, digits: int = 3) -> TableSet:
     """One table (or one per protocol group with ``split``). Raises ReportError on mixed protocols unless
-    ``allow_mixed`` or ``split``; on no runs; on a metric no run has."""
+    ``allow_mixed`` or ``split``; on no runs; on a metric no run has. With ``split``, a protocol group none of whose
+    runs has the metric (e.g. Recall@K-only VSE++ runs in a mAP table) is skipped and named in ``.skipped``."""
     if not runs:
         raise ReportError("no runs to report")
     groups = protocol_groups(runs)
+    stale = card_notes(groups) if len(groups) > 1 else {}
     if len(groups) > 1 and split:
-        return [_build(g, metric, [p], [], method_order, digits, False) for p, g in groups]
+        tables, skipped = [], []
+        # per dataset, the largest group first (a few runs under an older card come after the main table)
+        order = sorted(range(len(groups)), key=lambda i: (str(groups[i][0]["dataset"]), -len(groups[i][1]), i))
+        for i, (p, g) in ((i, groups[i]) for i in order):
+            if not any(r.metric(t, metric) is not None for r in g for t in r.tasks()):
+                skipped.append(f"{describe_group(p, g)}: no '{metric}' (they have {', '.join(metrics_present(g))})")
+                continue
+            t = _build(g, metric, [p], [], method_order, digits, False)
+            if i in stale:
+                t.warnings.insert(0, stale[i])
+            tables.append(t)
+        if not tables:
+            raise ReportError(f"no run has metric '{metric}'; metrics present: {', '.join(metrics_present(runs))}")
+        return TableSet(tables, skipped, [stale[i] for i in sorted(stale)])
     if len(groups) > 1 and not allow_mixed:
         raise ReportError(
             f"these runs mix protocols ({describe_mix([p for p, _ in groups])}); their numbers are not "
-            "comparable in one table. Use --split (one table per protocol) or --allow-mixed (one table, flagged).")
+            "comparable in one table. Groups: " + "; ".join(describe_group(p, g) for p, g in groups) + ". "
+            + "".join(f"{stale[i]} " for i in sorted(stale))
+            + "Use --split (one table per protocol) or --allow-mixed (one table, flagged).")
     protocols = [p for p, _ in groups]
     warns = []
     if len(groups) > 1:
         warns.append(f"this table mixes protocols ({describe_mix(protocols)}); rows from different protocols are "
                      "NOT comparable.")
-    return [_build(runs, metric, protocols, warns, method_order, digits, len(groups) > 1)]
+        warns += [stale[i] for i in sorted(stale)]
+    return TableSet([_build(runs, metric, protocols, warns, method_order, digits, len(groups) > 1)],
+                    notes=[stale[i] for i in sorted(stale)])
+
+
+def metrics_present(runs: list[RunResult]) -> list[str]:
+    """Every metric key the runs store (``metrics`` and ``PROTOCOL:KEY`` of stored protocol blocks)."""
+    have = sorted({m for r in runs for t in r.tasks() for m in r.data["metrics"][t]})
+    have += sorted({f"{p}:{m}" for r in runs for p, blk in (r.data.get("protocols") or {}).items()
+                    if isinstance(blk, dict) for t in blk.values() if isinstance(t, dict) for m in t})
+    return have
 
 
 def _build(runs, metric, protocols, warns, method_order, digits, mixed) -> Table:
@@ -219,10 +304,7 @@ def _build(runs, metric, protocols, warns, method_order, digits, mixed) -> Table
             c.values.append(v)
             c.seeds.append(r.seed)
     if not cells:
-        have = sorted({m for r in runs for t in r.tasks() for m in r.data["metrics"][t]})
-        have += sorted({f"{p}:{m}" for r in runs for p, blk in (r.data.get("protocols") or {}).items()
-                        if isinstance(blk, dict) for t in blk.values() if isinstance(t, dict) for m in t})
-        raise ReportError(f"no run has metric '{metric}'; metrics present: {', '.join(have)}")
+        raise ReportError(f"no run has metric '{metric}'; metrics present: {', '.join(metrics_present(runs))}")
     if missing:
         warns.append(f"{missing} run×task results lack '{metric}' (shown as –).")
     tasks = sorted({t for t, _, _ in cells}, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else 99, t))
@@ -231,6 +313,8 @@ def _build(runs, metric, protocols, warns, method_order, digits, mixed) -> Table
     for task in tasks:
         for b in bits:
             col = [c for (t, _, bb), c in cells.items() if t == task and bb == b]
+            if not col:  # e.g. a mixed table: I→I only at 12 bits, T→I only at 16
+                continue
             top = max(round(c.mean, digits) for c in col)
             for c in col:
                 c.best = round(c.mean, digits) == top and len(rows) > 1
@@ -268,6 +352,15 @@ def to_markdown(t: Table) -> str:
             name = TASK_NAMES.get(task, task) if i == 0 else ""
             out.append(f"| {name} | {_md_escape(row)} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
+
+
+def markdown_blocks(tables: TableSet) -> list[str]:
+    """Lines of a Markdown page: each table, then one line per protocol group left out for lack of the metric."""
+    out: list[str] = []
+    for t in tables:
+        out += [to_markdown(t), ""]
+    out += [f"Not in the table above: {line}." for line in getattr(tables, "skipped", [])]
+    return out + ([""] if getattr(tables, "skipped", []) else [])
 
 
 def _md_escape(s: str) -> str:
@@ -314,23 +407,24 @@ CSV_COLUMNS = ["task", "method", "bits", "metric", "mean", "std", "n", "seeds", 
                "tie", "n_query", "n_retrieval", "warning"]
 
 
-def to_csv(t: Table) -> str:
-    """The table's aggregated cells, one line per (task, method, bits)."""
+def to_csv(tables: Table | list[Table]) -> str:
+    """The aggregated cells of one table or several (``--split``), one line per (task, method, bits), one header."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
-    p = t.protocols[0] if len(t.protocols) == 1 else {f: "MIXED" for f in PROTOCOL_FIELDS}
-    warning = " | ".join(t.warnings)
-    for task in t.tasks:
-        for row in t.rows:
-            for b in t.bits:
-                c = t.cells.get((task, row, b))
-                if c is None:
-                    continue
-                std = "" if c.std is None else f"{c.std:.6g}"
-                w.writerow([task, row, b, t.metric, f"{c.mean:.6g}", std, c.n, " ".join(map(str, c.seeds)),
-                            int(c.best), p["dataset"], p["protocol"], p["tie"], p["n_query"], p["n_retrieval"],
-                            warning])
+    for t in [tables] if isinstance(tables, Table) else tables:
+        p = t.protocols[0] if len(t.protocols) == 1 else {f: "MIXED" for f in PROTOCOL_FIELDS}
+        warning = " | ".join(t.warnings)
+        for task in t.tasks:
+            for row in t.rows:
+                for b in t.bits:
+                    c = t.cells.get((task, row, b))
+                    if c is None:
+                        continue
+                    std = "" if c.std is None else f"{c.std:.6g}"
+                    w.writerow([task, row, b, t.metric, f"{c.mean:.6g}", std, c.n, " ".join(map(str, c.seeds)),
+                                int(c.best), p["dataset"], p["protocol"], p["tie"], p["n_query"], p["n_retrieval"],
+                                warning])
     return buf.getvalue()
 
 
@@ -357,4 +451,8 @@ def to_long_csv(runs: list[RunResult]) -> str:
     return buf.getvalue()
 
 
-RENDERERS = {"md": to_markdown, "latex": to_latex, "csv": to_csv}
+def render(tables: list[Table], fmt: str) -> str:
+    """All tables in one format: Markdown / LaTeX tables one after another, CSV under one header."""
+    if fmt == "csv":
+        return to_csv(list(tables))
+    return "\n".join({"md": to_markdown, "latex": to_latex}[fmt](t) for t in tables)
