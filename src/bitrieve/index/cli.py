@@ -104,19 +104,14 @@ def _build(args) -> int:
     from bitrieve.console import status
     from bitrieve.data import load_data
 
-<<<<<<< HEAD
-    if args.chunk < 1:
-        raise BinaryIndexError(f"--chunk must be >= 1, got {args.chunk}")
+    _check_chunk(args.chunk)
     out = Path(args.out)
     try:  # before loading the model and encoding: the same rule the save applies at the end
         check_replaceable(out, is_index_dir, "bitrieve index directory")
     except RefusedToReplace as e:
         raise BinaryIndexError(str(e)) from None
     check_writable(out.parent, "index", error=BinaryIndexError)
-=======
-    _check_chunk(args.chunk)
     status(f"index build: loading the run {args.run} (config, data, checkpoint)")
->>>>>>> docsrun
     cfg, method = _model.load_run_model(args.run, device=args.device)
     if args.backend != "exact":
         check_bits(int(method.bits), args.backend)  # before spending time on encoding
@@ -285,20 +280,8 @@ def _search(args) -> int:
         raise BinaryIndexError(f"{args.index_dir}: the index records no modality; pass --modality")
     if args.features:
         path = Path(args.features)
-<<<<<<< HEAD
         x = query_features(path, method, modality, args.run)
-        labels = [f"{path.name}[{i}]" for i in range(x.shape[0])]
-=======
-        if not path.is_file():
-            raise FileNotFoundError(f"features file not found: {path}")
-        try:
-            x = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise BinaryIndexError(f"{path}: not a plain .npy array ({e})") from None
-        if x.ndim == 1:
-            x = x[None]
         names = [f"{path.name}[{i}]" for i in range(x.shape[0])]
->>>>>>> docsrun
     else:
         try:
             wanted = [int(t) for t in args.ids.split(",") if t.strip()]
