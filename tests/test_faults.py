@@ -163,12 +163,15 @@ def _cli(argv) -> int:
 
 
 def _fails(capsys, argv, *needles) -> str:
-    """Run the CLI; it must exit 2 with exactly one line `bitrieve: error: ...` naming every needle, no traceback."""
+    """Run the CLI; it must exit 2 with exactly one line `bitrieve: error: ...` naming every needle, no traceback.
+    Besides it, stderr may hold only the status lines of `bitrieve.console.status` (what the command was doing)."""
     rc = _cli(argv)
     captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.strip()]
+    all_lines = [line for line in captured.err.splitlines() if line.strip()]
+    lines = [line for line in all_lines if line.startswith("bitrieve: error: ")]
     assert rc == 2, captured.err
-    assert len(lines) == 1 and lines[0].startswith("bitrieve: error: "), captured.err
+    assert len(lines) == 1 and all_lines[-1] == lines[0], captured.err
+    assert all(line.startswith("bitrieve: ") for line in all_lines), captured.err
     assert "Traceback" not in captured.err + captured.out
     for needle in needles:
         assert str(needle) in lines[0], (needle, lines[0])
@@ -821,7 +824,8 @@ def test_closed_pipe_ends_quietly(wiki_store):
 
 
 def test_closed_pipe_during_eval_json_ends_quietly(toy_run, capsys, monkeypatch):
-    """`bitrieve eval RUN --json | head`: the write fails with EPIPE; one exit code, nothing on stderr."""
+    """`bitrieve eval RUN --json | head`: the write fails with EPIPE; one exit code, nothing on stderr but the
+    command's status lines (no error, no traceback)."""
     import sys
 
     class ClosedPipe:
@@ -834,7 +838,8 @@ def test_closed_pipe_during_eval_json_ends_quietly(toy_run, capsys, monkeypatch)
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert _cli(["eval", toy_run, "--json"]) == 141
     monkeypatch.undo()
-    assert capsys.readouterr().err == ""
+    err = capsys.readouterr().err
+    assert all(line.startswith("bitrieve: ") and "error" not in line for line in err.splitlines()), err
 
 
 # --- threads: one decision, and numba does not change torch's ---------------------------------------------------------

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 import torch
 import torch.nn.functional as F
 
@@ -59,14 +61,14 @@ class DGCPNParams(Params):
     k_pair: float = 1.5  # target of the paired codes' cosine (released ``K``)
     dw: float = 1.0
     cw: float = 1.0
-    knn_number: int | None = 3000  # released --knn_number: smallest similarities dropped per row (keeps n - this - 1)
-    knn_number_fraction: float = 0.6  # knn_number null: round(fraction * n_train) (MIRFlickr: 3,000 / 5,000)
+    knn_number: int | None = Field(3000, ge=0)  # released --knn_number: smallest similarities dropped per row (keeps n - this - 1)
+    knn_number_fraction: float = Field(0.6, ge=0, lt=1)  # knn_number null: round(fraction * n_train) (MIRFlickr: 3,000 / 5,000)
     scale: float | None = 4000.0  # null: scale_fraction * n_train
     scale_fraction: float = 0.8
     half_binary: bool = True
     optimisation: Literal["released", "summed"] = "released"  # three updates per batch | one summed update
     dropout: float = 0.5  # released Dropout(0.5) between the hidden layer and the hash layer (both networks)
-    text_hash_init_std: float | None = 0.3  # released N(0, 0.3) text hash-layer weights; null: PyTorch's default
+    text_hash_init_std: float | None = Field(0.3, gt=0)  # released N(0, 0.3) text hash-layer weights; null: PyTorch's default
     hidden: int = 4096
     lr_image: float = 0.005
     lr_text: float = 0.005
