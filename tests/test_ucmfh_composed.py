@@ -45,3 +45,18 @@ def test_loss_is_balanced_contrastive_plus_weighted_aggregated_reconstruction():
     ref = balanced_contrastive(ev, et) + 0.5 * balanced_contrastive(hv, ht) + 7.0 * rec
     assert torch.allclose(out["loss"], ref, rtol=1e-5)
     assert torch.allclose(out["reconstruction"], rec, rtol=1e-5)
+
+
+def test_fusion_only_stage_optimises_the_embedding_term_alone():
+    """pretrain_epochs > 0 adds UCMFH's fusion-only stage: it must optimise c(e_v, e_t) and nothing else (the hash
+    and structure terms belong to the hash stage); the heads receive no gradient from it."""
+    m = _build(pretrain_epochs=2).eval()
+    fusion, hash_stage = m.stages()
+    b = _batch()
+    out = fusion.loss(b)
+    assert set(out) == {"loss", "contrastive_embedding"}
+    ev, et = m.embed(b["image"], b["text"])
+    assert torch.allclose(out["loss"], balanced_contrastive(ev, et), rtol=1e-5)
+    out["loss"].backward()
+    assert all(p.grad is None for p in m.heads.parameters())
+    assert {"contrastive_hash", "reconstruction"} <= set(hash_stage.loss(b))

@@ -15,7 +15,6 @@ MIRFlickr / NUS-WIDE).
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .hamming import Codes
 from .metrics import TASKS, pack_labels, ranking_summary
@@ -57,7 +56,9 @@ def leave_one_out_retrieval(codes: dict, labels, tasks=("i2t", "t2i"), ks=(50,),
             continue
         q_words, d_words, bits = packed[qm].words, np.ascontiguousarray(packed[dm].words), packed[dm].bits
         sums = {"map@all": 0.0, "p@h<=2": 0.0, **{f"map@{k}": 0.0 for k in ks}}
-        for i in tqdm(range(n), desc=f"unseen-database {task}", leave=False, disable=not progress):
+        from bitrieve.console import progress as progress_bar  # log-friendly when stderr is not a terminal
+
+        for i in progress_bar(range(n), desc=f"unseen-database {task}", leave=False, enabled=progress):
             others = np.r_[0:i, i + 1:n]
             s = ranking_summary(Codes(q_words[i:i + 1], bits), Codes(d_words[others], bits), lab[i:i + 1],
                                 lab[others], top_ks=list(ks), tie=tie)

@@ -39,8 +39,10 @@ class AGCHFusionBalanced(UCMFH):
     def _loss(self, batch, with_hash: bool = True):  # overrides FusionHashMixin._loss: adds AGCH's term
         p = self.params
         ev, et = self.embed_for_training(batch["image"], batch["text"])
-        hv, ht = self.heads["image"](ev), self.heads["text"](et)
         emb = contrastive(p.loss, ev, et, p.temperature, p.symmetric)
+        if not with_hash:  # the fusion-only stage: the hash and structure terms belong to the hash stage
+            return {"loss": emb, "contrastive_embedding": emb}
+        hv, ht = self.heads["image"](ev), self.heads["text"](et)
         hsh = contrastive(p.loss, hv, ht, p.temperature, p.symmetric)
         s = aggregated_similarity(batch["image"], batch["text"], p.gamma_v, p.gamma_t, p.rho).detach()
         rec = (similarity_reconstruction(s, hv) + similarity_reconstruction(s, ht)
