@@ -84,8 +84,10 @@ def test_stages_and_optimisers_follow_the_paper():
     assert stage.batch_size == 128 and stage.max_rows == 4992 and stage.groups == ["fusion", "heads"]
     g = m.param_groups()
     assert g["fusion"]["lr"] == 1e-4 and g["heads"]["lr"] == 1e-3
-    quirk = _build("ucmfh", head_schedule="released", **TINY).stages()[-1]
-    assert quirk.schedule_milestones == (30, 80) and quirk.schedule_gamma == 1.2 and quirk.schedule_unit == "iter"
+    # released ICMR.py:44-49: the heads' lr x1.2 at iterations 30 and 80 (the default); `none` is the switch
+    assert stage.schedule_milestones == (30, 80) and stage.schedule_gamma == 1.2 and stage.schedule_unit == "iter"
+    assert stage.schedule_groups == ("heads",)
+    assert not _build("ucmfh", head_schedule="none", **TINY).stages()[-1].schedule_milestones
     assert [s.name for s in _build("ucmfh", pretrain_epochs=3, **TINY).stages()] == ["fusion", "hash"]
     # the fork (hashNetVersion): one hash stage from a fresh model, 100 epochs, MLP lr x1.2 at iterations 30, 80
     (only,) = _build("ucmfh_variant", **TINY).stages()

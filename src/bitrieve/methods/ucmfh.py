@@ -83,7 +83,7 @@ class UCMFHParams(ContrastiveHashParams):
     lr_fusion: float = 1e-4
     epochs: int = 100  # MIRFlickr 100, NUS-WIDE 150, COCO 500
     pretrain_epochs: int = 0  # > 0: a fusion-only stage first (released task=0)
-    head_schedule: HeadSchedule = "none"
+    head_schedule: HeadSchedule = "released"  # ICMR.py:44-49 (MIRFlickr/NUS-WIDE); COCO: released_coco
     # bitrieve extension, NOT in the paper (default 0 = faithful): probability that a training batch is encoded the
     # way ``encode`` works at test time, each modality from itself with the other token half = the fill constant
     unimodal_training: float = Field(0.0, ge=0.0, le=1.0)
