@@ -1,13 +1,26 @@
+import hashlib
+import json
+
 import pytest
 
 from bitrieve.config import ConfigError, load_config, parse_config, set_override
 
 
 def test_valid_config_resolves_method_defaults():
-    cfg = parse_config({"method": "cca_itq", "bits": 16})
+    cfg = parse_config({"method": "cca_itq", "bits": 16, "params": {"anchors": 100}})
     resolved = cfg.resolved()
-    assert resolved["params"]["anchors"] == 500  # the method's default filled in
-    assert len(cfg.sha256()) == 64
+    # every parameter of the method is written out: the one given, the others at CCA-ITQ's documented defaults
+    # (RBF kernel, ridge 1.0, Gong et al.'s 50 ITQ iterations, anchors drawn with the run seed)
+    assert resolved["params"] == {"kernel": True, "anchors": 100, "regularization": 1.0, "itq_iterations": 50,
+                                  "anchor_seed": None}
+    assert resolved["method"] == "cca_itq" and resolved["bits"] == 16
+    # config_sha256 is the sha256 of the resolved config (docs/engine.md): a default given explicitly or left out
+    # is the same config; a changed value is a different one
+    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
+    assert cfg.sha256() == digest
+    explicit = parse_config({"method": "cca_itq", "bits": 16, "params": {"anchors": 100, "itq_iterations": 50}})
+    assert explicit.sha256() == digest
+    assert parse_config({"method": "cca_itq", "bits": 16, "params": {"anchors": 101}}).sha256() != digest
 
 
 def test_unknown_top_level_key_is_named():

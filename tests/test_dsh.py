@@ -57,11 +57,37 @@ def test_paper_constants_and_iteration_schedule():
     assert DSH(DSH.Params(epochs=3), 12, _pixels_info()).stages()[0].epochs == 3
 
 
-def test_loss_uses_the_regularizer_weight():
-    m = DSH(DSH.Params(alpha=0.0), 12, _pixels_info())
+def _dsh_loss_by_pairs(b, labels, margin, alpha):
+    """The DSH objective re-typed pair by pair (paper Sec. 3, Caffe HashingLossLayer normalisation n(n - 1)):
+    sum_{i<j} 1/2 [s ||b_i - b_j||^2 + (1 - s) max(m - ||b_i - b_j||^2, 0)] / (n(n - 1))
+    + alpha * sum_i sum_k | |b_ik| - 1 | / n."""
+    b, labels = b.tolist(), labels.tolist()
+    n = len(b)
+    pairs = 0.0
+    for i in range(n):
+        for j in range(i + 1, n):
+            d2 = sum((x - y) ** 2 for x, y in zip(b[i], b[j]))
+            similar = any(u and v for u, v in zip(labels[i], labels[j]))
+            pairs += 0.5 * (d2 if similar else max(margin - d2, 0.0))
+    reg = sum(abs(abs(x) - 1.0) for row in b for x in row) / n
+    return pairs / (n * (n - 1)) + alpha * reg
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.01, 0.7])
+def test_loss_is_the_papers_pair_loss_plus_the_weighted_regularizer(alpha):
+    info = DataInfo({"image": 20}, {"image": (20,)}, num_labels=10, num_train=100)
     torch.manual_seed(0)
-    out = m.loss(_batch())
-    assert out["loss"].item() == pytest.approx((out["similar"] + out["dissimilar"]).item())
+    m = DSH(DSH.Params(backbone="identity", alpha=alpha, margin=0.3), 4, info)  # identity: no random mirror
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(6, 20, generator=g)
+    y = torch.nn.functional.one_hot(torch.tensor([0, 0, 1, 1, 2, 0]), 10)
+    y[5, 1] = 1  # a multi-label row: similar to rows 0, 1 (label 0) and 2, 3 (label 1)
+    out = m.loss({"image": x, "label": y})
+    with torch.no_grad():
+        b = m.encode("image", x)
+    d2 = torch.cdist(b, b)[torch.triu_indices(6, 6, 1).unbind()] ** 2
+    assert (d2 < 0.3).any() and (d2 > 0.3).any()  # the hinge is active for some pairs and not for others
+    assert out["loss"].item() == pytest.approx(_dsh_loss_by_pairs(b, y, 0.3, alpha), rel=1e-5)
 
 
 def test_prepare_stores_the_training_mean_image():

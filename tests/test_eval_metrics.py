@@ -322,3 +322,67 @@ def test_tie_averaged_matches_direct_summation_at_scale():
     for k in ks:
         assert abs(s["top"][k] - np.mean([p[1][k] for p in per])) < 1e-9, k
         assert abs(s["first"][k] - np.mean([p[2][k] for p in per])) < 1e-9, k
+
+
+# ------------------------------------------------------------------ the multi-word branch and query chunking
+
+def test_histograms_multi_word_branch_counts_by_enumeration():
+    """> 64 bits and > 64 labels take the kernels' multi-word path: its per-distance counts of all / relevant items
+    equal a direct count, and tie-averaged metrics there equal the average over every database order."""
+    from bitrieve.eval import _kernels
+    from bitrieve.eval.hamming import Codes
+    from bitrieve.eval.metrics import _pair_labels
+
+    rng = np.random.default_rng(21)
+    bits, n_labels = 70, 67
+    qc = rng.integers(0, 2, (3, bits))
+    dc = np.repeat(qc[:1], 5, axis=0)
+    dc[:, 60:70] = rng.integers(0, 2, (5, 10))  # differences on both sides of the 64-bit word boundary
+    dc[1] = dc[3]  # an exact tie
+    ql = np.zeros((3, n_labels), np.uint8)
+    dl = np.zeros((5, n_labels), np.uint8)
+    ql[0, 66], ql[1, 2], ql[2, [5, 66]] = 1, 1, 1  # label 66 lives in the second label word
+    dl[[0, 3], 66], dl[1, 2], dl[4, 5] = 1, 1, 1
+    q, d = Codes.pack(qc), Codes.pack(dc)
+    qlw, dlw = _pair_labels(ql, dl, 3, 5)
+    assert q.words.shape[1] == 2 and qlw.shape[1] == 2  # two words each: the branch under test
+    cnt_all, cnt_rel = _kernels.histograms(q.words, d.words, qlw, dlw, bits)
+    for i in range(3):
+        dist = (qc[i][None, :] != dc).sum(axis=1)
+        rel = (dl @ ql[i]) > 0
+        np.testing.assert_array_equal(cnt_all[i], np.bincount(dist, minlength=bits + 1))
+        np.testing.assert_array_equal(cnt_rel[i], np.bincount(dist[rel], minlength=bits + 1))
+    ks = [1, 2, 4, 6]
+    s = ranking_summary(qc, dc, ql, dl, top_ks=ks, first_ks=ks, pn=ks, tie="tie-averaged")
+    got = np.concatenate([[s["map@all"]], [s["top"][k] for k in ks], [s["first"][k] for k in ks], s["p@n"]])
+    np.testing.assert_allclose(got, exhaustive_tie_average(qc, dc, ql, dl, ks, ks, ks), atol=1e-12)
+
+
+@pytest.mark.parametrize("tie", ["stable", "tie-averaged"])
+def test_ranking_summary_chunked_over_queries_equals_reference(tie):
+    """chunk < number of queries: the per-chunk sums (mAP, top-K, first-K, P@n, PR curve, queries without a
+    relevant item) add up to the per-query reference."""
+    rng = np.random.default_rng(31)
+    qc, dc, ql, dl = clustered_case(rng, nq=11, n=300, bits=12, n_labels=5, pm1=False)
+    ql[4] = 0  # a query with no relevant item, inside the second chunk
+    ks = [5, 40]
+    whole = ranking_summary(qc, dc, ql, dl, top_ks=ks, first_ks=ks, pn=ks, tie=tie)
+    chunked = ranking_summary(qc, dc, ql, dl, top_ks=ks, first_ks=ks, pn=ks, tie=tie, chunk=3)
+    assert chunked["queries_without_relevant"] == 1
+    np.testing.assert_allclose(chunked["pr"]["precision"], whole["pr"]["precision"], atol=1e-12)
+    np.testing.assert_allclose(chunked["pr"]["recall"], whole["pr"]["recall"], atol=1e-12)
+    assert abs(chunked["map@all"] - whole["map@all"]) < 1e-12
+    if tie == "stable":  # the per-query reference ranks with stable ties
+        r = ref_summary(qc, dc, ql, dl, top_ks=ks, first_ks=ks, pn=ks)
+        assert abs(chunked["map@all"] - r["map@all"]) < 1e-9
+        for k in ks:
+            assert abs(chunked["top"][k] - r["top"][k]) < 1e-9 and abs(chunked["first"][k] - r["first"][k]) < 1e-9
+        np.testing.assert_allclose(chunked["p@n"], r["p@n"], atol=1e-9)
+        np.testing.assert_allclose(chunked["pr"]["precision"], r["precision"], atol=1e-9)
+        np.testing.assert_allclose(chunked["pr"]["recall"], r["recall"], atol=1e-9)
+    else:  # tie-averaged: against direct summation per query (ref_tie_averaged_query)
+        per = [ref_tie_averaged_query(qc[i], ql[i], dc, dl, ks, ks) for i in range(len(qc))]
+        assert abs(chunked["map@all"] - np.mean([p[0] for p in per])) < 1e-9
+        for k in ks:
+            assert abs(chunked["top"][k] - np.mean([p[1][k] for p in per])) < 1e-9
+            assert abs(chunked["first"][k] - np.mean([p[2][k] for p in per])) < 1e-9

@@ -39,13 +39,18 @@ def test_paper_worked_example_plain_euclidean_distance():
     text = torch.ones(2, 3)
     _, parts = aggregated_similarity(image, text, gamma_v=1.0, gamma_t=0.0, rho=4.0, return_parts=True)
     c, d, s = float(parts["C"][0, 1]), float(parts["D"][0, 1]), float(parts["S_raw"][0, 1])
-    assert abs(c - 0.95) < 1e-6
-    assert round(d, 2) == 0.92 and abs(s - 0.874) < 0.005
-    # Eq. 12 as printed (root over the norm): D = exp(-sqrt(0.316) / 4) = 0.869, not the example's 0.92
+    distance = math.sqrt(2 - 2 * 0.95)  # two unit vectors with cosine 0.95
+    assert c == pytest.approx(0.95, abs=1e-6)
+    assert d == pytest.approx(math.exp(-distance / 4), abs=1e-6)  # Eq. 12 with the plain norm
+    assert s == pytest.approx(0.95 * math.exp(-distance / 4), abs=1e-6)  # Eq. 11
+    # the paper prints D = 0.92 and S = 0.874 = 0.95 x 0.92 (S from the rounded D): both fit the plain norm
+    assert round(d, 2) == 0.92 and round(c * round(d, 2), 3) == 0.874
+    # Eq. 12 as printed (root over the norm) gives a D that does not round to the example's 0.92
     _, printed = aggregated_similarity(image, text, gamma_v=1.0, gamma_t=0.0, rho=4.0, distance_form="sqrt_norm",
                                        return_parts=True)
-    assert abs(float(printed["D"][0, 1]) - math.exp(-math.sqrt(math.sqrt(2 - 2 * 0.95)) / 4)) < 1e-6
-    assert round(float(printed["D"][0, 1]), 3) == 0.869
+    d_printed = float(printed["D"][0, 1])
+    assert d_printed == pytest.approx(math.exp(-math.sqrt(distance) / 4), abs=1e-6)
+    assert round(d_printed, 2) == 0.87  # not the example's 0.92
 
 
 def test_paper_default_keeps_gamma_squared_diagonal():

@@ -1,7 +1,9 @@
-"""Figures are written (PNG + PDF), non-empty, and draw what the stored runs contain."""
+"""Figures are written (PNG + PDF) and draw what the stored runs contain: the plotted lines are read back from the
+matplotlib Figure and compared with values recomputed here from the synthetic runs' formulas."""
 
 from __future__ import annotations
 
+import matplotlib.colors
 import numpy as np
 import pytest
 
@@ -9,26 +11,86 @@ from bitrieve.data.types import CrossModalData, Split
 from bitrieve.report.examples import plot_examples, top_k
 from bitrieve.report.figures import _mean_curve, _series, plot_curves, plot_training
 from bitrieve.report.results import load_results
-from report_fixtures import write_grid
+from report_fixtures import value, write_grid
+
+SEEDS = (0, 1, 2)
 
 
-def _check(paths, stems):
+@pytest.fixture
+def drawn(monkeypatch):
+    """stem -> the Figure passed to ``save`` (still written to disk by the real ``save``)."""
+    import bitrieve.report.examples as examples
+    import bitrieve.report.figures as figures
+
+    figs = {}
+    real_save = figures.save
+
+    def keep(fig, out_dir, stem):
+        figs[stem] = fig
+        return real_save(fig, out_dir, stem)
+
+    monkeypatch.setattr(figures, "save", keep)
+    monkeypatch.setattr(examples, "save", keep)
+    return figs
+
+
+def _check_files(paths, stems):
     names = {p.name for p in paths}
-    for stem in stems:
-        assert f"{stem}.png" in names and f"{stem}.pdf" in names, (stem, names)
+    assert names == {f"{stem}.{fmt}" for stem in stems for fmt in ("png", "pdf")}
     for p in paths:
-        assert p.stat().st_size > (15_000 if p.suffix == ".png" else 5_000), p
         head = p.read_bytes()[:8]
         assert head.startswith(b"\x89PNG") if p.suffix == ".png" else head.startswith(b"%PDF")
 
 
-def test_curve_and_training_figures(tmp_path):
-    write_grid(tmp_path / "res", bits=(16,))
+def _lines(ax):
+    """label -> (x, y) of the labelled lines (matplotlib labels unlabelled artists '_child<n>')."""
+    return {line.get_label(): (np.asarray(line.get_xdata()), np.asarray(line.get_ydata())) for line in ax.get_lines()
+            if not line.get_label().startswith("_")}
+
+
+def test_curve_and_training_figures(tmp_path, drawn):
+    import json
+
+    write_grid(tmp_path / "res", bits=(16,), seeds=SEEDS)
     runs = load_results([tmp_path / "res"])
     out = tmp_path / "fig"
-    _check(plot_curves(runs, out, "pr"), ["pr_wiki_b16"])
-    _check(plot_curves(runs, out, "p@n"), ["pn_wiki_b16"])
-    _check(plot_training(runs, out), ["train_agch_wiki", "train_djsrh_wiki"])
+    _check_files(plot_curves(runs, out, "pr"), ["pr_wiki_b16"])
+    _check_files(plot_curves(runs, out, "p@n"), ["pn_wiki_b16"])
+    _check_files(plot_training(runs, out), ["train_agch_wiki", "train_djsrh_wiki"])
+    # PR panels: one per task, one line per method = the seeds' mean of the fixture's formulas
+    # (recall 1 - exp(-3r/bits), precision level + 0.8 (1 - level) exp(-4r/bits), level = the run's mAP)
+    r = np.arange(17)
+    for kind, stem in (("pr", "pr_wiki_b16"), ("p@n", "pn_wiki_b16")):
+        axes = [ax for ax in drawn[stem].axes if ax.get_visible() and ax.get_title()]
+        assert [ax.get_title() for ax in axes] == ["I→T", "T→I"]
+        for task, ax in enumerate(axes):
+            lines = _lines(ax)
+            assert set(lines) == {"agch", "djsrh"}
+            for method, (x, y) in lines.items():
+                levels = np.array([value(method, task, 0, s) for s in SEEDS])
+                if kind == "pr":
+                    want_y = np.mean([lv + (1 - lv) * np.exp(-4 * r / 16) * 0.8 for lv in levels], axis=0)
+                    np.testing.assert_allclose(x, 1 - np.exp(-3 * r / 16))
+                else:
+                    n = np.array([1, 10, 50, 100, 250, 500, 1000])
+                    want_y = np.mean([lv + 0.3 * np.exp(-n / 200) for lv in levels], axis=0)
+                    np.testing.assert_array_equal(x, n)
+                np.testing.assert_allclose(y, want_y)
+    # training curves: one panel per logged quantity that changes (the constant lr is left out), one line per bit
+    # length = the mean over seeds of results.json's history, epochs numbered across stages
+    histories = [json.loads(p.read_text())["history"]
+                 for p in sorted((tmp_path / "res" / "agch-wiki").glob("*/results.json"))]
+    assert len(histories) == len(SEEDS)
+    axes = [ax for ax in drawn["train_agch_wiki"].axes if ax.get_visible() and ax.get_title()]
+    assert {ax.get_title() for ax in axes} == {"loss", "loss_recon", "loss_quant", "bit_balance"}
+    for ax in axes:
+        ((label, (x, y)),) = _lines(ax).items()
+        assert label == "16 bits"
+        np.testing.assert_array_equal(x, np.arange(1, len(histories[0]) + 1))
+        np.testing.assert_allclose(y, np.mean([[row[ax.get_title()] for row in h] for h in histories], axis=0))
+        # the stage boundary: the fixture's 'pretrain' stage has the first 6 // 3 = 2 epochs
+        (boundary,) = [line for line in ax.get_lines() if line.get_label().startswith("_")]
+        assert list(boundary.get_xdata()) == [2.5, 2.5]
     assert not list(out.glob(".*"))  # no temp files left behind
     # redrawn from the same runs: byte-identical files (no creation date in the PDF), so regenerating docs/ leaves
     # unchanged figures unchanged in git
@@ -99,7 +161,7 @@ def test_caption_and_image_views():
     assert text.startswith(data.card["label_names"][int(np.argmax(data["retrieval"].labels[0]))]) and "#100" in text
 
 
-def test_retrieval_example_figure(tmp_path):
+def test_retrieval_example_figure(tmp_path, drawn):
     data = _toy_data()
     rng = np.random.default_rng(1)
     w = rng.standard_normal((4, 16))
@@ -110,7 +172,26 @@ def test_retrieval_example_figure(tmp_path):
     q = {"image": codes(data["query"]), "text": codes(data["query"])}
     r = {"image": codes(data["retrieval"]), "text": codes(data["retrieval"])}
     paths = plot_examples(data, q, r, tmp_path, "examples_toy", "toy", n_queries=2, k=5)
-    _check(paths, ["examples_toy"])
+    _check_files(paths, ["examples_toy"])
+    # each figure row: the query, then its top 5 by Hamming distance (ties in database order), framed green when
+    # it shares a label with the query - recomputed here by brute force
+    rows = np.sort(np.random.default_rng(0).choice(len(data["query"]), size=2, replace=False))
+    axes = np.array(drawn["examples_toy"].axes).reshape(4, 6)
+    for ti, (qm, dm) in enumerate((("image", "text"), ("text", "image"))):
+        for qi, row in enumerate(rows):
+            dist = (q[qm][row][None, :] != r[dm]).sum(axis=1)
+            top = np.argsort(dist, kind="stable")[:5]
+            share = (data["retrieval"].labels[top] & data["query"].labels[row]).any(axis=1)
+            line = axes[ti * 2 + qi]
+            assert line[0].get_title() == ("I→T" if qm == "image" else "T→I") + " query"
+            for j in range(5):
+                assert line[j + 1].get_title() == f"#{j + 1} {'✓' if share[j] else '✗'}"
+                color = tuple(line[j + 1].spines["left"].get_edgecolor())
+                assert color == matplotlib.colors.to_rgba("tab:green" if share[j] else "tab:red")
+            if dm == "image":  # raw images are drawn as they are stored (C, H, W -> H, W, C)
+                for j in range(5):
+                    np.testing.assert_array_equal(line[j + 1].get_images()[0].get_array(),
+                                                  data["retrieval"].inputs["image"][top[j]].transpose(1, 2, 0))
 
 
 @pytest.mark.parametrize("kind", ["pr", "p@n"])
