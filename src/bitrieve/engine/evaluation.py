@@ -13,10 +13,8 @@ import numpy as np
 import torch
 from bitrieve.console import progress as progress_bar
 from bitrieve.data.types import CrossModalData, Split
+from bitrieve.tasks import TASKS
 from bitrieve.threads import restore_torch_threads
-
-TASK_MODALITIES = {"i2t": ("image", "text"), "t2i": ("text", "image"), "i2i": ("image", "image"),
-                   "t2t": ("text", "text")}
 
 
 def to_tensor(a: np.ndarray) -> torch.Tensor:
@@ -103,7 +101,7 @@ def eval_tasks(method, cfg_tasks: list[str]) -> list[str]:
     mods = tuple(method.modalities)
     if mods == ("image",):
         return ["i2i"]
-    return [t for t in cfg_tasks if all(m in mods for m in TASK_MODALITIES[t])]
+    return [t for t in cfg_tasks if all(m in mods for m in TASKS[t])]
 
 
 def _protocol_name(card: dict[str, Any], default: str) -> str:
@@ -178,7 +176,7 @@ def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
     ev = cfg.eval
     ranking_protocols, method_protocols = split_protocols(method, ev.protocols)
     tasks = eval_tasks(method, list(ev.tasks))
-    mods = sorted({m for t in tasks for m in TASK_MODALITIES[t]})
+    mods = sorted({m for t in tasks for m in TASKS[t]})
     query, retrieval = data["query"], data["retrieval"]
     n_query = len(query) if ev.query_limit is None else min(ev.query_limit, len(query))
     hq = {m: encode_split(method, query, m, device, autocast=autocast, rows=n_query, progress=progress) for m in mods}
@@ -260,7 +258,7 @@ def _recall(beval, hq, query: Split, tasks, n_query, binary: bool) -> dict[str, 
     groups = np.asarray(extras_of(query).get("group", query.ids))[:n_query]
     out = {}
     for t in tasks:
-        qm, dm = TASK_MODALITIES[t]
+        qm, dm = TASKS[t]
         if qm == dm:
             continue  # i2i / t2t: no pair ground truth
         q, qgroups = (_first_per_group(hq[qm], groups) if qm == "image" else (hq[qm], groups))

@@ -26,11 +26,12 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import digamma
 
+from bitrieve.tasks import TASKS
+
 from . import _kernels
 from .hamming import Codes, _as_numpy, check_same_bits
 from .protocols import check_tie, get_protocol
 
-TASKS = {"i2t": ("image", "text"), "t2i": ("text", "image"), "i2i": ("image", "image"), "t2t": ("text", "text")}
 DEFAULT_CHUNK = 4096
 
 

@@ -25,9 +25,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from bitrieve.report.figures import save, slug  # noqa: E402
 from bitrieve.report.results import TASK_NAMES, ReportError, RunResult  # noqa: E402
-
-TASK_MODALITIES = {"i2t": ("image", "text"), "t2i": ("text", "image"), "i2i": ("image", "image"),
-                   "t2t": ("text", "text")}
+from bitrieve.tasks import TASKS  # noqa: E402
 
 
 def load_codes(run_dir: str | Path) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -149,8 +147,8 @@ def plot_examples(data, q_codes: dict[str, np.ndarray], r_codes: dict[str, np.nd
                   stem: str, title: str, n_queries: int = 4, k: int = 8, seed: int = 0,
                   store_dir: Path | None = None) -> list[Path]:
     """One figure: per cross-modal task a block of ``n_queries`` rows (query, then its top ``k``)."""
-    tasks = [t for t in ("i2t", "t2i") if all(m in q_codes for m in TASK_MODALITIES[t])] or \
-            [t for t in ("i2i", "t2t") if all(m in q_codes for m in TASK_MODALITIES[t])]
+    tasks = [t for t in ("i2t", "t2i") if all(m in q_codes for m in TASKS[t])] or \
+            [t for t in ("i2i", "t2t") if all(m in q_codes for m in TASKS[t])]
     if not tasks:
         return []
     q_split, r_split = data["query"], data["retrieval"]
@@ -159,7 +157,7 @@ def plot_examples(data, q_codes: dict[str, np.ndarray], r_codes: dict[str, np.nd
     n_rows = len(tasks) * len(rows)
     fig, axes = plt.subplots(n_rows, k + 1, figsize=(1.55 * (k + 1), 1.35 * n_rows), squeeze=False)
     for ti, task in enumerate(tasks):
-        qm, dm = TASK_MODALITIES[task]
+        qm, dm = TASKS[task]
         ranked = top_k(q_codes[qm][rows], r_codes[dm], k)
         qview = _item_view(data, "query", qm, store_dir)
         dview = _item_view(data, "retrieval", dm, store_dir)
@@ -205,8 +203,8 @@ def verify_codes(r: RunResult, data, q: dict[str, np.ndarray], db: dict[str, np.
 
     limit = (r.protocol.get("query_limit") or len(data["query"]))
     checked = []
-    for task in ("i2t", "t2i", "i2i", "t2t"):
-        qm, dm = TASK_MODALITIES[task]
+    for task in TASKS:
+        qm, dm = TASKS[task]
         stored = r.metric(task, "map@all")
         if stored is None or qm not in q or dm not in db:
             continue
