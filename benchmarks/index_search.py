@@ -36,8 +36,8 @@ def main() -> None:
     import faiss
     import numba
 
-    from bitrieve.index import BinaryIndex, PackedCodes
-    from bitrieve.index.codes import WORD, n_words
+    from bitrieve.codes import WORD, Codes, n_words
+    from bitrieve.index import BinaryIndex
 
     from bitrieve.index.faiss_backend import import_faiss
     from bitrieve.threads import configure
@@ -50,8 +50,8 @@ def main() -> None:
     words ^= rng.integers(0, 2, size=(args.n, w), dtype=np.int64).view(WORD) << np.uint64(63)  # top bit too
     if args.bits % 64:
         words[:, -1] &= np.uint64((1 << (args.bits % 64)) - 1)  # padding bits stay zero
-    db = PackedCodes(words, args.bits)
-    bits = np.unpackbits(db.as_bytes()[rng.choice(args.n, args.queries, replace=False)], axis=1,
+    db = Codes(words, args.bits)
+    bits = np.unpackbits(db.to_bytes()[rng.choice(args.n, args.queries, replace=False)], axis=1,
                          bitorder="little", count=args.bits)
     bits ^= (rng.random(bits.shape) < 0.1).astype(np.uint8)
     queries = BinaryIndex.build(bits, np.arange(args.queries)).codes  # packed like any query
@@ -67,13 +67,13 @@ def main() -> None:
         disk = sum(os.path.getsize(os.path.join(tmp, "idx", f)) for f in os.listdir(os.path.join(tmp, "idx")))
     t0 = time.perf_counter()
     flat = faiss.IndexBinaryFlat(args.bits)
-    flat.add(db.as_bytes())
+    flat.add(db.to_bytes())
     faiss_build_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ours.search(PackedCodes(queries.words[:2].copy(), args.bits), args.k)  # JIT compile / load numba cache
+    ours.search(Codes(queries.words[:2].copy(), args.bits), args.k)  # JIT compile / load numba cache
     print(f"numba warm-up (compile or cache load): {time.perf_counter() - t0:.2f} s")
-    qbytes = queries.as_bytes()
+    qbytes = queries.to_bytes()
     t_ours, t_faiss = [], []
     for _ in range(args.repeats):  # interleaved, so both see the same machine load
         t0 = time.perf_counter()

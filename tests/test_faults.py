@@ -12,7 +12,7 @@ from bitrieve.atomic import LockedError, RefusedToReplace, atomic_directory, exc
 from bitrieve.cli import main
 from bitrieve.data.store import load_store, save_store
 from bitrieve.index.binary_index import BinaryIndex
-from bitrieve.index.codes import BinaryIndexError
+from bitrieve.errors import BinaryIndexError
 
 WIKI_MAT = Path(__file__).resolve().parents[1] / "src" / "bitrieve" / "data" / "embedded" / "wiki" / "wiki_data.mat"
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bitrieve.index import BinaryIndex, BinaryIndexError, exact_topk, pack_codes, unpack_codes
+from bitrieve.codes import Codes, CodesError
+from bitrieve.index import BinaryIndex, BinaryIndexError, exact_topk
 
 
 def _reference(q: np.ndarray, db: np.ndarray, k: int):
@@ -44,7 +45,7 @@ def test_exact_matches_bruteforce_with_stable_ties(bits):
     db = np.concatenate([base[rng.integers(0, 7, 300)], _codes(rng, 100, bits)])
     q = np.concatenate([base, _codes(rng, 6, bits)])
     for k in (1, 5, 37, 400, 1000):
-        pos, dist = exact_topk(pack_codes(q), pack_codes(db), k, chunk=4)  # chunk < Q: several kernel calls
+        pos, dist = exact_topk(Codes.pack(q), Codes.pack(db), k, chunk=4)  # chunk < Q: several kernel calls
         ref_pos, ref_dist = _reference(q, db, min(k, len(db)))
         np.testing.assert_array_equal(dist, ref_dist)
         np.testing.assert_array_equal(pos, ref_pos)
@@ -57,7 +58,7 @@ def test_exact_matches_bruteforce_on_many_blocks(bits):
     db = _codes(rng, 5000, bits)
     q = db[rng.integers(0, 5000, 12)] * np.where(rng.random((12, bits)) < 0.1, -1, 1)
     for k in (1, 10, 100):
-        pos, dist = exact_topk(pack_codes(q), pack_codes(db), k)
+        pos, dist = exact_topk(Codes.pack(q), Codes.pack(db), k)
         ref_pos, ref_dist = _reference(q, db, k)
         np.testing.assert_array_equal(dist, ref_dist)
         np.testing.assert_array_equal(pos, ref_pos)
@@ -73,7 +74,7 @@ def test_exact_property(n, bits, nq, k, levels, seed):
     flip = np.where(rng.random((n, bits)) < 0.05, -1, 1)
     db = protos[rng.integers(0, levels, n)] * flip
     q = protos[rng.integers(0, levels, nq)]
-    pos, dist = exact_topk(pack_codes(q), pack_codes(db), k)
+    pos, dist = exact_topk(Codes.pack(q), Codes.pack(db), k)
     ref_pos, ref_dist = _reference(q, db, min(k, n))
     np.testing.assert_array_equal(dist, ref_dist)
     np.testing.assert_array_equal(pos, ref_pos)
@@ -82,18 +83,16 @@ def test_exact_property(n, bits, nq, k, levels, seed):
 def test_pack_roundtrip_and_input_forms():
     rng = np.random.default_rng(0)
     b = rng.integers(0, 2, (9, 70)).astype(np.uint8)
-    p01, ppm, pbool = pack_codes(b), pack_codes(b.astype(np.float32) * 2 - 1), pack_codes(b.astype(bool))
-    np.testing.assert_array_equal(unpack_codes(p01), b)
+    p01, ppm, pbool = Codes.pack(b), Codes.pack(b.astype(np.float32) * 2 - 1), Codes.pack(b.astype(bool))
+    np.testing.assert_array_equal(p01.unpack(signed=False), b)
     np.testing.assert_array_equal(p01.words, ppm.words)
     np.testing.assert_array_equal(p01.words, pbool.words)
     assert p01.words.shape == (9, 2) and p01.bits == 70
     # byte view = np.packbits little-endian, the layout FAISS reads
-    np.testing.assert_array_equal(p01.as_bytes(), np.packbits(b, axis=1, bitorder="little"))
-    with pytest.raises(BinaryIndexError, match="must be binary"):
-        pack_codes(np.array([[0.3, -1.0]]))
-    # bitrieve.eval's packed Codes use the same layout and are accepted as they are
-    hamming = pytest.importorskip("bitrieve.eval.hamming")
-    np.testing.assert_array_equal(pack_codes(hamming.Codes.pack(b)).words, p01.words)
+    np.testing.assert_array_equal(p01.to_bytes(), np.packbits(b, axis=1, bitorder="little"))
+    # the index reads the one codes type of bitrieve.codes, and refuses non-binary codes with its validator
+    with pytest.raises(CodesError, match=r"database codes: codes are not binary.*take the sign"):
+        BinaryIndex.build(np.array([[0.3, -1.0]]), np.arange(1))
 
 
 def test_index_search_returns_ids_and_checks_bits():

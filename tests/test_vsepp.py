@@ -52,7 +52,8 @@ def test_embeddings_are_unit_norm_and_real_valued_by_default():
 
 
 def test_binary_option_bits_change_the_width():
-    from bitrieve.engine.evaluation import _binary_eval, sign_codes
+    from bitrieve.codes import sign
+    from bitrieve.engine.evaluation import _binary_eval
 
     x = torch.randn(3, 32, generator=torch.Generator().manual_seed(4))
     for bits in (16, 64):
@@ -63,7 +64,7 @@ def test_binary_option_bits_change_the_width():
         e = m.encode("image", x).detach()
         torch.testing.assert_close(e, h / h.norm(dim=1, keepdim=True))
         assert e.shape == (3, bits) and m.encode("text", torch.randn(3, 10)).shape == (3, bits)
-        assert (sign_codes(e) == torch.where(h > 0, 1, -1).numpy()).all()  # codes: the signs of the linear map
+        assert (sign(e) == torch.where(h > 0, 1, -1).numpy()).all()  # codes: the signs of the linear map
     real = VSEPP(VSEPP.Params(), 16, _info())
     assert real.encode("image", x).shape == (3, 1024) and not _binary_eval(real)  # paper: 1,024-d, bits unused
 

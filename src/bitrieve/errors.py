@@ -23,6 +23,10 @@ class CheckpointError(BitrieveError, ValueError):
     """A checkpoint that cannot be trusted: unreadable, not ours, or its checksum does not match."""
 
 
+class BinaryIndexError(BitrieveError, ValueError):
+    """A problem with index inputs or files; the message names the file/array/shape."""
+
+
 class WeightsError(BitrieveError, ValueError):
     """A pretrained-weights file that is refused (it would execute code) or cannot be read."""
 

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from bitrieve.codes import sign, sign_bits
 from bitrieve.console import progress as progress_bar
 from bitrieve.data.types import CrossModalData, Split
 from bitrieve.tasks import TASKS
@@ -48,11 +49,6 @@ def encode_split(method, split: Split, modality: str, device: torch.device, chun
     return torch.cat(out) if out else torch.zeros(0, method.bits)
 
 
-def sign_codes(h: torch.Tensor) -> np.ndarray:
-    """{-1, +1} int8 codes; h >= 0 -> +1 (so a zero is never a third value)."""
-    return torch.where(h >= 0, 1, -1).to(torch.int8).numpy()
-
-
 def code_diagnostics(h: torch.Tensor) -> dict[str, float]:
     """Generic code statistics for any method, over one set of continuous codes ``h`` (N, bits).
 
@@ -61,7 +57,7 @@ def code_diagnostics(h: torch.Tensor) -> dict[str, float]:
     h itself when it stays within [-1, 1] (tanh-like outputs) and tanh(h) otherwise.
     """
     h = h.float()
-    b = torch.where(h >= 0, 1.0, -1.0)
+    b = torch.where(torch.from_numpy(sign_bits(h)), 1.0, -1.0)  # the sign rule of bitrieve.codes
     n, bits = b.shape
     balance = b.mean(0)
     p = ((1 + balance) / 2).clamp(1e-12, 1 - 1e-12)
@@ -201,8 +197,8 @@ def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
             for task, vals in _recall(beval, hq, query, tasks, n_query, binary=True).items():
                 out["metrics"][task].update({f"hamming_{k}": v for k, v in vals.items()})
     if binary and (labelled or not embedding):
-        res = dict(beval.evaluate_retrieval({m: sign_codes(h) for m, h in hq.items()},
-                                            {m: sign_codes(h) for m, h in hr.items()}, qlab, rlab,
+        res = dict(beval.evaluate_retrieval({m: sign(h) for m, h in hq.items()},
+                                            {m: sign(h) for m, h in hr.items()}, qlab, rlab,
                                             tasks=tuple(tasks), ks=tuple(ev.ks), map_all=ev.map_all, tie=ev.tie,
                                             protocols=tuple(ranking_protocols), curves=True))
         out["curves"] = res.pop("curves", {})
@@ -213,7 +209,7 @@ def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
         if name in DATABASE_PROTOCOLS:  # unseen-database: the query split ranks itself, leave-one-out
             if not (binary and labelled):
                 continue
-            block = leave_one_out_retrieval({m: sign_codes(h) for m, h in hq.items()}, qlab, tasks=tuple(tasks),
+            block = leave_one_out_retrieval({m: sign(h) for m, h in hq.items()}, qlab, tasks=tuple(tasks),
                                             ks=tuple(ev.ks), map_all=ev.map_all, tie=ev.tie, progress=progress)
             out["protocols"][name] = {**block, "description": DATABASE_PROTOCOLS[name]}
             continue
@@ -264,7 +260,7 @@ def _recall(beval, hq, query: Split, tasks, n_query, binary: bool) -> dict[str, 
         q, qgroups = (_first_per_group(hq[qm], groups) if qm == "image" else (hq[qm], groups))
         d, dgroups = (_first_per_group(hq[dm], groups) if dm == "image" else (hq[dm], groups))
         if binary:
-            q, d = sign_codes(q), sign_codes(d)
+            q, d = sign(q), sign(d)
         else:
             q, d = q.numpy(), d.numpy()
         out[t] = dict(beval.recall_at_k(q, d, qgroups, dgroups, binary=binary))

@@ -17,28 +17,12 @@ import math
 import numba as nb
 import numpy as np
 
+from bitrieve.codes.popcount import popcount64
 from bitrieve.threads import set_numba_threads
 
 set_numba_threads()  # numba's workqueue layer and the package's thread count, before any kernel runs (threads.py)
 
-_M1 = np.uint64(0x5555555555555555)
-_M2 = np.uint64(0x3333333333333333)
-_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
-_H01 = np.uint64(0x0101010101010101)
-_S1 = np.uint64(1)
-_S2 = np.uint64(2)
-_S4 = np.uint64(4)
-_S56 = np.uint64(56)
 _ZERO = np.uint64(0)
-
-
-@nb.njit(inline="always", cache=True)
-def popcount64(x):
-    # The classic SWAR popcount; LLVM recognises the idiom and emits the hardware POPCNT instruction.
-    x = x - ((x >> _S1) & _M1)
-    x = (x & _M2) + ((x >> _S2) & _M2)
-    x = (x + (x >> _S4)) & _M4
-    return (x * _H01) >> _S56
 
 
 @nb.njit(inline="always", cache=True)

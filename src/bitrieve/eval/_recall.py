@@ -16,12 +16,14 @@ import math
 
 import numpy as np
 
-from .hamming import Codes, _as_numpy
+from bitrieve.codes import as_numpy
+
+from .hamming import Codes, hamming_distance
 from .protocols import check_tie
 
 
 def _embeddings(x, what: str) -> np.ndarray:
-    a = _as_numpy(x, what)
+    a = as_numpy(x, what)
     if a.ndim != 2:
         raise ValueError(f"{what}: expected a 2-d array (items, dims), got shape {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0:
@@ -36,7 +38,7 @@ def _embeddings(x, what: str) -> np.ndarray:
 def _groups(g, n: int, what: str) -> np.ndarray:
     if g is None:
         return np.arange(n)
-    g = _as_numpy(g, what)
+    g = as_numpy(g, what)
     if g.ndim != 1 or g.shape[0] != n:
         raise ValueError(f"{what}: expected shape ({n},), got {g.shape}")
     return g
@@ -90,7 +92,7 @@ def recall_at_k(query_emb, db_emb, query_groups=None, db_groups=None, ks=(1, 5, 
     missing = 0
     for a in range(0, nq, chunk):
         if binary:
-            s = -Codes(q.words[a:a + chunk], q.bits).hamming_distance(d).astype(np.float32)
+            s = -hamming_distance(Codes(q.words[a:a + chunk], q.bits), d).astype(np.float32)
         else:
             s = q[a:a + chunk] @ d.T
         rel = qg[a:a + chunk, None] == dg[None, :]
@@ -123,8 +125,8 @@ def cross_modal_recall(image_emb, text_emb, image_groups=None, text_groups=None,
     ``text_groups = np.repeat(np.arange(n_images), 5)`` (or any id arrays that pair them). Without groups and with
     a multiple of n_images texts, text i is taken to belong to image i // (n_texts / n_images) (VSE++ order)."""
     if image_groups is None and text_groups is None:
-        n_img = _as_numpy(image_emb, "image embeddings").shape[0]
-        n_txt = _as_numpy(text_emb, "text embeddings").shape[0]
+        n_img = as_numpy(image_emb, "image embeddings").shape[0]
+        n_txt = as_numpy(text_emb, "text embeddings").shape[0]
         if n_txt % n_img == 0 and n_txt != n_img:  # captions grouped per image, in image order
             image_groups, text_groups = np.arange(n_img), np.repeat(np.arange(n_img), n_txt // n_img)
     kw = dict(ks=ks, binary=binary, metric=metric, tie=tie)

@@ -26,10 +26,11 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import digamma
 
+from bitrieve.codes import as_numpy, pack_bits
 from bitrieve.tasks import TASKS
 
 from . import _kernels
-from .hamming import Codes, _as_numpy, check_same_bits
+from .hamming import Codes, check_same_bits
 from .protocols import check_tie, get_protocol
 
 DEFAULT_CHUNK = 4096
@@ -38,8 +39,9 @@ DEFAULT_CHUNK = 4096
 # ---------------------------------------------------------------------------------------------------- inputs
 
 def pack_labels(labels, what: str = "labels") -> np.ndarray:
-    """Validate multi-hot labels (N, C) (or 1-d int class ids) and pack them into uint64 words (N, ceil(C/64))."""
-    a = _as_numpy(labels, what)
+    """Validate multi-hot labels (N, C) (or 1-d int class ids) and pack them into uint64 words (N, ceil(C/64)),
+    label j as bit j (``bitrieve.codes.pack_bits``: the codes' layout, so one AND of words tests a shared label)."""
+    a = as_numpy(labels, what)
     if a.ndim == 1:
         if a.size == 0:
             raise ValueError(f"{what}: empty input")
@@ -62,16 +64,12 @@ def pack_labels(labels, what: str = "labels") -> np.ndarray:
         if not ((a == 0) | (a == 1)).all():
             raise ValueError(f"{what}: labels must be multi-hot 0/1, found values outside {{0, 1}}")
         a = a != 0
-    nwords = (a.shape[1] + 63) // 64
-    by = np.packbits(a, axis=1, bitorder="little")
-    padded = np.zeros((a.shape[0], nwords * 8), np.uint8)
-    padded[:, : by.shape[1]] = by
-    return np.ascontiguousarray(padded.view("<u8").astype(np.uint64, copy=False))
+    return pack_bits(a)
 
 
 def _pair_labels(query_labels, db_labels, n_query: int, n_db: int) -> tuple[np.ndarray, np.ndarray]:
-    ql = _as_numpy(query_labels, "query labels")
-    dl = _as_numpy(db_labels, "database labels")
+    ql = as_numpy(query_labels, "query labels")
+    dl = as_numpy(db_labels, "database labels")
     if ql.ndim == 1 and dl.ndim == 1:  # class ids: one-hot over a shared class range
         both = pack_labels(np.concatenate([ql, dl]), "labels")
         qp, dp = both[: len(ql)], both[len(ql):]

@@ -5,8 +5,8 @@ See docs/index.md. ``BinaryIndex.build(codes, ids, meta)``, ``.search(query_code
 """
 
 from bitrieve.index.binary_index import BACKENDS, BinaryIndex, SearchResult
-from bitrieve.index.codes import BinaryIndexError, PackedCodes, pack_codes, unpack_codes
+from bitrieve.codes import Codes
+from bitrieve.errors import BinaryIndexError
 from bitrieve.index.exact import exact_topk
 
-__all__ = ["BACKENDS", "BinaryIndex", "BinaryIndexError", "PackedCodes", "SearchResult", "exact_topk", "pack_codes",
-           "unpack_codes"]
+__all__ = ["BACKENDS", "BinaryIndex", "BinaryIndexError", "Codes", "SearchResult", "exact_topk"]

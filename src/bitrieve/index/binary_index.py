@@ -19,7 +19,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bitrieve.index.codes import WORD, BinaryIndexError, PackedCodes, n_words, pack_codes
+from bitrieve.codes import WORD, Codes, n_words
+from bitrieve.errors import BinaryIndexError
 from bitrieve.index.exact import exact_radius, exact_topk, word_major
 from bitrieve.index.faiss_backend import FAISS_BACKENDS, build_faiss, check_bits, clone_faiss, faiss_search, read_faiss, \
     write_faiss
@@ -59,7 +60,7 @@ class RadiusResult(NamedTuple):
 
 
 class BinaryIndex:
-    def __init__(self, codes: PackedCodes, ids: np.ndarray, meta: dict[str, Any] | None = None,
+    def __init__(self, codes: Codes, ids: np.ndarray, meta: dict[str, Any] | None = None,
                  backend: str = "exact", params: dict[str, Any] | None = None, _faiss=None):
         if backend not in BACKENDS:
             raise BinaryIndexError(f"unknown backend '{backend}' (have {', '.join(BACKENDS)})")
@@ -82,7 +83,7 @@ class BinaryIndex:
     @classmethod
     def build(cls, codes, ids, meta: dict[str, Any] | None = None, backend: str = "exact",
               progress: bool = False, **params) -> "BinaryIndex":
-        """Index ``codes`` ((N, bits) ±1/0-1/bool, or PackedCodes) under ``ids``.
+        """Index ``codes`` ((N, bits) ±1/0-1/bool, or Codes) under ``ids``.
 
         ``meta``: JSON-serialisable facts stored with the index; ``meta["model_hash"]`` is checked at load/search
         time. ``params``: ``nlist`` (faiss-ivf), ``hnsw_m`` (faiss-hnsw), ``seed`` (IVF training sample).
@@ -94,7 +95,7 @@ class BinaryIndex:
             json.dumps(meta or {})
         except TypeError as e:
             raise BinaryIndexError(f"meta must be JSON-serialisable (it is stored in manifest.json): {e}") from None
-        packed = pack_codes(codes, "database codes")
+        packed = Codes.pack(codes, "database codes", allow_empty=True)
         index = cls(packed, ids, meta, backend, params)
         if not _unique(index.ids):
             raise BinaryIndexError("ids are not unique")
@@ -141,7 +142,7 @@ class BinaryIndex:
         ``model_hash``: hash of the model that encoded the queries; refused if it is not the index's.
         """
         self.check_model(model_hash)
-        q = pack_codes(query_codes, "query codes")
+        q = Codes.pack(query_codes, "query codes", allow_empty=True)
         if q.bits != self.bits:
             raise BinaryIndexError(f"query codes have {q.bits} bits, the index has {self.bits}")
         if self.backend == "exact":
@@ -158,7 +159,7 @@ class BinaryIndex:
         """Every item within Hamming distance ``radius`` of each query (the classic hash lookup), exact for every
         backend: it scans the stored codes with ``index.exact.exact_radius``, ties in database order."""
         self.check_model(model_hash)
-        q = pack_codes(query_codes, "query codes")
+        q = Codes.pack(query_codes, "query codes", allow_empty=True)
         if q.bits != self.bits:
             raise BinaryIndexError(f"query codes have {q.bits} bits, the index has {self.bits}")
         if self._db_t is None:
@@ -174,7 +175,7 @@ class BinaryIndex:
         ``source``: JSON facts about the added items, appended to ``meta["added"]``. This index is unchanged;
         ``save`` the result to replace the files atomically."""
         self.check_model(model_hash)
-        new = pack_codes(codes, "added codes")
+        new = Codes.pack(codes, "added codes", allow_empty=True)
         if new.bits != self.bits:
             raise BinaryIndexError(f"added codes have {new.bits} bits, the index has {self.bits}")
         ids = np.asarray(ids)
@@ -196,11 +197,11 @@ class BinaryIndex:
                     from None
             meta["added"] = list(meta.get("added", [])) + [dict(source, count=len(new))]
         words = np.concatenate([self.codes.words, new.words])
-        out = BinaryIndex(PackedCodes(words, self.bits), np.concatenate([self.ids, ids.astype(np.int64)]), meta,
+        out = BinaryIndex(Codes(words, self.bits), np.concatenate([self.ids, ids.astype(np.int64)]), meta,
                           self.backend, self.params)
         if self.backend in ("faiss-ivf", "faiss-hnsw") and self._faiss is not None:
             out._faiss = clone_faiss(self._faiss)  # this index stays as it is; IVF keeps its trained lists
-            out._faiss.add(np.ascontiguousarray(new.as_bytes()))
+            out._faiss.add(np.ascontiguousarray(new.to_bytes()))
         else:
             out._build_backend()  # exact: nothing to build; flat: rebuilt from the codes, as at load time
         return out
@@ -240,7 +241,7 @@ class BinaryIndex:
         if bits % 64 and not mmap and (words[:, -1] >> np.uint64(bits % 64)).any():
             raise BinaryIndexError(f"{index_dir / 'codes.npy'}: padding bits beyond bit {bits} are set; "
                                    "the file was not written by bitrieve for this bit length")
-        index = cls(PackedCodes(words, bits), ids, m.get("meta") or {}, backend, m.get("params") or {})
+        index = cls(Codes(words, bits), ids, m.get("meta") or {}, backend, m.get("params") or {})
         if m.get("model_hash") != index.model_hash:
             raise BinaryIndexError(f"{where}: model_hash and meta.model_hash disagree")
         if expected_model_hash is not None:

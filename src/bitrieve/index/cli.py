@@ -13,7 +13,7 @@ import numpy as np
 
 from bitrieve.index import model as _model
 from bitrieve.index.binary_index import BACKENDS, BinaryIndex
-from bitrieve.index.codes import BinaryIndexError
+from bitrieve.errors import BinaryIndexError
 from bitrieve.index.faiss_backend import check_bits
 from bitrieve.atomic import RefusedToReplace, check_free_space, check_replaceable, check_writable
 from bitrieve.index.store import is_index_dir, read_manifest

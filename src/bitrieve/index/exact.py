@@ -21,25 +21,14 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from bitrieve.index.codes import BinaryIndexError, PackedCodes
+from bitrieve.codes import Codes
+from bitrieve.codes.popcount import popcount64
+from bitrieve.errors import BinaryIndexError
 from bitrieve.threads import set_numba_threads
 
 set_numba_threads()  # numba's workqueue layer and the package's thread count, before any kernel runs (threads.py)
 
 BLOCK = 256
-_M1 = np.uint64(0x5555555555555555)
-_M2 = np.uint64(0x3333333333333333)
-_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
-_H01 = np.uint64(0x0101010101010101)
-
-
-@njit(inline="always", cache=True)
-def _popcount64(x):
-    # SWAR popcount; LLVM recognises the idiom and emits (vector) popcount instructions where the CPU has them.
-    x = x - ((x >> np.uint64(1)) & _M1)
-    x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
-    x = (x + (x >> np.uint64(4))) & _M4
-    return (x * _H01) >> np.uint64(56)
 
 
 @njit(inline="always", cache=True)
@@ -50,17 +39,17 @@ def _block_distances(q, db_t, b, m, acc):
     mn = np.uint64(0xFFFF)
     if db_t.shape[0] == 1:
         for j in range(m):
-            d = _popcount64(q0 ^ col[j])
+            d = popcount64(q0 ^ col[j])
             acc[j] = d
             mn = min(mn, d)
         return mn
     for j in range(m):
-        acc[j] = _popcount64(q0 ^ col[j])
+        acc[j] = popcount64(q0 ^ col[j])
     for w in range(1, db_t.shape[0]):
         col = db_t[w, b:b + m]
         qw = q[w]
         for j in range(m):
-            acc[j] += np.uint16(_popcount64(qw ^ col[j]))
+            acc[j] += np.uint16(popcount64(qw ^ col[j]))
     for j in range(m):
         mn = min(mn, np.uint64(acc[j]))
     return mn
@@ -137,12 +126,12 @@ def _topk_kernel(queries, db_t, k, n_groups, out_pos, out_dist):
                 cand_dist = np.empty(cap, np.int16)
 
 
-def word_major(db: PackedCodes) -> np.ndarray:
+def word_major(db: Codes) -> np.ndarray:
     """(words, N) contiguous view/copy of the codes: a view for <= 64 bits, a copy (N · 8 · words bytes) above."""
     return np.ascontiguousarray(db.words.T)
 
 
-def exact_topk(queries: PackedCodes, db: PackedCodes, k: int, chunk: int = 4096, progress: bool = False,
+def exact_topk(queries: Codes, db: Codes, k: int, chunk: int = 4096, progress: bool = False,
                db_t: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k database positions and Hamming distances for every query, ties in database order.
 
@@ -217,7 +206,7 @@ def _radius_kernel(queries, db_t, r, fill, counts, offsets, out_pos, out_dist):
             hist[dist[i]] += 1
 
 
-def exact_radius(queries: PackedCodes, db: PackedCodes, radius: int, chunk: int = 4096,
+def exact_radius(queries: Codes, db: Codes, radius: int, chunk: int = 4096,
                  db_t: np.ndarray | None = None, max_results: int = 100_000_000
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every database item within Hamming distance ``radius`` of each query, exact.

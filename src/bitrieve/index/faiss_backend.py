@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bitrieve.index.codes import BinaryIndexError, PackedCodes
+from bitrieve.codes import Codes
+from bitrieve.errors import BinaryIndexError
 
 FAISS_BACKENDS = ("faiss-flat", "faiss-ivf", "faiss-hnsw")
 
@@ -44,12 +45,12 @@ def default_nlist(n: int) -> int:
     return int(max(1, min(4 * int(np.sqrt(n)), n // 39 or 1)))
 
 
-def build_faiss(codes: PackedCodes, backend: str, nlist: int | None = None, hnsw_m: int = 32,
+def build_faiss(codes: Codes, backend: str, nlist: int | None = None, hnsw_m: int = 32,
                 seed: int = 0, progress: bool = False):
     """Build a FAISS binary index of ``backend`` over ``codes`` (positions 0..N-1 are FAISS's labels)."""
     faiss = import_faiss()
     check_bits(codes.bits, backend)
-    data = codes.as_bytes()
+    data = codes.to_bytes()
     d = codes.bits
     if backend == "faiss-flat":
         index = faiss.IndexBinaryFlat(d)
@@ -77,7 +78,7 @@ def build_faiss(codes: PackedCodes, backend: str, nlist: int | None = None, hnsw
     return index
 
 
-def faiss_search(index, queries: PackedCodes, k: int, nprobe: int | None = None,
+def faiss_search(index, queries: Codes, k: int, nprobe: int | None = None,
                  ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(positions (Q, k') int64, distances (Q, k') int32) with -1 in slots FAISS left empty; k' = min(k, N)."""
     faiss = import_faiss()
@@ -86,7 +87,7 @@ def faiss_search(index, queries: PackedCodes, k: int, nprobe: int | None = None,
     if ef_search is not None and isinstance(index, faiss.IndexBinaryHNSW):
         index.hnsw.efSearch = int(ef_search)
     k = min(int(k), index.ntotal)
-    D, I = index.search(queries.as_bytes(), k)
+    D, I = index.search(queries.to_bytes(), k)
     I = I.astype(np.int64, copy=False)
     D = D.astype(np.int32, copy=False)
     D[I < 0] = -1

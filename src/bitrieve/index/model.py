@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from bitrieve.index.codes import WORD, BinaryIndexError, PackedCodes, n_words
+from bitrieve.codes import WORD, Codes, n_words, pack_bits, sign_bits
+from bitrieve.errors import BinaryIndexError
 
 
 def load_run_model(run_dir: str | Path, device: str = "cpu"):
@@ -43,8 +44,9 @@ def model_hash(method) -> str:
 
 
 def encode_packed(method, inputs: np.ndarray, modality: str, chunk: int = 8192, device: Any = "cpu",
-                  progress: bool = True) -> PackedCodes:
-    """Encode ``inputs`` chunk by chunk, take the sign (>= 0 -> 1, as the engine does) and pack each chunk at once.
+                  progress: bool = True) -> Codes:
+    """Encode ``inputs`` chunk by chunk, take the sign (``bitrieve.codes.sign_bits``: >= 0 -> 1, as the engine
+    does) and pack each chunk at once.
 
     Peak memory beyond the packed output: one chunk of inputs and its ``chunk × bits`` float32 outputs.
     """
@@ -70,11 +72,7 @@ def encode_packed(method, inputs: np.ndarray, modality: str, chunk: int = 8192, 
                 if h.ndim != 2 or h.shape != (x.shape[0], bits):
                     raise BinaryIndexError(f"{type(method).__name__}.encode('{modality}') returned shape "
                                            f"{tuple(h.shape)}, expected ({x.shape[0]}, {bits})")
-                b = (h >= 0).cpu().numpy()
-                by = np.packbits(b, axis=1, bitorder="little")
-                block = np.zeros((b.shape[0], out.shape[1] * 8), np.uint8)
-                block[:, :by.shape[1]] = by
-                out[s:s + b.shape[0]] = block.view(WORD)
+                out[s:s + x.shape[0]] = pack_bits(sign_bits(h))
     finally:
         method.train(was_training)
-    return PackedCodes(out, bits)
+    return Codes(out, bits)

@@ -4,7 +4,7 @@
 INDEX_DIR/
   manifest.json   schema, backend, bits, count, model hash, meta, per file: sha256, size, dtype, shape; and
                   manifest_sha256 over all of these (an edited field is detected like a changed file)
-  codes.npy       (N, ceil(bits/64)) '<u8' packed codes (bitrieve.index.codes)
+  codes.npy       (N, ceil(bits/64)) '<u8' packed codes (bitrieve.codes)
   ids.npy         (N,) int64 item ids, in database order
   faiss.index     only for faiss-ivf / faiss-hnsw (faiss.write_index_binary); flat indexes are rebuilt from codes
 ```
@@ -24,7 +24,7 @@ import numpy as np
 
 from bitrieve.atomic import RefusedToReplace, atomic_directory, check_replaceable
 from bitrieve.errors import read_json_file
-from bitrieve.index.codes import BinaryIndexError
+from bitrieve.errors import BinaryIndexError
 
 from bitrieve.data.wiki import sha256_file  # noqa: E402  (one implementation for the package)
 

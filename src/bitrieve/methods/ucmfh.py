@@ -49,6 +49,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from bitrieve.codes import sign
 from bitrieve.losses.contrastive import ContrastiveKind, contrastive
 from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
 from bitrieve.parts.hashing import l2_normalize
@@ -281,8 +282,7 @@ def pair_input_map(method, data, ks=(50,), map_all: bool = False, whole_batch_se
             image = torch.as_tensor(s.inputs["image"]).float()
             text = torch.as_tensor(s.inputs["text"]).float()
             cv, ct = method.encode_pair(image, text, batch_size, whole_batch_sequence, drop_last)
-            out["image"] = torch.where(cv >= 0, 1, -1).to(torch.int8).numpy()
-            out["text"] = torch.where(ct >= 0, 1, -1).to(torch.int8).numpy()
+            out["image"], out["text"] = sign(cv), sign(ct)
             out["labels"] = s.labels[: cv.shape[0]]
     finally:
         method.train(was_training)

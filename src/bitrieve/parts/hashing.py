@@ -1,4 +1,5 @@
-"""Hash layers: continuous relaxations and the sign with a straight-through gradient."""
+"""Hash layers: continuous relaxations and the sign with a straight-through gradient (training only; test-time codes
+are signed by ``bitrieve.codes.sign``, the same rule: 0 -> +1)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,6 @@ class _SignStraightThrough(torch.autograd.Function):
 def sign_ste(h: torch.Tensor) -> torch.Tensor:
     """sign(h) in {-1, +1} with identity gradient (straight-through)."""
     return _SignStraightThrough.apply(h)
-
-
-def binarize(h: torch.Tensor) -> torch.Tensor:
-    """Test-time sign: {-1, +1} (0 -> +1), no gradient."""
-    return torch.where(h >= 0, 1, -1).to(torch.int8)
 
 
 class TanhHash(nn.Module):

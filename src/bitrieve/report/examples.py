@@ -35,7 +35,8 @@ def load_codes(run_dir: str | Path) -> tuple[Any, dict[str, np.ndarray], dict[st
     from bitrieve.config import parse_config
     from bitrieve.data import load_data
     from bitrieve.engine.checkpoint import load_checkpoint
-    from bitrieve.engine.evaluation import encode_split, sign_codes
+    from bitrieve.codes import sign
+    from bitrieve.engine.evaluation import encode_split
     from bitrieve.methods import get_method
     from bitrieve.methods.base import DataInfo
     import yaml
@@ -74,8 +75,8 @@ def load_codes(run_dir: str | Path) -> tuple[Any, dict[str, np.ndarray], dict[st
             return torch.nn.functional.normalize(h, dim=1).numpy()
 
         return data, {m: emb(data["query"], m) for m in mods}, {m: emb(data["retrieval"], m) for m in mods}
-    q = {m: sign_codes(encode_split(method, data["query"], m, device)) for m in mods}
-    r = {m: sign_codes(encode_split(method, data["retrieval"], m, device)) for m in mods}
+    q = {m: sign(encode_split(method, data["query"], m, device)) for m in mods}
+    r = {m: sign(encode_split(method, data["retrieval"], m, device)) for m in mods}
     return data, q, r
 
 
