@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def one_line(e: BaseException) -> str:
-    """The user's line for an expected fault (an OSError names its file first)."""
+    """The one line printed for an expected fault (an OSError names its file first)."""
     from bitrieve.errors import describe_os_error
 
     text = describe_os_error(e) if isinstance(e, OSError) else str(e)

@@ -3,7 +3,8 @@
 Same protocol + same seed -> byte-identical indices (numpy PCG64 `default_rng(seed)`). The split seed is separate
 from any training seed; the drawn indices are stored in the canonical store (split_indices.npz), so a store never
 depends on re-drawing. Order: the retrieval set keeps the drawn (random) order, never a class-sorted one, because
-stable tie-breaking by database order would otherwise correlate with relevance (see NOTES: tie order matters).
+stable tie-breaking by database order would otherwise correlate with relevance (docs/evaluation.md, "Ranking and
+ties", measures how much tie order matters).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ All kernels work on codes packed into uint64 words (bit i of a code is bit i % 6
 packed the same way (relevant = at least one shared label bit). ``parallel=True`` splits work over queries with
 ``prange``; ``cache=True`` keeps the compiled machine code on disk so later imports do not pay the compile time.
 
-Exact stable-tie statistics need no sort (see NOTES.md): per query, one pass computes every database item's
+Exact stable-tie statistics need no sort: per query, one pass computes every database item's
 Hamming distance and relevance and the two histograms (all items, relevant items) over the distances 0..bits;
 prefix sums give each distance bucket's first rank; a second pass in database order hands out ranks, which is
 exactly the order of a stable sort by distance. That is O(N + bits) per query and O(N) scratch memory per thread.

@@ -8,8 +8,8 @@ and returns the mean loss (``reduction="mean"``) or the per-anchor values (``red
   partner and the 2N-2 negatives include *same-modality* vectors; mean over the 2N anchors.
 - :func:`info_nce` - cross-modal InfoNCE (CLIP-style): N×N matrix s_ij = cos(a_i, b_j)/τ, positives on the diagonal,
   negatives only across modalities; ``symmetric`` averages the a->b and b->a directions.
-- :func:`balanced_contrastive` - the user's ``ContrastiveLossBalanced`` (HashNet-style class-balance weights, Cao et
-  al., ICCV 2017, Eq. 4, carried into InfoNCE): with S1 = N positives, S0 = N² - N negatives, S = N²,
+- :func:`balanced_contrastive` - the UCMFH fork's ``ContrastiveLossBalanced`` (tudouPotatoo/UCMFH, branch
+  hashNetVersion; HashNet-style class-balance weights, Cao et al., ICCV 2017, Eq. 4, carried into InfoNCE): with S1 = N positives, S0 = N² - N negatives, S = N²,
   w_pos = S/S1 (= N), w_neg = S/S0 (= N/(N-1)):
 
       loss_i = -w_pos · log( exp(s_ii) / (exp(s_ii) + w_neg · Σ_{j≠i} exp(s_ij)) ),   averaged over i.
@@ -101,7 +101,7 @@ def _balanced_rows(logits: torch.Tensor, w_pos: float, w_neg: float) -> torch.Te
 
 def balanced_contrastive(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float = 0.5, symmetric: bool = False,
                          reduction: str = "mean") -> torch.Tensor:
-    """The user's ContrastiveLossBalanced (module docstring). ``symmetric`` appends the b->a rows (mean over 2N)."""
+    """The UCMFH fork's ContrastiveLossBalanced (module docstring). ``symmetric`` appends the b->a rows (mean over 2N)."""
     _check_pair(z_a, z_b, "balanced_contrastive")
     w_pos, w_neg = balance_weights(z_a.shape[0])
     logits = _cross_logits(z_a, z_b, temperature)

@@ -10,8 +10,10 @@ data HashNet sets c_ij to the fraction of shared labels; ``continuous=True``). W
 code sums then divides by the number of pairs). α is the sigmoid's scale (``alpha``).
 
 This loss needs labels: a method using it must set ``supervised = True`` (methods/base.py), otherwise the engine
-never hands it labels. It is *not* used by any unsupervised method in bitrieve; it exists because the user's balanced
-contrastive loss borrows its S/S1, S/S0 weights from here (losses/contrastive.py).
+never hands it labels. No method uses it; only tests/test_contrastive.py calls it. It is HashNet's original,
+supervised form of the S/S1, S/S0 class-balance weights that the balanced contrastive loss applies to its N
+diagonal (positive) pairs; losses/contrastive.py computes those weights itself (``balance_weights``) and does not
+import this file.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Model (paper Sec. 3.2-3.4; released ``model.py``/``ICMR.py``):
   -> L2-normalise (≈ 22M parameters at 128 bits).
 Loss (paper Eq. 5-8; released ``metric.py``): SimCLR NT-Xent (τ = 0.5, same-modality negatives included) on the
 embeddings + 0.5 × the same on the hash outputs, one joint stage (released ``task=1``). ``loss: balanced`` swaps both
-terms for the user's ContrastiveLossBalanced (losses/contrastive.py). ``pretrain_epochs > 0`` adds the released
+terms for the UCMFH fork's ContrastiveLossBalanced (losses/contrastive.py). ``pretrain_epochs > 0`` adds the released
 ``task=0`` fusion-only stage first.
 Training: Adam betas (0.5, 0.999), lr 1e-4 (fusion) and 1e-3 (heads), batch 128, the first 4,992 training pairs,
 epochs MIRFlickr 100 / NUS-WIDE 150 / COCO 500 (configs/), last epoch reported, evaluation mAP@50.
@@ -62,7 +62,7 @@ HeadSchedule = Literal["none", "released", "released_coco"]
 class ContrastiveHashParams(Params):
     """Fields shared by the contrastive fusion-hashing family (ucmfh, ucmfh_variant, agch_fusion_balanced)."""
 
-    loss: ContrastiveKind = "ntxent"  # released: NT-Xent; "balanced": the user's ContrastiveLossBalanced
+    loss: ContrastiveKind = "ntxent"  # released: NT-Xent; "balanced": the fork's ContrastiveLossBalanced
     symmetric: bool = False  # balanced / infonce only: add the text->image direction
     temperature: float = 0.5
     hash_weight: float = 0.5  # loss = c(embeddings) + hash_weight * c(hash outputs)

@@ -1,6 +1,6 @@
 """Bidirectional cross-attention between two per-sample representations (the UCMFH variant's CrossAttention block).
 
-The user's UCMFH fork (see docs/methods/ucmfh.md): two 8-head attentions with residual connections, dropout 0.1 and
+The UCMFH fork tudouPotatoo/UCMFH, branch hashNetVersion (see docs/methods/ucmfh.md): two 8-head attentions with residual connections, dropout 0.1 and
 LayerNorm - image attends to text and text attends to image:
 
     v' = LN_v(v + Dropout(Attn_v(q=v, k=t, v=t))),     t' = LN_t(t + Dropout(Attn_t(q=t, k=v, v=v))).

@@ -10,7 +10,6 @@ and rows are split per protocol) or ``split`` (one table per protocol group).
 
 from __future__ import annotations
 
-import ast
 import csv
 import io
 import json
@@ -27,11 +26,6 @@ PROTOCOL_FIELDS = ("dataset", "protocol", "relevance", "tie", "n_query", "n_retr
 def protocol_of(r: RunResult) -> dict[str, Any]:
     p = r.protocol
     name = p.get("name")
-    if isinstance(name, str) and name.startswith("{"):  # a dict stored as its str() (engine <= 2026-11-23)
-        try:
-            name = ast.literal_eval(name)
-        except (ValueError, SyntaxError):
-            pass
     if isinstance(name, dict):  # a store's protocol record (name, citation, split seed ...): its name identifies it
         name = name.get("name", json.dumps(name, sort_keys=True))
     return {
