@@ -121,6 +121,18 @@ def _unreadable(path: Path, e: Exception) -> CheckpointError:
                            f"--out {path.parent} --no-resume)")
 
 
+def _read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(metadata, tensors on the CPU) of a safetensors file; an unreadable file is a `CheckpointError` naming it."""
+    from safetensors import SafetensorError
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return meta, load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise _unreadable(path, e) from None
+
+
 def save_model(path: str | Path, model: torch.nn.Module) -> None:
     """The model's tensors alone (``model/<name>``), atomically, with the same checksum as a checkpoint: the kept
     model of a validation-selected run."""
@@ -131,17 +143,10 @@ def save_model(path: str | Path, model: torch.nn.Module) -> None:
 
 def load_model(path: str | Path, model: torch.nn.Module, device: str | torch.device = "cpu") -> None:
     """Load a :func:`save_model` file into ``model`` (safetensors: no code runs; checksum verified)."""
-    from safetensors import SafetensorError
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the kept model is missing (rerun with --no-resume)")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise _unreadable(path, e) from None
+    meta, tensors = _read_safetensors(path)
     if meta.get("format") != "bitrieve-model-1":
         raise CheckpointError(f"{path}: not a bitrieve kept-model file (metadata 'format' is {meta.get('format')!r})")
     if checkpoint_sha256(tensors, "") != meta.get("sha256"):
@@ -156,17 +161,10 @@ def load_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu"
     """(model state, optimizer tensors, state JSON) of the run's checkpoint, or None when there is none.
 
     The checksum is verified; `CheckpointError` names the file when it is unreadable, not ours, or changed."""
-    from safetensors import SafetensorError
-
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         return None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise _unreadable(path, e) from None
+    meta, tensors = _read_safetensors(path)
     if meta.get("format") != "bitrieve-checkpoint-1" or "state" not in meta:
         raise CheckpointError(f"{path}: not a bitrieve checkpoint (metadata 'format' is {meta.get('format')!r}); "
                               f"start over with --no-resume or choose another --out")
