@@ -70,6 +70,8 @@ class RunConfig(BaseModel):
     device: str = "auto"
     amp: Literal["off", "bf16", "fp16"] = "off"
     compile: bool = False
+    channels_last: bool = Field(False, description="convolution weights and pixel batches in channels-last layout "
+                                                   "(faster convolutions on GPUs; same numbers)")
     params: dict[str, Any] = Field(default_factory=dict)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     tracking: Literal["none", "tensorboard", "wandb"] = "tensorboard"
@@ -97,7 +99,13 @@ class RunConfig(BaseModel):
     def resolved(self) -> dict[str, Any]:
         """Config with the method's full parameter set filled in (what is written to the run directory)."""
         d = self.model_dump(mode="json")
-        d["params"] = self.method_params().model_dump(mode="json")
+        params = self.method_params()
+        d["params"] = params.model_dump(mode="json")
+        for k in type(params).hash_neutral:  # added after runs were stored: absent while at the default
+            if getattr(params, k) == type(params).model_fields[k].default:
+                d["params"].pop(k, None)
+        if not d.get("channels_last"):  # likewise: configs (and their hashes) from before the key stay
+            d.pop("channels_last", None)
         if d.get("selection") is None:  # absent = no selection: configs (and their hashes) from before the key stay
             d.pop("selection", None)
         return d

