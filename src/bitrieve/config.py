@@ -79,6 +79,11 @@ class RunConfig(BaseModel):
     selection: SelectionConfig | None = Field(None, description="model selection on a validation split (None: the "
                                                                 "final model is tested)")
 
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_off(cls, v: Any) -> Any:
+        return "off" if v is False else v  # YAML 1.1 reads a bare `off` (amp: off, --amp off, --set amp=off) as false
+
     @model_validator(mode="after")
     def _test_split_not_watched(self) -> "RunConfig":
         if self.selection is not None and self.eval.every:
