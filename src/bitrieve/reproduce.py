@@ -256,7 +256,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="mixed precision of every run (default: off for DSH's small CNN, bf16 for GreedyHash)")
     p.add_argument("--dsh-from-scratch", action="store_true",
                    help="train DSH's 24/36/48 bits from scratch instead of from the 12-bit model")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch)")
     p.set_defaults(func=_reproduce)
 
 
