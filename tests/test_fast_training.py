@@ -189,3 +189,34 @@ def test_greedyhash_lite0_bf16_loss_curve_tracks_fp32():
     # the iterations within 3% and every iteration within 15% of the starting loss
     assert abs(bf16.mean() - fp32.mean()) <= 0.03 * fp32.mean()
     assert np.abs(bf16 - fp32).max() <= 0.15 * fp32[0]
+
+
+# --- the CPU route: train Lite0 from stage K on cached activations of the frozen earlier stages ---------------------
+def test_lite0_tail_on_cached_activations_is_the_full_network():
+    pytest.importorskip("timm")
+    from bitrieve.data.extractors import make_extractor
+    from bitrieve.parts.backbones import EffNetLite0Tail
+
+    torch.manual_seed(0)  # the same seed before each build: the same random weights in both networks
+    ext = make_extractor("effnet-lite0", weights="random", device="cpu", image_size=64, until="blocks.5")
+    torch.manual_seed(0)
+    tail = EffNetLite0Tail(5, ext.activation_shape, weights="random").eval()
+    assert ext.describe()["until"] == "blocks.5" and ext.describe()["activation_shape"] == [112, 4, 4]
+    assert ext.dim == 112 * 4 * 4  # Lite0 stage 4 ends in 112 channels; 64 px / 16
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        acts = ext._forward(x)
+        # the reference: timm's own forward of the whole network up to the pooled feature
+        full = ext.model.forward_head(ext.model.forward_features(x), pre_logits=True)
+        torch.testing.assert_close(tail(acts), full, rtol=1e-4, atol=1e-5)
+
+
+def test_trainable_from_needs_a_store_of_those_activations():
+    from bitrieve.errors import BitrieveError
+
+    info = DataInfo({"image": 1280}, {"image": (1280,)}, 10, 100,
+                    {"features": {"image": {"extractor": "effnet-lite0", "dim": 1280}}})  # pooled, not activations
+    with pytest.raises(BitrieveError, match="activations entering blocks.6.*--until blocks.6"):
+        GreedyHash(GreedyHashParams(backbone="effnet_lite0", trainable_from="blocks.6"), 12, info)
+    with pytest.raises(BitrieveError, match="needs backbone effnet_lite0"):
+        GreedyHash(GreedyHashParams(backbone="identity", trainable_from="blocks.6"), 12, info)

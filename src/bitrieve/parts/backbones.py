@@ -118,6 +118,28 @@ class EffNetLite0Pooled(nn.Module):
         return self.dropout(self.net.forward_head(self.net.forward_features(x), pre_logits=True))
 
 
+class EffNetLite0Tail(nn.Module):
+    """EfficientNet-Lite0 from stage ``stage`` on (stages K.., head convolution, BatchNorm, pooling; dropout 0.2 as
+    `EffNetLite0Pooled`) applied to cached activations: flat (N, C*H*W) floats of shape ``activation_shape``
+    written by ``bitrieve features --model effnet-lite0 --until blocks.K`` (the frozen stem and stages 0..K-1).
+    In eval mode ``tail(stem_to_K(x))`` is the full network's pooled feature. Weights as `EffNetLite0Pooled`."""
+
+    out_dim = 1280
+
+    def __init__(self, stage: int, activation_shape: tuple[int, ...], weights: str | None = None):
+        super().__init__()
+        from bitrieve.data.extractors import make_extractor
+
+        net = make_extractor("effnet-lite0", weights=weights, device="cpu").model.train()
+        self.activation_shape = tuple(int(s) for s in activation_shape)
+        self.blocks, self.conv_head, self.bn2, self.pool = net.blocks[stage:], net.conv_head, net.bn2, net.global_pool
+        self.dropout = nn.Dropout(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], *self.activation_shape)
+        return self.dropout(self.pool(self.bn2(self.conv_head(self.blocks(x)))))
+
+
 def load_state_dict_file(path: str | Path, what: str = "backbone weights") -> dict[str, torch.Tensor]:
     """Read a state dict without executing code: ``.safetensors``, or ``torch.load(weights_only=True)`` for
     ``.pth``/``.pt``. The package's one loader of pretrained weights (backbones, AlexNet encoders, extractors).
