@@ -138,7 +138,8 @@ def main() -> None:
               f"{'channels-last' if cl else 'default layout'}): DSH {d:,.0f} img/s | Lite0 {args.image_size} px "
               f"train {lt:,.1f} img/s | Lite0 encode {le:,.1f} img/s")
     d, lt, le = rows["pack"]
-    parts = {"DSH": DSH_IMAGES / d, "GreedyHash train": LITE_TRAIN_IMAGES / lt, "GreedyHash eval": LITE_EVAL_IMAGES / le}
+    parts = {"DSH": DSH_IMAGES / d, "GreedyHash train": LITE_TRAIN_IMAGES / lt,
+             "GreedyHash eval": LITE_EVAL_IMAGES / le}
     total = sum(parts.values())
     print("projected pack wall time: " + ", ".join(f"{k} {v:,.0f} s" for k, v in parts.items())
           + f"; total {total:,.0f} s = {total / 3600:.2f} h")
