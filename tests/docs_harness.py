@@ -266,6 +266,11 @@ def classify(cmd: Command, ws: Path) -> None:
             elif verb == "demo":
                 slow, extra = True, extra + ["--epochs", "1"]
                 cmd.produces.append(parse_bitrieve(argv).root.rstrip("/"))
+            elif verb == "reproduce":  # a pack of training runs (--smoke: about a minute on the CPU)
+                slow = True
+                args = parse_bitrieve(argv)
+                cmd.produces.append(args.out or ("runs/reproduce-cifar10-smoke" if args.smoke
+                                                 else "runs/reproduce-cifar10"))
             elif verb == "results" and "--dry-run" not in argv:
                 slow, extra = True, extra + ["--no-figures"]
             elif verb in ("figures", "features") or (argv[:2] == ["data", "convert"]
@@ -280,7 +285,14 @@ def classify(cmd: Command, ws: Path) -> None:
             slow = True
             script = next(w for w in words if w.startswith("benchmarks/"))
             extra += {"benchmarks/eval_speed.py": ["--quick"],
+                      "benchmarks/train_throughput.py": ["--device", "cpu", "--dsh-iters", "2", "--lite-iters", "1",
+                                                         "--eval-images", "8", "--image-size", "64"],
                       "benchmarks/index_search.py": ["--n", "20000", "--queries", "50", "--repeats", "1"]}.get(script, [])
+        elif words[0].startswith("scripts/reproduce_cifar10"):
+            slow = True
+            out = words[words.index("--out") + 1] if "--out" in words[:-1] else None
+            cmd.produces.append(out or ("runs/reproduce-cifar10-smoke" if "--smoke" in words else
+                                        "runs/reproduce-cifar10"))
         elif words[0].startswith("scripts/make_results") and "--dry-run" not in words:
             slow, extra = True, extra + ["--no-figures"]
     cmd.slow = slow

@@ -54,3 +54,12 @@ def test_overrides_and_yaml(tmp_path):
         set_override({}, "bits")
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_amp_off_written_bare_in_yaml_is_the_string_off():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "dsh_cifar10.yaml"
+    cfg = load_config(path, ["amp=off"])  # yaml.safe_load("off") is False
+    assert cfg.amp == "off"
+    assert load_config(path, ["amp=bf16"]).amp == "bf16"

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "bitrieve.engine.cli",     # train / eval
     "bitrieve.report.cli",     # sweep / report / figures
     "bitrieve.index.cli",      # index build / search
+    "bitrieve.reproduce",      # reproduce (paper-protocol packs)
 ]
 EXIT_ERROR = 2
 EXIT_BROKEN_PIPE = 141

@@ -70,12 +70,19 @@ class RunConfig(BaseModel):
     device: str = "auto"
     amp: Literal["off", "bf16", "fp16"] = "off"
     compile: bool = False
+    channels_last: bool = Field(False, description="convolution weights and pixel batches in channels-last layout "
+                                                   "(faster convolutions on GPUs; same numbers)")
     params: dict[str, Any] = Field(default_factory=dict)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     tracking: Literal["none", "tensorboard", "wandb"] = "tensorboard"
     checkpoint_every: int = Field(1, ge=1)
     selection: SelectionConfig | None = Field(None, description="model selection on a validation split (None: the "
                                                                 "final model is tested)")
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_off(cls, v: Any) -> Any:
+        return "off" if v is False else v  # YAML 1.1 reads a bare `off` (amp: off, --amp off, --set amp=off) as false
 
     @model_validator(mode="after")
     def _test_split_not_watched(self) -> "RunConfig":
@@ -97,7 +104,13 @@ class RunConfig(BaseModel):
     def resolved(self) -> dict[str, Any]:
         """Config with the method's full parameter set filled in (what is written to the run directory)."""
         d = self.model_dump(mode="json")
-        d["params"] = self.method_params().model_dump(mode="json")
+        params = self.method_params()
+        d["params"] = params.model_dump(mode="json")
+        for k in type(params).hash_neutral:  # added after runs were stored: absent while at the default
+            if getattr(params, k) == type(params).model_fields[k].default:
+                d["params"].pop(k, None)
+        if not d.get("channels_last"):  # likewise: configs (and their hashes) from before the key stay
+            d.pop("channels_last", None)
         if d.get("selection") is None:  # absent = no selection: configs (and their hashes) from before the key stay
             d.pop("selection", None)
         return d

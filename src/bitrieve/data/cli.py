@@ -42,6 +42,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     feat.add_argument("--model", required=True, help="effnet-lite0 | clip-vit-b32 | alexnet-fc7 | vgg19-fc7")
     feat.add_argument("--weights", default=None, help="weights file (default: the library's cache / packaged file)")
     feat.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    feat.add_argument("--until", default=None, metavar="blocks.K",
+                      help="effnet-lite0: store the activations entering stage K (frozen earlier stages) instead of "
+                           "the pooled feature, for GreedyHash's trainable_from: blocks.K")
     feat.add_argument("--batch-size", type=int, default=64)
     feat.add_argument("--work-dir", default=None, help="chunk files for resuming (default: STORE.work next to --to)")
     feat.set_defaults(func=_features)
@@ -118,7 +121,8 @@ def _features(args: argparse.Namespace) -> int:
     check_store_target(args.to, args.overwrite)  # before loading weights
     if args.work_dir is not None:
         check_writable(args.work_dir, "feature work directory", error=DataError)
-    ext = make_extractor(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
+    ext = make_extractor(args.model, weights=args.weights, device=args.device, image_size=args.image_size,
+                         until=args.until)
     opts = _options(args, ext)
     opts.image_size = None  # the extractor resizes
     rc = _save(args, opts)

@@ -16,7 +16,7 @@ import numpy as np
 from bitrieve.data.captions import bag_of_words, build_vocab, encode_tokens, top_words
 from bitrieve.data.extras import SplitWithExtras
 from bitrieve.data.images import ImageSource
-from bitrieve.data.protocols import get_protocol
+from bitrieve.data.protocols import Protocol, get_protocol
 from bitrieve.data.readers import READERS, read_source
 from bitrieve.data.source import Source, validate_source
 from bitrieve.data.types import CrossModalData, DataError, Split
@@ -91,7 +91,15 @@ def build(fmt: str, path: str | Path, opts: ConvertOptions) -> Converted:
     t0 = time.time()
     src: Source = read_source(fmt, str(path), **opts.reader_options)
     src = validate_source(src, opts.empty_labels)
-    proto = get_protocol(opts.protocol or READERS[fmt].default_protocol)
+    return build_source(src, fmt, opts, t0=t0)
+
+
+def build_source(src: Source, fmt: str, opts: ConvertOptions, proto: Protocol | None = None,
+                 t0: float | None = None) -> Converted:
+    """`build` from an already read and validated `Source` (e.g. one decoded once and split by two protocols);
+    ``proto``: a protocol object instead of ``opts.protocol`` (a scaled-down copy for smoke tests)."""
+    t0 = time.time() if t0 is None else t0
+    proto = proto or get_protocol(opts.protocol or READERS[fmt].default_protocol)
     indices = proto.split(src, opts.split_seed if proto.seeded else None)
     card = dict(src.card)
     card["format"] = fmt

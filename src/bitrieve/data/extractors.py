@@ -99,15 +99,55 @@ def _resize_crop(im, size: int, short: int):
 
 
 class EffNetLite0(ImageExtractor):
+    """``until="blocks.K"``: instead of the pooled feature, the activations that enter stage K (frozen stem and
+    stages 0..K-1, eval mode), flattened to C*H*W floats; the card records their shape (``activation_shape``) so a
+    method can train stage K onwards on them (GreedyHash ``trainable_from``)."""
+
     name, dim = "effnet-lite0", 1280
     preprocess_desc = "shorter side -> image_size (bilinear), centre crop, (x - 127) / 128"
+
+    def __init__(self, *a: Any, until: str | None = None) -> None:
+        super().__init__(*a)
+        self.until = until
+        if until is not None:
+            self.stage = parse_stage(until, len(self.model.blocks))
+            import torch
+
+            with torch.no_grad():
+                probe = self._stem_to(torch.zeros(1, 3, self.image_size, self.image_size, device=self.device))
+            self.activation_shape = [int(s) for s in probe.shape[1:]]
+            self.dim = int(np.prod(self.activation_shape))
+
+    def _stem_to(self, x):
+        x = self.model.bn1(self.model.conv_stem(x))
+        return self.model.blocks[: self.stage](x)
 
     def preprocess(self, im) -> np.ndarray:
         im = _resize_crop(im, self.image_size, self.image_size)
         return ((np.asarray(im, dtype=np.float32) - 127.0) / 128.0).transpose(2, 0, 1)
 
     def _forward(self, x):
+        if self.until is not None:
+            return self._stem_to(x).flatten(1)
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        if self.until is not None:
+            d.update({"until": self.until, "activation_shape": self.activation_shape,
+                      "kind": "activations", "dim": self.dim})
+        return d
+
+
+def parse_stage(name: str, n_stages: int) -> int:
+    """``"blocks.K"`` -> K (1 <= K < n_stages): the EfficientNet stage where cached activations enter."""
+    import re
+
+    m = re.fullmatch(r"blocks\.(\d+)", name or "")
+    if not m or not 1 <= int(m.group(1)) < n_stages:
+        raise DataError(f"stage '{name}': expected blocks.K with K in 1..{n_stages - 1} (EfficientNet-Lite0 has "
+                        f"{n_stages} stages, blocks.0 .. blocks.{n_stages - 1})")
+    return int(m.group(1))
 
 
 class TorchvisionFc7(ImageExtractor):
@@ -155,8 +195,11 @@ class ClipViTB32(ImageExtractor):
 
 
 def make_extractor(name: str, weights: str | None = None, device: str = "auto",
-                   image_size: int | None = None) -> ImageExtractor:
-    """Build extractor ``name`` (see module doc). ``weights``: a file, "random" (tests), or None (packaged/cache)."""
+                   image_size: int | None = None, until: str | None = None) -> ImageExtractor:
+    """Build extractor ``name`` (see module doc). ``weights``: a file, "random" (tests), or None (packaged/cache).
+    ``until`` (effnet-lite0 only): the activations entering that stage instead of the pooled feature."""
+    if until is not None and name != "effnet-lite0":
+        raise DataError(f"--until {until}: only for --model effnet-lite0 (got {name})")
     import torch
 
     device = resolve_device(device)
@@ -182,7 +225,7 @@ def make_extractor(name: str, weights: str | None = None, device: str = "auto",
             if isinstance(mod, torch.nn.BatchNorm2d):
                 mod.eps = 1e-3
         desc = "random (test only)" if weights == "random" else f"{Path(weights).name} sha256 {sha256_file(weights)}"
-        return EffNetLite0(model, device, image_size or 224, desc)
+        return EffNetLite0(model, device, image_size or 224, desc, until=until)
     if name in ("alexnet-fc7", "vgg19-fc7"):
         import torchvision
 

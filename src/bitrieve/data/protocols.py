@@ -108,11 +108,12 @@ def _wiki(src: Source, seed: int) -> Indices:
     return {"train": train, "query": _official(src, "test"), "retrieval": train}
 
 
-def _cifar10_1(src: Source, seed: int) -> Indices:
+def _cifar10_1(src: Source, seed: int, query_per_class: int = 100, train_per_class: int = 500) -> Indices:
+    """The per-class counts are parameters only for scaled-down copies (``bitrieve reproduce --smoke``)."""
     rng = np.random.default_rng(seed)
     cls = _class_of(src)
-    query = _per_class(rng, _official(src, "test"), cls, 100, "cifar10-1 query")
-    train = _per_class(rng, _official(src, "train"), cls, 500, "cifar10-1 train")
+    query = _per_class(rng, _official(src, "test"), cls, query_per_class, "cifar10-1 query")
+    train = _per_class(rng, _official(src, "train"), cls, train_per_class, "cifar10-1 train")
     rest = np.setdiff1d(np.arange(len(src)), query)
     return {"train": train, "query": query, "retrieval": rng.permutation(rest)}
 
@@ -192,6 +193,14 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
              "as released, but training on the first 4,992 train rows as the released loader does", _ucmfh,
              seeded=False),
 ]}
+
+
+def cifar10_1_scaled(query_per_class: int, train_per_class: int) -> Protocol:
+    """A scaled-down CIFAR-10 (I) for smoke runs: the same draw with fewer rows per class (never a paper protocol)."""
+    return Protocol(f"cifar10-1-scaled-{query_per_class}-{train_per_class}", PROTOCOLS["cifar10-1"].citation,
+                    f"SMOKE SCALE: {query_per_class} query / {train_per_class} train per class; retrieval = every "
+                    "other row of the source", lambda src, seed: _cifar10_1(src, seed, query_per_class,
+                                                                             train_per_class))
 
 
 def get_protocol(name: str) -> Protocol:

@@ -11,7 +11,7 @@ from bitrieve.methods import REGISTRY as _REGISTRY
 
 _REGISTRY.setdefault("toy_linear", "bitrieve.engine.toy:ToyLinear")
 
-__all__ = ["train_run", "evaluate_run", "load_run", "format_metrics", "resolve_device"]
+__all__ = ["train_run", "evaluate_run", "load_run", "format_metrics", "resolve_device", "WallTimeExceeded"]
 
 
 def __getattr__(name: str):

