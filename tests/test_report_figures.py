@@ -216,3 +216,20 @@ def test_embeddings_rank_by_cosine_and_groups_define_relevance():
     assert relevant(qs, 0, rs, np.array([2, 1, 0])).tolist() == [True, False, True]
     plain_q, plain_r = Split(qs.inputs, qs.labels, qs.ids), Split(rs.inputs, rs.labels, rs.ids)
     assert relevant(plain_q, 0, plain_r, np.array([2, 1])).tolist() == [True, True]
+
+
+def test_a_long_group_label_gets_a_short_unique_file_name(tmp_path):
+    """An ablation group labelled by many config differences once made a file name over the file system's 255-byte
+    limit (`bitrieve figures results/` failed with 'File name too long'); long stems are shortened with a hash."""
+    import matplotlib.pyplot as plt
+
+    from bitrieve.report.figures import MAX_STEM, save
+
+    base = "train_agch_" + "_".join(f"key{i}=value{i}" for i in range(40))
+    a, b = base + "_wiki", base + "_mirflickr"  # differ only beyond the cut
+    assert len(a) > 255
+    paths = [p for stem in (a, b) for p in save(plt.figure(), tmp_path, stem)]
+    assert all(p.is_file() and len(p.stem) <= MAX_STEM for p in paths)
+    assert len({p.stem for p in paths}) == 2  # the hash keeps them apart
+    short = save(plt.figure(), tmp_path, "pr_wiki_b16")  # short names are unchanged
+    assert [p.name for p in short] == ["pr_wiki_b16.png", "pr_wiki_b16.pdf"]

@@ -11,6 +11,7 @@ Retrieval examples (query → top-k) live in ``report/examples.py``.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -35,7 +36,19 @@ def slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", s).strip("_")
 
 
+MAX_STEM = 120  # file systems allow 255 bytes per name; the atomic writer adds a hidden prefix and a random suffix
+
+
+def file_stem(stem: str) -> str:
+    """``stem`` itself when short; else its first characters and a hash of the whole, so that a group labelled by many
+    config differences (an ablation) still gets a unique, writable file name."""
+    if len(stem) <= MAX_STEM:
+        return stem
+    return f"{stem[:MAX_STEM - 13]}-{hashlib.sha256(stem.encode()).hexdigest()[:12]}"
+
+
 def save(fig, out_dir: Path, stem: str) -> list[Path]:
+    stem = file_stem(stem)
     paths = []
     for fmt in FORMATS:
         p = Path(out_dir) / f"{stem}.{fmt}"
