@@ -89,6 +89,28 @@ def test_info_nce_by_hand_and_dispatch():
         nt_xent(a, torch.zeros(3, 2))
 
 
+def _info_nce_loop(a, b, tau, symmetric):
+    """Cross-modal InfoNCE written out: row i of cos(a, b)/tau against target i (and column i if symmetric)."""
+    a = torch.nn.functional.normalize(a, dim=1)
+    b = torch.nn.functional.normalize(b, dim=1)
+    n = a.shape[0]
+    s = [[float(a[i] @ b[j]) / tau for j in range(n)] for i in range(n)]
+    rows = [-s[i][i] + math.log(sum(math.exp(s[i][j]) for j in range(n))) for i in range(n)]
+    cols = [-s[i][i] + math.log(sum(math.exp(s[j][i]) for j in range(n))) for i in range(n)]
+    return rows + cols if symmetric else rows
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_info_nce_matches_a_loop_on_random_pairs(symmetric):
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(6, 5, generator=g, dtype=torch.float64), torch.randn(6, 5, generator=g, dtype=torch.float64)
+    per = _info_nce_loop(a, b, 0.3, symmetric)
+    assert info_nce(a, b, 0.3, symmetric=symmetric, reduction="none").tolist() == pytest.approx(per, rel=1e-12)
+    # mean over the N (one direction) or 2N (both) anchors
+    assert info_nce(a, b, 0.3, symmetric=symmetric).item() == pytest.approx(sum(per) / len(per), rel=1e-12)
+    assert contrastive("infonce", a, b, 0.3, symmetric).item() == pytest.approx(sum(per) / len(per), rel=1e-12)
+
+
 def test_balanced_gradient_pulls_positive_pairs_together():
     g = torch.Generator().manual_seed(2)
     a = torch.randn(8, 4, generator=g, requires_grad=True)

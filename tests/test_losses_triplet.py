@@ -38,19 +38,21 @@ def test_sum_and_max_violation_by_hand():
 
 def test_max_violation_keeps_one_negative_per_row_and_column_summed():
     torch.manual_seed(0)
-    im = torch.nn.functional.normalize(torch.randn(6, 4), dim=1)
-    cap = torch.nn.functional.normalize(torch.randn(6, 4), dim=1)
-    scores = im @ cap.T
-    pos = scores.diagonal()
-    cap_idx, im_idx = hardest_negatives(scores)
-    ar = torch.arange(6)
-    expect_i2t = (0.2 + scores[ar, cap_idx] - pos).clamp(min=0).sum()
-    expect_t2i = (0.2 + scores[im_idx, ar] - pos).clamp(min=0).sum()
+    im = torch.nn.functional.normalize(torch.randn(6, 4, dtype=torch.float64), dim=1)
+    cap = torch.nn.functional.normalize(torch.randn(6, 4, dtype=torch.float64), dim=1)
+    s = [[float(im[i] @ cap[j]) for j in range(6)] for i in range(6)]
+    # Sec. 3, MH written out: for each image the hardest non-matching caption, for each caption the hardest
+    # non-matching image; hinges summed over the batch (not averaged)
+    expect_i2t = sum(max(0.0, max(0.2 + s[i][j] - s[i][i] for j in range(6) if j != i)) for i in range(6))
+    expect_t2i = sum(max(0.0, max(0.2 + s[i][j] - s[j][j] for i in range(6) if i != j)) for j in range(6))
     out = vse_hinge_loss(im, cap, 0.2, max_violation=True)
-    assert out["i2t"].item() == pytest.approx(expect_i2t.item(), abs=1e-6)
-    assert out["t2i"].item() == pytest.approx(expect_t2i.item(), abs=1e-6)
-    # sum over all negatives is at least the max-violation loss
-    assert vse_hinge_loss(im, cap, 0.2, max_violation=False)["loss"] >= out["loss"]
+    assert expect_i2t > 0 and expect_t2i > 0
+    assert out["i2t"].item() == pytest.approx(expect_i2t, rel=1e-12)
+    assert out["t2i"].item() == pytest.approx(expect_t2i, rel=1e-12)
+    # SH: every violating negative, summed
+    expect_sh = sum(max(0.0, 0.2 + s[i][j] - s[i][i]) + max(0.0, 0.2 + s[i][j] - s[j][j])
+                    for i in range(6) for j in range(6) if i != j)
+    assert vse_hinge_loss(im, cap, 0.2, max_violation=False)["loss"].item() == pytest.approx(expect_sh, rel=1e-12)
 
 
 def test_gradient_reaches_only_the_hardest_negative():
