@@ -1,4 +1,4 @@
-"""Contrastive and HashNet weighted pairwise losses against hand-computed values and slow reference loops."""
+"""Contrastive losses against hand-computed values and slow reference loops."""
 
 import math
 
@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from bitrieve.losses.contrastive import (balance_weights, balanced_contrastive, contrastive, info_nce, nt_xent)
-from bitrieve.losses.weighted_pairwise import label_overlap, label_similarity, weighted_pairwise_loss
 
 E = math.e
 
@@ -122,24 +121,3 @@ def test_balanced_gradient_pulls_positive_pairs_together():
         balanced_contrastive(a, b).backward()
         opt.step()
     assert torch.nn.functional.cosine_similarity(a, b).mean().item() > before + 0.2
-
-
-def test_weighted_pairwise_by_hand():
-    ha = torch.tensor([[1.0], [-1.0]], dtype=torch.float64)
-    hb = torch.tensor([[1.0], [1.0]], dtype=torch.float64)
-    s = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
-    # S1 = S0 = 2 -> weights 2; nll = [[sp(1)-1, sp(1)], [sp(-1), sp(-1)+1]]; mean of 2*nll
-    expected = math.log(1 + E) + math.log(1 + 1 / E)
-    assert weighted_pairwise_loss(ha, hb, s, alpha=1.0).item() == pytest.approx(expected, rel=1e-12)
-    # unbalanced: one positive of four pairs -> w_pos = 4, w_neg = 4/3
-    s2 = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
-    terms = [4 * (math.log(1 + E) - 1), 4 / 3 * math.log(1 + E), 4 / 3 * math.log(1 + 1 / E),
-             4 / 3 * math.log(1 + 1 / E)]
-    assert weighted_pairwise_loss(ha, hb, s2, alpha=1.0).item() == pytest.approx(sum(terms) / 4, rel=1e-12)
-
-
-def test_label_similarity_and_overlap():
-    la = torch.tensor([[1, 1, 0], [0, 0, 1]])
-    lb = torch.tensor([[1, 0, 0], [0, 1, 1]])
-    assert label_similarity(la, lb).tolist() == [[1.0, 1.0], [0.0, 1.0]]
-    assert label_overlap(la, lb).flatten().tolist() == pytest.approx([0.5, 1 / 3, 0.0, 0.5])

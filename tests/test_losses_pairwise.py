@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from bitrieve.losses.pairwise import dsh_pair_loss, pair_similarity
+from bitrieve.losses.pairwise import dsh_pair_loss
 from bitrieve.losses.quantization import dsh_abs_regularizer
+from bitrieve.parts.distances import label_similarity
 
 
 def _batch():
@@ -69,7 +70,7 @@ def test_gradient_matches_official_caffe_layer():
 
 def test_multilabel_similarity_is_any_shared_label():
     labels = torch.tensor([[1, 1, 0], [0, 1, 0], [0, 0, 1]])
-    sim = pair_similarity(labels)
+    sim = label_similarity(labels)
     assert sim[0, 1] and sim[1, 0] and not sim[0, 2] and not sim[1, 2]
 
 

@@ -15,26 +15,16 @@ Constants (checked against the paper and the official Caffe layer, lhmRyan/deep-
 
 We follow the trained objective: ``pair_weight = 0.5`` by default (the paper's 1/2 and the Caffe gradient).
 ``pair_weight = 1.0`` reproduces the Caffe *reported* value (and doubles the pair gradient relative to the
-regulariser). The sum over the n(n - 1)/2 pairs is divided by n(n - 1), as in Caffe (``alpha = 1 / (num*(num-1))``).
+regulariser). The sum over the n(n - 1)/2 pairs is divided by n(n - 1), as in Caffe (``alpha = 1 / (num*(num-1))``):
+``losses/reducers.py: per_ordered_pair``.
 """
 
 from __future__ import annotations
 
 import torch
 
-
-def pair_similarity(labels: torch.Tensor) -> torch.Tensor:
-    """(n, n) bool: True where two rows of a multi-hot (n, C) label matrix share at least one label."""
-    if labels.ndim != 2:
-        raise ValueError(f"pair_similarity: labels must be multi-hot (n, C), got shape {tuple(labels.shape)}")
-    lab = labels.float()
-    return (lab @ lab.T) > 0
-
-
-def squared_distances(b: torch.Tensor) -> torch.Tensor:
-    """(n, n) squared Euclidean distances between rows, differentiable everywhere (no sqrt)."""
-    diff = b.unsqueeze(1) - b.unsqueeze(0)  # (n, n, bits); n is a mini-batch, so memory is bounded
-    return diff.pow(2).sum(-1)
+from bitrieve.losses.reducers import per_ordered_pair
+from bitrieve.parts.distances import label_similarity, squared_euclidean
 
 
 def dsh_pair_loss(
@@ -44,7 +34,7 @@ def dsh_pair_loss(
 
     Args:
         b: (n, bits) real-valued network outputs (no sign; DSH relaxes the codes).
-        labels: (n, C) multi-hot labels.
+        labels: (n, C) multi-hot labels; a pair is similar when it shares a label.
         margin: m; the paper uses 2 * bits.
         pair_weight: the paper's 1/2 (default); see the module docstring.
 
@@ -58,14 +48,14 @@ def dsh_pair_loss(
         raise ValueError(f"dsh_pair_loss: {n} code rows but {labels.shape[0]} label rows")
     if n < 2:
         raise ValueError("dsh_pair_loss: a mini-batch needs at least 2 samples to form a pair")
-    sim = pair_similarity(labels)
-    d2 = squared_distances(b)
+    sim = label_similarity(labels)
+    d2 = squared_euclidean(b)  # exact differences: n is a mini-batch, so the (n, n, bits) tensor is small
     upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=b.device), diagonal=1)  # pairs i < j
     sim_u = sim & upper
     dis_u = (~sim) & upper
-    norm = float(n * (n - 1))
-    similar = (d2 * sim_u).sum() * pair_weight / norm
-    dissimilar = (torch.clamp(margin - d2, min=0.0) * dis_u).sum() * pair_weight / norm
+    # Caffe's alpha = 1 / (n(n - 1)) over the n(n - 1)/2 pairs i < j
+    similar = pair_weight * per_ordered_pair(d2 * sim_u)
+    dissimilar = pair_weight * per_ordered_pair(torch.clamp(margin - d2, min=0.0) * dis_u)
     return {
         "pairs": similar + dissimilar,
         "similar": similar,

@@ -1,12 +1,14 @@
 """Quantization regularisers that pull continuous hash outputs towards {-1, +1}.
 
-Each function returns a scalar with the reduction its paper (and official code) uses, stated in the docstring, so a
-method composes them without guessing a normalisation.
+Each function returns a scalar with the reduction its paper (and official code) uses, named at the return
+(``losses/reducers.py``) and stated in the docstring, so a method composes them without guessing a normalisation.
 """
 
 from __future__ import annotations
 
 import torch
+
+from bitrieve.losses.reducers import mean, mean_of_row_sums
 
 
 def _check_2d(h: torch.Tensor, name: str) -> None:
@@ -22,7 +24,7 @@ def greedy_cubic_penalty(h: torch.Tensor) -> torch.Tensor:
     batch and the bits (|h - sign(h)| = ||h| - 1| for h != 0). We follow the code's mean.
     """
     _check_2d(h, "greedy_cubic_penalty")
-    return (h.abs() - 1.0).abs().pow(3).mean()
+    return mean((h.abs() - 1.0).abs().pow(3))
 
 
 def dsh_abs_regularizer(b: torch.Tensor) -> torch.Tensor:
@@ -33,4 +35,4 @@ def dsh_abs_regularizer(b: torch.Tensor) -> torch.Tensor:
     divides by the batch size n (``reg / num``), i.e. a per-sample sum over bits averaged over samples.
     """
     _check_2d(b, "dsh_abs_regularizer")
-    return (b.abs() - 1.0).abs().sum() / b.shape[0]
+    return mean_of_row_sums((b.abs() - 1.0).abs())

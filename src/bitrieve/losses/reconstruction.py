@@ -1,12 +1,12 @@
 """Similarity-preserving (reconstruction) and code-alignment losses.
 
-Each function returns per-element values (so every normalisation choice is visible) and takes a ``reduction``:
-"none" (per-element tensor), "sum" (the Frobenius-norm form papers write, ‖·‖²_F), "mean" (what most PyTorch code
-does with ``F.mse_loss``: each term over its own element count) or "pairs" (the sum divided by m², m = the number
-of rows of the batch: one common divisor for every term of an objective that mixes pair sums (m² entries) with
-per-item sums (m·c entries), so the relative weights of the printed objective are kept - AGCH, Eq. 16). The choice
-changes the loss scale, and "mean" also changes the terms' relative weights by c/m; it is a real hyper-parameter, so
-methods expose it.
+Each function computes per-element values (so every normalisation choice is visible) and takes a ``reduction``
+(``losses/reducers.py: reduce``): "none" (per-element tensor), "sum" (the Frobenius-norm form papers write, ‖·‖²_F),
+"mean" (what most PyTorch code does with ``F.mse_loss``: each term over its own element count) or "pairs" (the sum
+divided by m², m = the number of rows of the batch: one common divisor for every term of an objective that mixes
+pair sums (m² entries) with per-item sums (m·c entries), so the relative weights of the printed objective are kept -
+AGCH, Eq. 16). The choice changes the loss scale, and "mean" also changes the terms' relative weights by c/m; it is a
+real hyper-parameter, so methods expose it.
 
 - :func:`similarity_reconstruction`: ‖S − s·ĉos(A, B)‖² with ĉos the inner product of L2-normalised codes
   (DJSRH, Su et al. ICCV 2019, Eq. 7-8; AGCH, Zhang et al. TMM 2022, Sec. III-D, L1/L2/L3).
@@ -15,42 +15,19 @@ methods expose it.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
+from bitrieve.losses.reducers import Reduction, reduce
+from bitrieve.parts.distances import cosine_similarities, inner_products
 from bitrieve.parts.hashing import l2_normalize
-
-Reduction = Literal["none", "sum", "mean", "pairs"]
-
-
-def reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
-    """Apply a reduction to per-element loss values (none | sum | mean | pairs).
-
-    ``pairs``: the sum divided by m², m = ``values.shape[0]`` (the batch's rows), whatever the second dimension is
-    (m for a similarity matrix, c for codes) - the common divisor that keeps an objective's printed relative weights.
-    """
-    if reduction == "none":
-        return values
-    if reduction == "sum":
-        return values.sum()
-    if reduction == "mean":
-        return values.mean()
-    if reduction == "pairs":
-        return values.sum() / float(values.shape[0]) ** 2
-    raise ValueError(f"unknown reduction '{reduction}' (none | sum | mean | pairs)")
-
 
 def code_inner_products(a: torch.Tensor, b: torch.Tensor | None = None, normalize: bool = True) -> torch.Tensor:
     """(N, M) inner products of the rows of ``a`` and ``b`` (``b = a`` if None), L2-normalised first if ``normalize``
     (then entries are cosines in [−1, 1])."""
+    # b = a is passed as a second operand (normalised separately): the backward pass then sums the two paths in the
+    # order the stored DJSRH/JDSH/AGCH runs were trained with, so their training stays bit-identical
     b = a if b is None else b
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"code_inner_products: expected (N, c) and (M, c) codes, got {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
-    if normalize:
-        a, b = l2_normalize(a), l2_normalize(b)
-    return a @ b.T
+    return cosine_similarities(a, b) if normalize else inner_products(a, b)
 
 
 def similarity_reconstruction(target: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None = None, *,

@@ -5,12 +5,16 @@ Scores s(i, c) are cosine similarities of L2-normalised embeddings; row k of the
 (image_k, caption_k). Sec. 3, SH (sum of hinges):
     sum_c' [a + s(i, c') - s(i, c)]_+  +  sum_i' [a + s(i', c) - s(i, c)]_+
 Sec. 3, MH (max of hinges, "VSE++"): only the hardest negative of each row (caption side) and each column (image
-side) counts. Both are summed over the batch, not averaged, as in the official ``ContrastiveLoss``.
+side) counts. Both are summed over the batch, not averaged, as in the official ``ContrastiveLoss``
+(``losses/reducers.py: total``).
 """
 
 from __future__ import annotations
 
 import torch
+
+from bitrieve.losses.reducers import total
+from bitrieve.parts.distances import inner_products
 
 
 def hardest_negatives(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,17 +41,14 @@ def vse_hinge_loss(
                          f"{tuple(im.shape)} and {tuple(cap.shape)}")
     if im.shape[0] < 2:
         raise ValueError("vse_hinge_loss: a batch needs at least 2 pairs to have negatives")
-    scores = im @ cap.T
+    scores = inner_products(im, cap)  # cosines: the embeddings are unit length
     pos = scores.diagonal()
     eye = torch.eye(scores.shape[0], dtype=torch.bool, device=scores.device)
     cost_cap = (margin + scores - pos.unsqueeze(1)).clamp(min=0).masked_fill(eye, 0.0)  # row i: image i vs captions
     cost_im = (margin + scores - pos.unsqueeze(0)).clamp(min=0).masked_fill(eye, 0.0)  # column j: caption j vs images
-    if max_violation:
-        i2t = cost_cap.max(dim=1).values.sum()
-        t2i = cost_im.max(dim=0).values.sum()
-    else:
-        i2t = cost_cap.sum()
-        t2i = cost_im.sum()
+    if max_violation:  # MH: the hardest negative of each row / column
+        cost_cap, cost_im = cost_cap.max(dim=1).values, cost_im.max(dim=0).values
+    i2t, t2i = total(cost_cap), total(cost_im)  # summed over the batch, not averaged (official ContrastiveLoss)
     return {"loss": i2t + t2i, "i2t": i2t, "t2i": t2i}
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from bitrieve.parts.distances import cosine_similarities
 from bitrieve.parts.similarity import cosine_similarity
 
 
@@ -51,7 +52,7 @@ def jdsh_joint_similarity(image: torch.Tensor, text: torch.Tensor, *, alpha: flo
     """JDSH's DSDW-weighted joint-modal similarity (module docstring); ``left``/``right`` already computed."""
     _check(image, text, "jdsh_joint_similarity")
     s_i, s_t = _rescaled_cosine(image), _rescaled_cosine(text)
-    s_h = torch.nn.functional.normalize(s_i, dim=1) @ torch.nn.functional.normalize(s_t, dim=1).t()
+    s_h = cosine_similarities(s_i, s_t)
     s = alpha * s_i + beta * s_t + lamb * (s_h + s_h.t()) / 2.0
     low, high = s < left, s > right
     s = torch.where(low, (1.0 + l1 * torch.exp(-(s - s_min))) * s, s)

@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 
+from bitrieve.parts.distances import euclidean_distances, inner_products
 from bitrieve.parts.hashing import l2_normalize
 
 GammaMode = Literal["features", "similarity"]
@@ -44,16 +45,7 @@ def cosine_similarity(*feats: torch.Tensor, weights: tuple[float, ...] | None = 
     if len(weights) != len(feats):
         raise ValueError(f"cosine_similarity: {len(feats)} feature matrices but {len(weights)} weights")
     z = torch.cat([w * l2_normalize(f.reshape(f.shape[0], -1).float()) for f, w in zip(feats, weights)], dim=1)
-    z = l2_normalize(z)
-    return z @ z.T
-
-
-def _pairwise_distance(z: torch.Tensor) -> torch.Tensor:
-    """Exact Euclidean distances (N, N) with an exact-zero diagonal (cdist's matmul path is not exact)."""
-    sq = (z * z).sum(1)
-    d2 = (sq[:, None] + sq[None, :] - 2.0 * (z @ z.T)).clamp_min(0.0)
-    d2 = d2 * (1.0 - torch.eye(z.shape[0], dtype=z.dtype, device=z.device))
-    return d2.sqrt()
+    return inner_products(l2_normalize(z))
 
 
 def aggregated_similarity(
@@ -108,21 +100,21 @@ def aggregated_similarity(
     xt = l2_normalize(text_feats.reshape(text_feats.shape[0], -1).float())
 
     def dist(z: torch.Tensor) -> torch.Tensor:
-        d = _pairwise_distance(z)
+        d = euclidean_distances(z)
         return d.sqrt() if distance_form == "sqrt_norm" else d
 
     if metric == "cosine_text_euclidean_image":
-        c = xt @ xt.T
+        c = inner_products(xt)
         d = torch.exp(-dist(xv) / rho)
     elif gamma_mode == "features":
         z = torch.cat([gamma_v * xv, gamma_t * xt], dim=1)
         if renormalize:
             z = l2_normalize(z)
-        c = z @ z.T
+        c = inner_products(z)
         d = torch.exp(-dist(z) / rho)
     elif gamma_mode == "similarity":
         norm = (gamma_v + gamma_t) if renormalize else 1.0
-        c = (gamma_v * (xv @ xv.T) + gamma_t * (xt @ xt.T)) / norm
+        c = (gamma_v * inner_products(xv) + gamma_t * inner_products(xt)) / norm
         d = torch.exp(-(gamma_v * dist(xv) + gamma_t * dist(xt)) / norm / rho)
     else:
         raise ValueError(f"aggregated_similarity: unknown gamma_mode '{gamma_mode}' (features | similarity)")
