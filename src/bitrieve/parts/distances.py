@@ -5,7 +5,9 @@ The one place where the losses (``bitrieve.losses``) and the similarity targets 
 function takes (N, d) and optionally (M, d) (``b=None``: the rows of ``a`` against themselves) and returns (N, M).
 
 - :func:`inner_products` - ⟨a_i, b_j⟩ (cosine when the rows are already unit length, as VSE++'s embeddings).
-- :func:`cosine_similarities` - ⟨â_i, b̂_j⟩ with â = a / ‖a‖₂ (:func:`bitrieve.parts.hashing.l2_normalize`).
+- :func:`cosine_similarities` - ⟨â_i, b̂_j⟩ with â = a / ‖a‖₂ (:func:`bitrieve.parts.hashing.l2_normalize`). Not to be
+  confused with ``parts/similarity.py: cosine_similarity``, the (weighted, multi-modal) training target built from
+  these pieces.
 - :func:`squared_euclidean` - ‖a_i − b_j‖² from the differences: exact (0 for equal rows) and smooth, but it holds an
   (N, M, d) tensor, so it is meant for codes of a mini-batch (DSH).
 - :func:`euclidean_distances` - ‖z_i − z_j‖ from the Gram matrix, (N, N) memory for wide input features (AGCH);
