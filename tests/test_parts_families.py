@@ -164,3 +164,38 @@ def test_agch_accumulates_in_float64_and_the_djsrh_family_in_float32():
     assert torch.equal(agch.image_std, torch.as_tensor(image.std(0, ddof=1)).float())
     assert torch.equal(djsrh.image_mean, x32.mean(0)) and torch.equal(djsrh.image_std, x32.std(0))
     assert torch.allclose(agch.image_mean, djsrh.image_mean, rtol=1e-6)  # the same statistic, two precisions
+
+
+# --- the family parts against re-typed formulas -------------------------------------------------------------------
+def test_two_tower_codes_are_tanh_of_alpha_times_the_mlp():
+    from bitrieve.parts.two_tower import TwoTowerEncoders, sqrt_epoch_alpha
+
+    torch.manual_seed(0)
+    towers = TwoTowerEncoders({"image": 6, "text": 5}, hidden=8, bits=4, dropout=0.5).eval()
+    x = torch.randn(3, 5)
+    enc = towers["text"]
+    w1, b1, w2, b2 = enc.body[0].weight, enc.body[0].bias, enc.hash.fc.weight, enc.hash.fc.bias
+    expected = torch.tanh(2.0 * (torch.relu(x @ w1.T + b1) @ w2.T + b2))
+    torch.testing.assert_close(towers.codes("text", x, alpha=2.0), expected)
+    assert set(towers.param_groups(0.1, 0.2)) == {"image", "text"}
+    assert towers.param_groups(0.1, 0.2)["text"]["lr"] == 0.2
+    with pytest.raises(ValueError, match="unknown modality 'audio'"):
+        towers.codes("audio", x)
+    # epoch = floor(steps / steps per epoch): 0 -> 1, 9 -> 1, 10 -> sqrt 2, 25 -> sqrt 3
+    assert [sqrt_epoch_alpha(s, 10) for s in (0, 9, 10, 25)] == [1.0, 1.0, math.sqrt(2.0), math.sqrt(3.0)]
+
+
+def test_unimodal_fill_is_the_training_mean_of_the_other_modality():
+    from bitrieve.parts.fusion_hashing import fit_fill, register_fill, with_fill
+
+    owner = torch.nn.Module()
+    register_fill(owner, {"image": 2, "text": 3})
+    image = torch.tensor([[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]])
+    text = torch.tensor([[0.0, 1.0, 2.0], [2.0, 3.0, 4.0], [9.0, 9.0, 9.0]])
+    fit_fill(owner, {"image": image.numpy(), "text": text.numpy()}, rows=2)  # the rows trained on only
+    assert owner.fill_image.tolist() == [2.0, 3.0] and owner.fill_text.tolist() == [1.0, 2.0, 3.0]
+    q = torch.ones(4, 2)
+    img, txt = with_fill(owner, "image", q)
+    assert img is q and txt.tolist() == [[1.0, 2.0, 3.0]] * 4
+    img, txt = with_fill(owner, "text", torch.zeros(1, 3))
+    assert img.tolist() == [[2.0, 3.0]] and txt.tolist() == [[0.0, 0.0, 0.0]]
