@@ -449,12 +449,16 @@ def test_dgcpn_released_networks():
     w = m.encoders["text"].hash.fc.weight
     assert w.std().item() == pytest.approx(0.3, rel=0.05)  # models.py:44, N(0, 0.3)
     assert m.encoders["image"].hash.fc.weight.std().item() < 0.1  # the image hash layer keeps PyTorch's default
-    assert isinstance(m.hash_dropout, torch.nn.Dropout) and m.hash_dropout.p == 0.5  # models.py:16, :42
+    assert m.encoders.dropout == 0.5  # models.py:16, :42
     x = torch.rand(5, 12)
+    m.train()
+    assert not torch.equal(m.encode("image", x), m.encode("image", x))  # Dropout(0.5) active in training
     m.eval()
     assert torch.equal(m.encode("image", x), m.encode("image", x))  # no dropout when coding
     plain, _, _ = _dgcpn(dropout=0.0, text_hash_init_std=None, knn_number=20)
-    assert isinstance(plain.hash_dropout, torch.nn.Identity)
+    assert plain.encoders.dropout == 0.0
+    plain.train()
+    assert torch.equal(plain.encode("image", x), plain.encode("image", x))
 
 
 # --- VSE++ ----------------------------------------------------------------------------------------------------------

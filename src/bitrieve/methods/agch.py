@@ -60,13 +60,12 @@ from pydantic import Field
 
 from bitrieve.losses.reconstruction import code_alignment, similarity_reconstruction
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
+from bitrieve.parts.backbones import IMAGENET_MEAN, IMAGENET_STD
 from bitrieve.parts.encoders import AlexNetHashEncoder, FrozenAlexNetFC7, MLPHashEncoder
 from bitrieve.parts.fusion import ConcatFCFusion
 from bitrieve.parts.graph import GCNHash, normalized_adjacency
 from bitrieve.parts.similarity import aggregated_similarity
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+from bitrieve.parts.standardize import fit_standardization, register_standardization, standardize
 
 
 class AGCHParams(Params):
@@ -150,11 +149,9 @@ class AGCH(HashMethod):
             self.image_encoder = MLPHashEncoder(info.feature_dims["image"], [p.hidden], bits)
             self.image_reference = None
         self.text_encoder = MLPHashEncoder(info.feature_dims["text"], [p.hidden], bits)
-        # input standardisation statistics (feature mode), filled by prepare(); identity until then
-        for m in self.modalities:
-            width = info.feature_dims[m] if self._standardized(m) else 0
-            self.register_buffer(f"{m}_mean", torch.zeros(width))
-            self.register_buffer(f"{m}_std", torch.ones(width))
+        # input standardisation statistics (feature mode), filled by prepare(); width 0 = not standardised
+        register_standardization(self, {m: info.feature_dims[m] if self._standardized(m) else 0
+                                        for m in self.modalities})
         hv, ht = self.image_encoder.hidden_features, self.text_encoder.hidden_features
         if p.use_fusion:
             widths = (bits, bits) if p.fusion_input == "codes" else (hv, ht)
@@ -174,20 +171,14 @@ class AGCH(HashMethod):
         return p.standardize_inputs == "both" or p.standardize_inputs == modality
 
     def prepare(self, train) -> None:
-        """Training-set mean / std of the standardised modalities' features (feature mode)."""
-        for m in self.modalities:
-            if self._standardized(m):
-                x = torch.as_tensor(train.inputs[m]).reshape(len(train), -1).double()
-                getattr(self, f"{m}_mean").copy_(x.mean(0).float())
-                getattr(self, f"{m}_std").copy_(x.std(0).clamp_min(1e-6).float())
+        """Training-set mean / std of the standardised modalities' features (feature mode; summed in float64)."""
+        fit_standardization(self, train.inputs, [m for m in self.modalities if self._standardized(m)],
+                            accumulate=torch.float64)
 
     def _encoder_input(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         if modality == "image" and self.params.input_mode == "alexnet":
             return self._images(x)
-        x = x.reshape(x.shape[0], -1).float()
-        if self._standardized(modality):
-            x = (x - getattr(self, f"{modality}_mean")) / getattr(self, f"{modality}_std")
-        return x
+        return standardize(self, modality, x)  # width-0 buffers (not standardised): the features as given
 
     # --- training ---------------------------------------------------------------------------------------------
     def param_groups(self):
@@ -211,8 +202,8 @@ class AGCH(HashMethod):
     def _images(self, x: torch.Tensor) -> torch.Tensor:
         """Raw uint8 images -> ImageNet-normalised floats (alexnet mode); float inputs are taken as given."""
         if x.dtype == torch.uint8:
-            mean = torch.tensor(_IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-            std = torch.tensor(_IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+            mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+            std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
             return (x.float() / 255.0 - mean) / std
         return x.float()
 

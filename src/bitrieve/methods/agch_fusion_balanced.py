@@ -16,7 +16,7 @@ reconstruction error is < 1, so a weight of the order of N makes the two compara
 
 from __future__ import annotations
 
-from bitrieve.losses.contrastive import ContrastiveKind, contrastive
+from bitrieve.losses.contrastive import ContrastiveKind
 from bitrieve.losses.reconstruction import similarity_reconstruction
 from bitrieve.methods.ucmfh import UCMFH, UCMFHParams
 from bitrieve.parts.similarity import aggregated_similarity
@@ -36,16 +36,13 @@ class AGCHFusionBalanced(UCMFH):
             "(Zhang et al. 2022)"
     Params = AGCHFusionBalancedParams
 
-    def _loss(self, batch, with_hash: bool = True):  # overrides FusionHashMixin._loss: adds AGCH's term
+    def hash_stage_terms(self, batch, hv, ht, out):
+        """UCMFH's hash-stage loss + sim_weight · [r(B_I, B_I) + r(B_T, B_T) + r(B_I, B_T)] (the fusion-only stage,
+        ``pretrain_epochs`` > 0, keeps UCMFH's embedding term alone)."""
         p = self.params
-        ev, et = self.embed_for_training(batch["image"], batch["text"])
-        emb = contrastive(p.loss, ev, et, p.temperature, p.symmetric)
-        if not with_hash:  # the fusion-only stage: the hash and structure terms belong to the hash stage
-            return {"loss": emb, "contrastive_embedding": emb}
-        hv, ht = self.heads["image"](ev), self.heads["text"](et)
-        hsh = contrastive(p.loss, hv, ht, p.temperature, p.symmetric)
         s = aggregated_similarity(batch["image"], batch["text"], p.gamma_v, p.gamma_t, p.rho).detach()
         rec = (similarity_reconstruction(s, hv) + similarity_reconstruction(s, ht)
                + similarity_reconstruction(s, hv, ht))
-        loss = emb + p.hash_weight * hsh + p.sim_weight * rec
-        return {"loss": loss, "contrastive_embedding": emb, "contrastive_hash": hsh, "reconstruction": rec}
+        out["loss"] = out["loss"] + p.sim_weight * rec
+        out["reconstruction"] = rec
+        return out

@@ -24,15 +24,15 @@ network is an MLP d -> 4096 -> bits (the text network's shape). The released cod
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
 
 from bitrieve.losses.reconstruction import similarity_reconstruction
 from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
-from bitrieve.parts.encoders import MLPHashEncoder
 from bitrieve.parts.neighbourhood import djsrh_joint_similarity
+from bitrieve.parts.standardize import fit_standardization, register_standardization, standardize
+from bitrieve.parts.two_tower import MODALITIES, TwoTowerEncoders, sqrt_epoch_alpha
 
 
 class DJSRHParams(Params):
@@ -56,53 +56,32 @@ class DJSRHParams(Params):
     input_norm: Literal["none", "standardize"] = "none"
 
 
-class TwoTowerHashing(HashMethod):
-    """Shared body of DJSRH / JDSH / DGCPN in feature mode: one MLP hash encoder per modality, SGD per modality.
+class DJSRH(HashMethod):
+    name = "djsrh"
+    paper = ("S. Su, Z. Zhong, C. Zhang. Deep Joint-Semantics Reconstructing Hashing for Large-Scale Unsupervised "
+             "Cross-Modal Retrieval. ICCV 2019.")
+    Params = DJSRHParams
 
-    Subclasses implement ``target(batch)`` and ``objective(code_image, code_text, target)``.
-    """
-
-    def __init__(self, params, bits: int, info: DataInfo):
+    def __init__(self, params: DJSRHParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)
-        self.encoders = torch.nn.ModuleDict({m: MLPHashEncoder(info.feature_dims[m], [params.hidden], bits)
-                                             for m in ("image", "text")})
-        # DGCPN's released nets drop out the hidden layer before the hash layer; DJSRH / JDSH have no such layer
-        p_drop = float(getattr(params, "dropout", 0.0))
-        self.hash_dropout = torch.nn.Dropout(p_drop) if p_drop > 0 else torch.nn.Identity()
-        for m in ("image", "text"):  # input standardisation statistics (identity until prepare fills them)
-            self.register_buffer(f"{m}_mean", torch.zeros(info.feature_dims[m]))
-            self.register_buffer(f"{m}_std", torch.ones(info.feature_dims[m]))
+        self.encoders = TwoTowerEncoders(info.feature_dims, params.hidden, bits)
+        register_standardization(self, {m: info.feature_dims[m] for m in MODALITIES})  # identity until prepare
         # optimisation steps taken, saved with the checkpoint, so α(epoch) survives a resume
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
     def prepare(self, train) -> None:
-        if getattr(self.params, "input_norm", "none") != "standardize":
-            return
-        for m in ("image", "text"):
-            x = torch.as_tensor(train.inputs[m]).float().reshape(len(train), -1)
-            getattr(self, f"{m}_mean").copy_(x.mean(0))
-            getattr(self, f"{m}_std").copy_(x.std(0).clamp_min(1e-6))
-
-    # --- codes ----------------------------------------------------------------------------------------------
-    def _steps_per_epoch(self) -> int:
-        return max(1, self.info.num_train // self.params.batch_size)  # drop_last
+        if self.params.input_norm == "standardize":
+            fit_standardization(self, train.inputs, MODALITIES)
 
     def alpha(self) -> float:
-        if not getattr(self.params, "alpha_schedule", False):
-            return 1.0
-        epoch = int(self.steps_done) // self._steps_per_epoch()
-        return math.sqrt(epoch + 1.0)
+        steps_per_epoch = self.info.num_train // self.params.batch_size  # drop_last
+        return sqrt_epoch_alpha(self.steps_done, steps_per_epoch) if self.params.alpha_schedule else 1.0
 
     def codes(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        enc = self.encoders[modality]
-        x = (x.reshape(x.shape[0], -1).float() - getattr(self, f"{modality}_mean")) / getattr(self, f"{modality}_std")
-        hidden = self.hash_dropout(enc.body(x))
-        return torch.tanh(self.alpha() * enc.hash.fc(hidden))
+        """B = tanh(α · h) of one modality's (standardised) inputs."""
+        return self.encoders.codes(modality, standardize(self, modality, x), self.alpha())
 
-    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        if modality not in self.encoders:
-            raise ValueError(f"{self.name}.encode: unknown modality '{modality}' (image | text)")
-        return self.codes(modality, x)
+    encode = codes
 
     # --- training -------------------------------------------------------------------------------------------
     def _loss(self, batch) -> dict[str, torch.Tensor]:
@@ -114,27 +93,12 @@ class TwoTowerHashing(HashMethod):
         return out
 
     def param_groups(self):
-        p = self.params
-        return {"image": {"params": list(self.encoders["image"].parameters()), "lr": p.lr_image},
-                "text": {"params": list(self.encoders["text"].parameters()), "lr": p.lr_text}}
+        return self.encoders.param_groups(self.params.lr_image, self.params.lr_text)
 
     def stages(self) -> list[Stage]:
         p = self.params
         return [Stage("main", p.epochs, self._loss, ["image", "text"], batch_size=p.batch_size, optimizer="sgd",
                       optimizer_kwargs={"momentum": p.momentum, "weight_decay": p.weight_decay}, drop_last=True)]
-
-    def target(self, batch) -> torch.Tensor:
-        raise NotImplementedError
-
-    def objective(self, code_image, code_text, s) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-
-class DJSRH(TwoTowerHashing):
-    name = "djsrh"
-    paper = ("S. Su, Z. Zhong, C. Zhang. Deep Joint-Semantics Reconstructing Hashing for Large-Scale Unsupervised "
-             "Cross-Modal Retrieval. ICCV 2019.")
-    Params = DJSRHParams
 
     def target(self, batch) -> torch.Tensor:
         p = self.params

@@ -52,7 +52,7 @@ from torch import nn
 from bitrieve.codes import sign
 from bitrieve.losses.contrastive import ContrastiveKind, contrastive
 from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
-from bitrieve.parts.hashing import l2_normalize
+from bitrieve.parts.fusion_hashing import HashHead, fit_fill, input_projection, register_fill, with_fill
 from bitrieve.parts.transformer import FusionTransformer
 
 UnimodalFill = Literal["train_mean", "zeros"]
@@ -90,52 +90,6 @@ class UCMFHParams(ContrastiveHashParams):
     unimodal_training: float = Field(0.0, ge=0.0, le=1.0)
 
 
-class HashHead(nn.Module):
-    """[L2-normalise] -> Linear(d, hidden) -> ReLU -> Dropout -> Linear(hidden, bits) -> [tanh] -> L2-normalise."""
-
-    def __init__(self, in_features: int, hidden: int, bits: int, dropout: float, tanh: bool = True,
-                 normalize_input: bool = True):
-        super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden)
-        self.drop = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(hidden, bits)
-        self.tanh, self.normalize_input = tanh, normalize_input
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.normalize_input:
-            x = l2_normalize(x)
-        h = self.fc2(self.drop(torch.relu(self.fc1(x))))
-        return l2_normalize(torch.tanh(h) if self.tanh else h)
-
-
-def input_projection(width: int, target: int) -> nn.Module:
-    """Identity when the width already matches (CLIP 512), else a learned Linear(width, target) (documented)."""
-    return nn.Identity() if width == target else nn.Linear(width, target)
-
-
-class UnimodalFillMixin:
-    """Buffers ``fill_<modality>`` (the constant used for a missing modality) and the fill policy."""
-
-    def _init_fill(self, info: DataInfo) -> None:
-        for m in ("image", "text"):
-            self.register_buffer(f"fill_{m}", torch.zeros(info.feature_dims[m]))  # type: ignore[attr-defined]
-
-    def prepare(self, train) -> None:
-        """Record the mean training feature per modality (over the rows the stages train on)."""
-        if self.params.unimodal_fill != "train_mean":  # type: ignore[attr-defined]
-            return
-        rows = self.params.max_rows  # type: ignore[attr-defined]
-        for m in ("image", "text"):
-            x = torch.as_tensor(train.inputs[m][:rows]).float().reshape(len(train.inputs[m][:rows]), -1)
-            getattr(self, f"fill_{m}").copy_(x.mean(0))
-
-    def _filled(self, modality: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(image, text) inputs for a uni-modal query: the other modality is the stored constant."""
-        other = "text" if modality == "image" else "image"
-        fill = getattr(self, f"fill_{other}").to(x.dtype).expand(x.shape[0], -1)
-        return (x, fill) if modality == "image" else (fill, x)
-
-
 PAIR_INPUT_PROTOCOLS = {
     "ucmfh-pair-input": "released UCMFH evaluation: both codes of an item from its (image, text) pair, a test batch "
                         "of 128 fed as one sequence, last incomplete batch dropped (NOT uni-modal retrieval)",
@@ -146,24 +100,37 @@ PAIR_INPUT_PROTOCOLS = {
 PAIR_INPUT_BATCHING = {"ucmfh-pair-input": (True, True), "pair-input": (False, False), "fork-pair-input": (False, True)}
 
 
-class FusionHashMixin(UnimodalFillMixin):
-    """What the fusion-hashing family shares: a model ``embed(image, text, whole_batch_sequence)`` -> (e_v, e_t) and
-    ``heads``; the contrastive loss of UCMFH (Eq. 5-8), uni-modal ``encode`` and the pair-input protocols."""
+class FusionHashMixin:
+    """What the fusion-hashing family shares: a model ``embed(image, text, whole_batch_sequence)`` -> (e_v, e_t),
+    ``heads`` and the fill buffers (parts/fusion_hashing.py); the contrastive loss of UCMFH (Eq. 5-8), uni-modal
+    ``encode`` and the pair-input protocols."""
 
     method_protocols = PAIR_INPUT_PROTOCOLS
+
+    def prepare(self, train) -> None:
+        """Record the mean training feature per modality (over the rows the stages train on)."""
+        if self.params.unimodal_fill == "train_mean":  # type: ignore[attr-defined]
+            fit_fill(self, train.inputs, self.params.max_rows)  # type: ignore[attr-defined, arg-type]
 
     def embed_for_training(self, image: torch.Tensor, text: torch.Tensor):
         return self.embed(image, text)
 
     def _loss(self, batch, with_hash: bool) -> dict[str, torch.Tensor]:
-        """c(e_v, e_t) [+ hash_weight · c(h_v, h_t)], c = the configured contrastive loss (UCMFH Eq. 8)."""
+        """c(e_v, e_t) [+ hash_weight · c(h_v, h_t) + :meth:`hash_stage_terms`], c = the configured contrastive loss
+        (UCMFH Eq. 8). ``with_hash=False`` is the fusion-only stage: the embedding term alone."""
         p = self.params
         ev, et = self.embed_for_training(batch["image"], batch["text"])
         emb = contrastive(p.loss, ev, et, p.temperature, p.symmetric)
         if not with_hash:
             return {"loss": emb, "contrastive_embedding": emb}
-        hsh = contrastive(p.loss, self.heads["image"](ev), self.heads["text"](et), p.temperature, p.symmetric)
-        return {"loss": emb + p.hash_weight * hsh, "contrastive_embedding": emb, "contrastive_hash": hsh}
+        hv, ht = self.heads["image"](ev), self.heads["text"](et)
+        hsh = contrastive(p.loss, hv, ht, p.temperature, p.symmetric)
+        out = {"loss": emb + p.hash_weight * hsh, "contrastive_embedding": emb, "contrastive_hash": hsh}
+        return self.hash_stage_terms(batch, hv, ht, out)
+
+    def hash_stage_terms(self, batch, hv: torch.Tensor, ht: torch.Tensor, out: dict) -> dict[str, torch.Tensor]:
+        """Hook for a composed method: add terms on the hash outputs (hv, ht) to ``out`` (and to ``out["loss"]``)."""
+        return out
 
     def stage_kwargs(self) -> dict:
         p = self.params
@@ -175,7 +142,7 @@ class FusionHashMixin(UnimodalFillMixin):
         samples (every item is its own sequence)."""
         if modality not in ("image", "text"):
             raise ValueError(f"{self.name}.encode: unknown modality '{modality}' (image | text)")
-        image, text = self._filled(modality, x.reshape(x.shape[0], -1).float())
+        image, text = with_fill(self, modality, x.reshape(x.shape[0], -1).float())
         ev, et = self.embed(image, text, whole_batch_sequence=False)
         return self.heads[modality](ev if modality == "image" else et)
 
@@ -228,7 +195,7 @@ class UCMFH(FusionHashMixin, HashMethod):
         self.fusion = FusionTransformer(d, d, params.nhead, params.layers, params.dim_feedforward, params.dropout)
         self.heads = nn.ModuleDict({m: HashHead(d, params.head_hidden, bits, params.head_dropout)
                                     for m in ("image", "text")})
-        self._init_fill(info)
+        register_fill(self, {m: info.feature_dims[m] for m in ("image", "text")})
 
     # --- model ----------------------------------------------------------------------------------------------
     def embed(self, image: torch.Tensor, text: torch.Tensor, whole_batch_sequence: bool = False):
@@ -241,8 +208,8 @@ class UCMFH(FusionHashMixin, HashMethod):
         if self.params.unimodal_training > 0 and float(torch.rand(())) < self.params.unimodal_training:
             image = image.reshape(image.shape[0], -1).float()
             text = text.reshape(text.shape[0], -1).float()
-            ev, _ = self.embed(*self._filled("image", image))
-            _, et = self.embed(*self._filled("text", text))
+            ev, _ = self.embed(*with_fill(self, "image", image))
+            _, et = self.embed(*with_fill(self, "text", text))
             return ev, et
         return self.embed(image, text)
 

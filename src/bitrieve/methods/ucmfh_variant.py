@@ -36,9 +36,10 @@ from torch import nn
 
 from bitrieve.losses.contrastive import ContrastiveKind
 from bitrieve.methods.base import DataInfo, HashMethod, Stage
-from bitrieve.methods.ucmfh import (PAIR_INPUT_PROTOCOLS, ContrastiveHashParams, FusionHashMixin, HashHead,
-                                    HeadSchedule, head_schedule, input_projection)
+from bitrieve.methods.ucmfh import (PAIR_INPUT_PROTOCOLS, ContrastiveHashParams, FusionHashMixin, HeadSchedule,
+                                    head_schedule)
 from bitrieve.parts.cross_attention import CrossAttention
+from bitrieve.parts.fusion_hashing import HashHead, input_projection, register_fill
 from bitrieve.parts.transformer import TokenTransformer
 
 FORK_PROTOCOLS = {
@@ -79,7 +80,7 @@ class UCMFHVariant(FusionHashMixin, HashMethod):
         self.cross = CrossAttention(d, p.nhead, p.dropout)
         self.heads = nn.ModuleDict({m: HashHead(d, p.head_hidden, bits, p.head_dropout, tanh=False,
                                                 normalize_input=False) for m in ("image", "text")})
-        self._init_fill(info)
+        register_fill(self, {m: info.feature_dims[m] for m in ("image", "text")})
 
     def embed(self, image: torch.Tensor, text: torch.Tensor, whole_batch_sequence: bool | None = None):
         seq = self.params.whole_batch_sequence if whole_batch_sequence is None else whole_batch_sequence

@@ -66,31 +66,41 @@ class DSHNet(nn.Module):
         return self.fc(self.features(x))
 
 
-class AlexNetFC7(nn.Module):
-    """torchvision AlexNet up to fc7 (after its ReLU; dropout active in training), output 4,096-d.
+def alexnet_fc7_layers(weights: str | Path | None = None, what: str = "AlexNet weights"
+                       ) -> tuple[nn.Module, nn.Module, nn.Sequential]:
+    """``(features, avgpool, fc67)`` of a torchvision AlexNet up to fc7 after its ReLU: the package's one AlexNet
+    builder (``AlexNetFC7`` here, AGCH's ``AlexNetHashEncoder`` and ``FrozenAlexNetFC7`` in parts/encoders.py).
 
-    As in GreedyHash's official code (``alex.classifier[:6]``). ``weights``: path of an ImageNet state dict
-    (``.safetensors``, or ``.pth``/``.pt`` read with ``torch.load(weights_only=True)``) in torchvision's key naming;
-    None leaves the random initialisation (the caller must say so in its results). Nothing is downloaded.
+    ``fc67`` = classifier[:6] = [Dropout, fc6, ReLU, Dropout, fc7, ReLU] (fc8 dropped; GreedyHash's official
+    ``alex.classifier[:6]``). ``weights``: path of an ImageNet state dict in torchvision's key naming
+    (``.safetensors``, or ``.pth``/``.pt`` read with ``torch.load(weights_only=True)``); None leaves the random
+    initialisation (the caller must say so in its results). Nothing is downloaded.
     """
+    from bitrieve.errors import WeightsError
+
+    try:
+        from torchvision.models import alexnet
+    except ImportError as e:  # optional extra
+        raise ImportError("the AlexNet backbone needs torchvision: pip install 'bitrieve[vision]'") from e
+    net = alexnet(weights=None)
+    if weights is not None:
+        state = load_state_dict_file(weights, what)
+        result = net.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:  # a wrong file must not silently leave random weights
+            raise WeightsError(f"{weights}: not a torchvision AlexNet state dict; missing keys "
+                               f"{result.missing_keys[:4]}... (unexpected: {result.unexpected_keys[:4]})")
+    return net.features, net.avgpool, nn.Sequential(*list(net.classifier.children())[:6])
+
+
+class AlexNetFC7(nn.Module):
+    """torchvision AlexNet up to fc7 (after its ReLU; dropout active in training), output 4,096-d
+    (:func:`alexnet_fc7_layers`; the fc6-fc7 block is named ``classifier`` here, as in torchvision)."""
 
     out_dim = 4096
 
     def __init__(self, weights: str | Path | None = None):
         super().__init__()
-        try:
-            from torchvision.models import alexnet
-        except ImportError as e:  # optional extra
-            raise ImportError("the AlexNet backbone needs torchvision: pip install 'bitrieve[vision]'") from e
-        net = alexnet(weights=None)
-        if weights is not None:
-            state = load_state_dict_file(weights)
-            result = net.load_state_dict(state, strict=False)
-            if result.missing_keys:  # a wrong file must not silently leave random weights
-                raise ValueError(f"{weights}: not a torchvision AlexNet state dict; missing keys "
-                                 f"{result.missing_keys[:4]}... (unexpected: {result.unexpected_keys[:4]})")
-        self.features, self.avgpool = net.features, net.avgpool
-        self.classifier = nn.Sequential(*list(net.classifier.children())[:6])
+        self.features, self.avgpool, self.classifier = alexnet_fc7_layers(weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))

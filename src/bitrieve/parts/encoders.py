@@ -4,7 +4,8 @@
   encoder in feature mode (precomputed features -> 4096 -> c).
 - :class:`AlexNetHashEncoder`: ImageNet AlexNet with fc8 replaced by an FC of ``bits`` units (tanh); the hidden
   representation is fc7 (4,096-d). Needs torchvision (extra ``vision``); weights come from a local file, never the
-  network.
+  network. Built by ``parts/backbones.py: alexnet_fc7_layers``, as :class:`FrozenAlexNetFC7` and the backbone
+  ``AlexNetFC7``.
 
 Both return ``(hidden, code)`` so that a method can build further modules (AGCH's GCNs) on the hidden features.
 """
@@ -17,6 +18,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from bitrieve.parts.backbones import alexnet_fc7_layers
 from bitrieve.parts.hashing import TanhHash
 
 
@@ -44,27 +46,6 @@ class MLPHashEncoder(nn.Module):
         return h, self.hash(h)
 
 
-def _alexnet(weights: str | Path | None) -> nn.Module:
-    try:
-        from torchvision.models import alexnet
-    except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
-        raise ModuleNotFoundError("the AlexNet encoder needs torchvision: pip install 'bitrieve[vision]'") from e
-    if weights is not None and not Path(weights).is_file():
-        raise FileNotFoundError(f"AlexNet weights not found: {weights} (a torchvision alexnet state_dict, e.g. "
-                                "alexnet-owt-7be5be79.pth)")
-    net = alexnet(weights=None)
-    if weights is not None:
-        from bitrieve.parts.backbones import load_state_dict_file
-
-        path = Path(weights)
-        state = load_state_dict_file(path, "a torchvision AlexNet state_dict")
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(f"{path}: not a torchvision AlexNet state_dict (missing {missing[:3]}..., "
-                             f"unexpected {unexpected[:3]}...)")
-    return net
-
-
 class AlexNetHashEncoder(nn.Module):
     """AlexNet conv1-fc7 (ImageNet weights from ``weights``; random init if None) + FC(4096 -> bits) + tanh.
 
@@ -75,11 +56,7 @@ class AlexNetHashEncoder(nn.Module):
 
     def __init__(self, bits: int, weights: str | Path | None = None, trainable: bool = True):
         super().__init__()
-        net = _alexnet(weights)
-        self.features = net.features
-        self.avgpool = net.avgpool
-        # classifier = [Dropout, fc6, ReLU, Dropout, fc7, ReLU, fc8]: keep up to fc7's ReLU, drop fc8
-        self.fc67 = nn.Sequential(*list(net.classifier.children())[:6])
+        self.features, self.avgpool, self.fc67 = alexnet_fc7_layers(weights)
         self.hash = TanhHash(4096, bits)
         if not trainable:
             for module in (self.features, self.fc67):
@@ -102,9 +79,7 @@ class FrozenAlexNetFC7(nn.Module):
 
     def __init__(self, weights: str | Path | None = None):
         super().__init__()
-        net = _alexnet(weights)
-        self.features, self.avgpool = net.features, net.avgpool
-        self.fc67 = nn.Sequential(*list(net.classifier.children())[:6])
+        self.features, self.avgpool, self.fc67 = alexnet_fc7_layers(weights)
         self.requires_grad_(False)
         self.eval()
 
