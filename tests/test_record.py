@@ -84,8 +84,10 @@ def test_write_then_read_gives_the_same_json(tmp_path):
     (lambda d: d.pop("config_sha256"), "missing key 'config_sha256'"),
     (lambda d: d.update(seed="0"), "key 'seed': Input should be a valid integer, got str '0'"),
     (lambda d: d["protocol"].update(tie_policy="stable"), "unknown key 'protocol.tie_policy'"),
-    (lambda d: d["metrics"]["t2i"].update({"map@all": "0.5"}), "key 'metrics.t2i.map@all'"),
-    (lambda d: d["history"][2].update(loss=None), "key 'history.2.loss'"),
+    (lambda d: d["metrics"]["t2i"].update({"map@all": "0.5"}), "key 'metrics.t2i.map@all': expected a number, got str"),
+    (lambda d: d["history"][2].update(loss=None), "key 'history.2.loss': expected a number, got NoneType None"),
+    (lambda d: d.update(bits=True), "key 'bits': Input should be a valid integer, got bool True"),
+    (lambda d: d["diagnostics"].update(codes={"image": {}}), "missing key 'diagnostics.codes.image.n_items' (and 8 more"),
     (lambda d: d["curves"]["i2t"].pop("p@n"), "missing key 'curves.i2t.p@n'"),
     (lambda d: d.update(schema=7), "key 'schema' is 7, this reader knows schema 1"),
 ])

@@ -244,15 +244,23 @@ def record_from_dict(data: Any, source: str = "run record") -> RunRecord:
     try:
         return RunRecord.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        key = _where(err["loc"])
-        more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
-        if err["type"] == "missing":
-            raise RecordError(f"{source}: missing key '{key}'{more}") from None
-        if err["type"] == "extra_forbidden":
-            raise RecordError(f"{source}: unknown key '{key}'{more}") from None
-        raise RecordError(f"{source}: key '{key}': {err['msg']}, got {type(err['input']).__name__} "
-                          f"{err['input']!r:.60}{more}") from None
+        raise RecordError(f"{source}: {_first_problem(e)}") from None
+
+
+def _first_problem(e: ValidationError) -> str:
+    """The first key pydantic refused, in words (a number refused by both int and float reads as one problem)."""
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for err in e.errors():
+        by_key.setdefault(_where(err["loc"]), []).append(err)
+    key, errs = next(iter(by_key.items()))
+    more = f" (and {len(by_key) - 1} more problem(s))" if len(by_key) > 1 else ""
+    err = errs[0]
+    if err["type"] == "missing":
+        return f"missing key '{key}'{more}"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{key}'{more}"
+    msg = "expected a number" if {x["type"] for x in errs} == {"int_type", "float_type"} else err["msg"]
+    return f"key '{key}': {msg}, got {type(err['input']).__name__} {err['input']!r:.60}{more}"
 
 
 def read_record(path: str | Path) -> RunRecord:
