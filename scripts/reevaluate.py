@@ -12,7 +12,8 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
+
+from bitrieve.record import read_record
 
 
 def numbers(d, prefix: str = "") -> dict[str, float]:
@@ -26,12 +27,12 @@ def numbers(d, prefix: str = "") -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="+", help="run directories holding results.json and checkpoint.safetensors")
+    ap.add_argument("runs", nargs="+", help="run directories holding a run record and checkpoint.safetensors")
     ap.add_argument("--tol", type=float, default=0.0, help="largest allowed absolute difference (default 0)")
     args = ap.parse_args()
     bad = 0
     for run in args.runs:
-        stored = json.loads((Path(run) / "results.json").read_text())
+        stored = read_record(run).to_json_dict()
         p = subprocess.run([sys.executable, "-m", "bitrieve", "eval", run, "--json"], capture_output=True, text=True)
         if p.returncode:
             print(f"{run}: eval failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")

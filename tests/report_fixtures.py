@@ -1,5 +1,6 @@
 """Synthetic run directories (results.json + config.yaml) for the report/sweep tests. Written by the tests, no
-training involved; values follow simple formulas so expected means and stds are known exactly."""
+training involved; values follow simple formulas so expected means and stds are known exactly. The records are
+complete (every key the engine writes), so they pass `bitrieve.record.read_record`."""
 
 from __future__ import annotations
 
@@ -41,12 +42,33 @@ def synthetic_results(method: str, bits: int, seed: int, i2t: float, t2i: float,
     return {
         "schema": 1, "method": method, "dataset": dataset, "dataset_card_sha256": f"card-{dataset}",
         "config_sha256": f"cfg-{method}-{bits}-{seed}", "bits": bits, "seed": seed,
-        "protocol": {"name": protocol, "relevance": "share >= 1 label", "tie": tie, "n_query": n_query,
-                     "n_retrieval": n_retrieval},
-        "metrics": {"i2t": metrics(i2t), "t2i": metrics(t2i)},
+        "protocol": protocol_block(protocol, tie, n_query, n_retrieval, with_map50),
+        "metrics": {"i2t": metrics(i2t), "t2i": metrics(t2i)}, "protocols": {},
         "curves": {"i2t": {"pr": pr(i2t), "p@n": pn(i2t)}, "t2i": {"pr": pr(t2i), "p@n": pn(t2i)}},
-        "diagnostics": {}, "history": history, "env": {}, "wall_seconds": 1.0,
+        "diagnostics": {"method": {}, "codes": {}, "warnings": []}, "history": history, "env": environment(seed),
+        "wall_seconds": 1.0,
     }
+
+
+def protocol_block(name: str = "wiki", tie: str = "stable", n_query: int = 693, n_retrieval: int = 2173,
+                   with_map50: bool = True) -> dict:
+    return {"name": name, "relevance": "share >= 1 label", "tie": tie, "ranking": "Hamming distance ascending",
+            "map": ["map@all"] + (["map@50"] if with_map50 else []), "tasks": ["i2t", "t2i"], "n_query": n_query,
+            "n_retrieval": n_retrieval, "query_limit": None, "retrieval_is_train": False, "extra_protocols": []}
+
+
+def environment(seed: int = 0) -> dict:
+    return {"python": "3.12.0", "torch": "2.6.0", "numpy": "2.0.0", "platform": "test", "device": "cpu",
+            "seed": seed, "git_commit": None, "argv": ["test"], "torch_threads": 1, "world_size": 1}
+
+
+def code_stats(n_items: int = 100, distinct: int = 100, share: float = 0.01, constant_bits: int = 0,
+               bits: int = 16) -> dict:
+    """A complete ``diagnostics.codes`` entry (the fields the report reads set, the others consistent)."""
+    return {"n_items": float(n_items), "mean_abs_bit_balance": 0.1, "max_abs_bit_balance": 0.2,
+            "constant_bits": float(constant_bits), "constant_bit_fraction": constant_bits / bits,
+            "mean_bit_entropy": 0.9, "distinct_codes": float(distinct), "largest_code_share": share,
+            "quantization_gap": 0.1}
 
 
 def write_run(root: Path, method: str, bits: int, seed: int, i2t: float, t2i: float, params: dict | None = None,

@@ -12,7 +12,7 @@ import pytest
 from bitrieve.report.results import ReportError, load_results
 from bitrieve.report.results_md import write_results_md
 from bitrieve.report.tables import build_tables, to_csv, to_latex, to_long_csv, to_markdown
-from report_fixtures import value, write_grid, write_run
+from report_fixtures import synthetic_results, value, write_grid, write_run
 
 
 @pytest.fixture()
@@ -117,9 +117,11 @@ def test_missing_metric_and_bad_files(tmp_path):
         build_tables(runs, metric="map@50")
     bad = tmp_path / "x" / "results.json"
     bad.parent.mkdir()
-    bad.write_text(json.dumps({"schema": 1, "method": "agch", "dataset": "wiki", "bits": "32", "seed": 0,
-                               "metrics": {}}))
-    with pytest.raises(ReportError, match="key 'bits'"):
+    bad.write_text(json.dumps({**synthetic_results("agch", 32, 0, 0.1, 0.1), "bits": "32"}))
+    with pytest.raises(ReportError, match=f"{bad}: key 'bits': Input should be a valid integer, got str '32'"):
+        load_results([bad])
+    bad.write_text(json.dumps({k: v for k, v in synthetic_results("agch", 32, 0, 0.1, 0.1).items() if k != "env"}))
+    with pytest.raises(ReportError, match=f"{bad}: missing key 'env'"):
         load_results([bad])
     with pytest.raises(ReportError, match="no such file"):
         load_results([tmp_path / "missing"])

@@ -199,7 +199,7 @@ def test_no_curves_no_figure(tmp_path, kind):
     write_grid(tmp_path / "res", methods=("agch",), bits=(16,), seeds=(0,))
     runs = load_results([tmp_path / "res"])
     for r in runs:
-        r.data["curves"] = {}
+        r.record.curves = {}
     assert plot_curves(runs, tmp_path / "f", kind) == []
 
 

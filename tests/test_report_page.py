@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from report_fixtures import write_grid, write_run
+from report_fixtures import code_stats, write_grid, write_run
 
 
 def _toy_config(tmp_path):
@@ -129,8 +129,8 @@ def test_code_summary_and_protocol_block_counts(tmp_path):
         res = json.loads((d / "results.json").read_text())
         if share is not None:
             res["diagnostics"] = {"warnings": [f"COLLAPSE (image): one code is shared by {share:.1%} of the items"],
-                                  "codes": {"image": {"largest_code_share": share, "distinct_codes": 2,
-                                                      "constant_bits": 15}}}
+                                  "codes": {"image": code_stats(distinct=2, share=share, constant_bits=15)},
+                                  "method": {}}
         res["protocols"] = {"ucmfh-pair-input": {t: {"map@50": 0.5, "n_query": 640.0, "n_retrieval": 2048.0}
                                                  for t in ("i2t", "t2i")}}
         (d / "results.json").write_text(json.dumps(res))

@@ -11,6 +11,7 @@ import yaml
 
 from bitrieve.config import ConfigError
 from bitrieve.report.sweep import expand, load_base, parse_grid, run_sweep, status
+from report_fixtures import synthetic_results
 
 BASE = {"method": "cca_itq", "data": "wiki", "bits": 32, "seed": 0, "params": {"anchors": 50}}
 
@@ -28,8 +29,7 @@ class FakeTrain:
             raise RuntimeError("boom")
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        res = {"schema": 1, "method": cfg.method, "dataset": "wiki", "config_sha256": cfg.sha256(),
-               "bits": cfg.bits, "seed": cfg.seed, "metrics": {"i2t": {"map@all": 0.5}}}
+        res = {**synthetic_results(cfg.method, cfg.bits, cfg.seed, 0.5, 0.5), "config_sha256": cfg.sha256()}
         (run_dir / "results.json").write_text(json.dumps(res))
         return res
 

@@ -26,8 +26,8 @@ from bitrieve.atomic import check_replaceable, check_writable, exclusive_lock
 from bitrieve.config import ConfigError
 from bitrieve.data.types import card_bytes, card_sha256  # noqa: F401  (re-exported: the engine writes card.json)
 from bitrieve.engine.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
+from bitrieve.record import RECORD_FILE, RunRecord, record_from_dict
 
-RESULTS = "results.json"
 
 
 def data_name(spec: str) -> str:
@@ -92,7 +92,7 @@ def override_suffix(cfg, plain) -> str:
 
 # what the engine writes into a run directory; --overwrite replaces a directory that holds nothing else
 RUN_DIR_ENTRIES = {"config.yaml", "card.json", "env.json", "checkpoint.safetensors", "best.safetensors",
-                   "state.json", "log.txt", "summary.txt", "events", RESULTS, "wandb"}
+                   "state.json", "log.txt", "summary.txt", "events", RECORD_FILE, "wandb"}
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -103,8 +103,8 @@ def is_run_dir(path: str | Path) -> bool:
                                           for n in names)
 
 
-def finished_run(run_dir: str | Path, sha: str, resume: bool, overwrite: bool) -> dict[str, Any] | None:
-    """The stored results.json to keep (the same config, finished: the run is skipped), or None to train.
+def finished_run(run_dir: str | Path, sha: str, resume: bool, overwrite: bool) -> RunRecord | None:
+    """The stored run record to keep (the same config, finished: the run is skipped), or None to train.
 
     Finished results are replaced only with ``overwrite``: a finished run of another config, or ``resume=False``
     (``--no-resume``) on a finished run, is refused with an error saying so. Nothing is deleted here.
@@ -114,12 +114,12 @@ def finished_run(run_dir: str | Path, sha: str, resume: bool, overwrite: bool) -
         if run_dir.exists():
             check_replaceable(run_dir, is_run_dir, "bitrieve run directory")
         return None
-    done = read_results(run_dir)
+    done = stored_record(run_dir)
     if done is None:
         return None
-    if done.get("config_sha256") != sha:
+    if done.config_sha256 != sha:
         raise ConfigError(f"{run_dir}: holds finished results of a different config (config_sha256 "
-                          f"{str(done.get('config_sha256'))[:12]} != {sha[:12]}); add --overwrite to replace them, or "
+                          f"{done.config_sha256[:12]} != {sha[:12]}); add --overwrite to replace them, or "
                           "choose another run directory (--out)")
     if not resume:
         raise ConfigError(f"{run_dir}: holds finished results of this config; --no-resume does not replace finished "
@@ -173,15 +173,14 @@ def write_run_files(run_dir: Path, config_yaml: str, card: dict[str, Any], env: 
     atomic_write_json(run_dir / "env.json", env)
 
 
-def read_results(run_dir: str | Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / RESULTS
+def stored_record(run_dir: str | Path) -> RunRecord | None:
+    """The run's record, or None when it has none or its file is not JSON (atomic writes make that unlikely: it is
+    treated as unfinished). A JSON file that is not a valid record raises `RecordError` naming the key."""
+    path = Path(run_dir) / RECORD_FILE
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except json.JSONDecodeError:
-        return None  # unreadable: treated as unfinished (atomic writes make this unlikely)
-
-
-def write_results(run_dir: str | Path, results: dict[str, Any]) -> None:
-    atomic_write_json(Path(run_dir) / RESULTS, results)
+        return None
+    return record_from_dict(data, str(path))

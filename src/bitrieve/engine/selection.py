@@ -23,7 +23,6 @@ A run config with a ``selection:`` block (bitrieve.config.SelectionConfig; docs/
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from bitrieve.data.types import CrossModalData, DataError, Split
+from bitrieve.record import RunRecord
 
 BEST = "best.safetensors"
 
@@ -177,20 +177,22 @@ def setup(cfg, data: CrossModalData) -> tuple[CrossModalData, CrossModalData | N
     return carve_validation(data, cfg.selection)
 
 
-def evaluate_test_split(run_dir: str | Path, progress: bool = False) -> dict[str, Any]:
+def evaluate_test_split(run_dir: str | Path, progress: bool = False) -> RunRecord:
     """Evaluate the test split of a finished ``evaluate_test: false`` run from its kept checkpoint and write the test
     metrics into its results.json (atomically). Used by ``bitrieve sweep --select`` for the chosen candidate only."""
-    from bitrieve.engine.runs import read_results, write_results
-    from bitrieve.engine.trainer import autocast_factory, evaluate_all, fixed_batch, load_run, resolve_device
+    from bitrieve.engine.runs import stored_record
+    from bitrieve.engine.trainer import autocast_factory, evaluate_all, fixed_batch, load_run, resolve_device, \
+        with_test_evaluation
     from bitrieve.config import load_config
     from bitrieve.data import load_data
+    from bitrieve.record import RECORD_FILE, write_record
 
     run_dir = Path(run_dir)
-    res = read_results(run_dir)
-    if res is None:
-        raise FileNotFoundError(f"{run_dir}: no results.json (train the run first)")
-    if (res.get("selection") or {}).get("test_evaluated"):
-        return res
+    record = stored_record(run_dir)
+    if record is None:
+        raise FileNotFoundError(f"{run_dir}: no {RECORD_FILE} (train the run first)")
+    if record.selection is not None and record.selection.test_evaluated:
+        return record
     cfg0 = load_config(run_dir / "config.yaml")
     data, _, _ = setup(cfg0, load_data(cfg0.data))
     cfg, method = load_run(run_dir, data=data)
@@ -198,11 +200,6 @@ def evaluate_test_split(run_dir: str | Path, progress: bool = False) -> dict[str
     stages = method.stages()
     diag = fixed_batch(data["train"], method, dev, stages[0].batch_size if stages else 256)
     ev = evaluate_all(method, data, cfg, dev, autocast_factory(dev, cfg.amp), diag, progress)
-    res = copy.deepcopy(res)
-    res.update(protocol=ev["protocol"], metrics=ev["metrics"], protocols=ev.get("protocols", {}),
-               curves=ev.get("curves", {}))
-    res["diagnostics"].update(codes=ev["codes"], warnings=ev["warnings"])
-    res["selection"]["test_evaluated"] = True
-    res["selection"]["test_evaluated_by"] = "bitrieve sweep --select (the chosen candidate only)"
-    write_results(run_dir, res)
-    return res
+    record = with_test_evaluation(record, ev, by="bitrieve sweep --select (the chosen candidate only)")
+    write_record(run_dir, record)
+    return record

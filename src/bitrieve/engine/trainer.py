@@ -12,6 +12,7 @@ import contextlib
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,16 +29,15 @@ from bitrieve.engine.checkpoint import CHECKPOINT, STATE, atomic_write_text, loa
 from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, evaluation_status, split_protocols, \
     to_tensor
 from bitrieve.engine.movement import ParameterMovement
-from bitrieve.engine.runs import RESULTS, card_sha256, clear_run_dir, environment, finished_run, locked_run_dir, \
-    write_results, \
+from bitrieve.engine.runs import card_sha256, clear_run_dir, environment, finished_run, locked_run_dir, \
     write_run_files
 from bitrieve.engine.seeding import INIT, batch_order, derive_seed, seed_epoch, seed_everything
 from bitrieve.engine.steps import update_batch
 from bitrieve.engine.tracking import Tracker
 from bitrieve.errors import BitrieveError
 from bitrieve.methods.base import DataInfo, HashMethod, Stage
+from bitrieve.record import RECORD_FILE, SCHEMA_VERSION, RunRecord, jsonable, write_record
 
-RESULTS_SCHEMA = 1
 _ON_DEVICE_BYTES = 2 << 30  # training inputs smaller than this are moved to the device once
 
 
@@ -265,62 +265,111 @@ def format_metrics(metrics: dict[str, dict[str, Any]]) -> str:
 
 
 # --- the run ------------------------------------------------------------------------------------------------------
-def _summary(results: dict[str, Any]) -> str:
-    lines = [f"run summary: {results['method']} on {results['dataset']}, {results['bits']} bits, seed "
-             f"{results['seed']}", "protocol: " + ", ".join(f"{k} {v}" for k, v in results["protocol"].items()),
-             format_metrics(results["metrics"])]
-    for m, d in results["diagnostics"]["codes"].items():
-        lines.append(f"codes ({m}, retrieval set): mean |bit balance| {d['mean_abs_bit_balance']:.3f}, constant bits "
-                     f"{int(d['constant_bits'])}, mean bit entropy {d['mean_bit_entropy']:.3f}, distinct codes "
-                     f"{int(d['distinct_codes'])} of {int(d['n_items'])}, largest code share "
-                     f"{d['largest_code_share']:.1%}, quantization gap {d['quantization_gap']:.3f}")
-    warnings = results["diagnostics"]["warnings"]
+def _summary(record: RunRecord) -> str:
+    protocol = record.protocol.model_dump(exclude_unset=True)
+    lines = [f"run summary: {record.method} on {record.dataset}, {record.bits} bits, seed {record.seed}",
+             "protocol: " + ", ".join(f"{k} {v}" for k, v in protocol.items()), format_metrics(record.metrics)]
+    for m, d in record.diagnostics.codes.items():
+        lines.append(f"codes ({m}, retrieval set): mean |bit balance| {d.mean_abs_bit_balance:.3f}, constant bits "
+                     f"{int(d.constant_bits)}, mean bit entropy {d.mean_bit_entropy:.3f}, distinct codes "
+                     f"{int(d.distinct_codes)} of {int(d.n_items)}, largest code share "
+                     f"{d.largest_code_share:.1%}, quantization gap {d.quantization_gap:.3f}")
+    warnings = record.diagnostics.warnings
     lines += warnings if warnings else ["no collapse detected (bits vary, codes are diverse)"]
-    moved = results["diagnostics"].get("parameter_movement") or {}
-    if moved.get("groups"):
+    moved = record.diagnostics.parameter_movement
+    if moved is not None and moved.groups:
         lines.append("weights moved beyond a rescaling (‖Δw⊥‖ / ‖w₀‖): " + ", ".join(
-            f"{k} {g['beyond_decay']:.2%}" for k, g in moved["groups"].items() if g.get("beyond_decay") is not None))
-    lines += moved.get("warnings") or []
-    sel = results.get("selection")
-    if sel:
-        sp = sel["split"]
-        lines.append(f"selection: validation split '{sp['source']}' ({sp['n_validation']} queries vs "
-                     f"{sp['n_validation_database']} items, seed {sp['seed']}), {sel['metric']}: best "
-                     f"{sel['best_score']:.4f} at epoch {sel['best_epoch']}, kept epoch {sel['kept_epoch']} of "
-                     f"{sel['last_epoch']}" + (" (stopped early)" if sel["stopped_early"] else "")
-                     + ("" if sel["test_evaluated"] else "; test split NOT evaluated"))
+            f"{k} {g.beyond_decay:.2%}" for k, g in moved.groups.items() if g.beyond_decay is not None))
+    lines += moved.warnings if moved is not None else []
+    sel = record.selection
+    if sel is not None:
+        sp = sel.split
+        lines.append(f"selection: validation split '{sp.source}' ({sp.n_validation} queries vs "
+                     f"{sp.n_validation_database} items, seed {sp.seed}), {sel.metric}: best "
+                     f"{sel.best_score:.4f} at epoch {sel.best_epoch}, kept epoch {sel.kept_epoch} of "
+                     f"{sel.last_epoch}" + (" (stopped early)" if sel.stopped_early else "")
+                     + ("" if sel.test_evaluated else "; test split NOT evaluated"))
     return "\n".join(lines)
 
 
-@locked_run_dir  # a second writer of run_dir fails at once naming our pid (engine/runs.py)
-def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress: bool = True,
-              overwrite: bool = False, deadline: float | None = None) -> dict[str, Any]:
-    """Train ``cfg`` in ``run_dir`` (resuming from its checkpoint), evaluate, write and return results.json.
+def evaluation_fields(ev: dict[str, Any], tested: bool = True) -> dict[str, Any]:
+    """The record's evaluation blocks from one `evaluate_all` result; without the test split (``tested`` false:
+    selection with ``evaluate_test: false``) only the protocol, and empty metrics, extra evaluations and curves."""
+    return jsonable({"protocol": ev["protocol"], "metrics": ev["metrics"] if tested else {},
+                     "protocols": ev.get("protocols", {}) if tested else {},
+                     "curves": ev.get("curves", {}) if tested else {}})
 
-    A finished run of the same config is skipped; finished results are replaced only with ``overwrite`` (which
-    starts over; a directory that is not a run directory is never replaced), never by ``resume=False`` alone.
-    ``deadline`` (a ``time.time()`` value): after the first epoch that ends past it, the epoch is checkpointed and
-    `WallTimeExceeded` is raised (calling again resumes there).
-    """
-    t0 = time.time()
-    run_dir = Path(run_dir)
-    sha = cfg.sha256()  # validates the method params too
+
+def with_test_evaluation(record: RunRecord, ev: dict[str, Any], by: str) -> RunRecord:
+    """``record`` of an ``evaluate_test: false`` run with the test split's evaluation ``ev`` filled in."""
+    d = record.to_json_dict()
+    d.update(evaluation_fields(ev))
+    d["diagnostics"].update(jsonable({"codes": ev["codes"], "warnings": ev["warnings"]}))
+    d["selection"].update(test_evaluated=True, test_evaluated_by=by)
+    return RunRecord.model_validate(d)
+
+
+@dataclass
+class _Run:
+    """What the steps of one `train_run` share: the run's identity and devices, its data, the built method and its
+    stages, and the training state that the checkpoint carries."""
+
+    cfg: RunConfig
+    run_dir: Path
+    sha: str
+    device: torch.device
+    info: ddp.DistInfo
+    progress: bool
+    t0: float
+    data: CrossModalData
+    val_data: CrossModalData | None
+    val_record: dict[str, Any] | None
+    card_hash: str
+    env: dict[str, Any]
+    tracker: Tracker
+    method: HashMethod | None = None
+    stages: list[Stage] = field(default_factory=list)
+    autocast: Callable[[], Any] = contextlib.nullcontext
+    selector: selection.Selector | None = None
+    movement: ParameterMovement | None = None
+    state: dict[str, Any] = field(default_factory=dict)  # stage, epoch, history, wall_seconds (resumed)
+    saved: dict[str, Any] = field(default_factory=dict)  # the checkpoint's JSON state (optimizer, scaler)
+    opt_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    diag_batch: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
+    global_epoch: int = 0
+    last_eval: dict[str, Any] | None = None  # the evaluation of the last epoch (cfg.eval.every), if any
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.state["history"]
+
+    def say(self, msg: str) -> None:
+        if self.progress and self.info.is_main:
+            status(msg)
+
+    def checkpoint(self, si: int, epoch: int, opt, scaler=None) -> None:
+        if self.info.is_main:
+            save_checkpoint(self.run_dir, self.method, opt, {
+                "config_sha256": self.sha, "stage": si, "epoch": epoch, "history": self.history,
+                "selection": self.selector.state() if self.selector else None,
+                "scaler": scaler.state_dict() if scaler is not None else {},
+                "wall_seconds": self.state["wall_seconds"] + time.time() - self.t0})
+
+
+def _devices(cfg: RunConfig) -> tuple[torch.device, ddp.DistInfo]:
+    """The run's device, and the process group under torchrun (each rank on its own GPU)."""
     device = resolve_device(cfg.device)
-    own_group = not ddp.current().enabled  # this call initialises (and so ends) the process group if any
     info = ddp.init_from_env(device.type)
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.cuda.set_device(device)
+    return device, info
 
-    done = finished_run(run_dir, sha, resume, overwrite)  # refuses to replace finished results without overwrite
-    if done is not None:
-        if progress and info.is_main:
-            print(f"{run_dir}: finished run with the same config (results.json present); skipped (--overwrite "
-                  "trains it again)")
-        return done
-    resume = resume and not overwrite
+
+def _prepare_run_dir(run_dir: Path, sha: str, resume: bool, overwrite: bool, info: ddp.DistInfo):
+    """Clear (``overwrite``) or start (not ``resume``) the run directory; the checkpoint to resume from, or None."""
     if info.is_main:
         if overwrite:
             clear_run_dir(run_dir)
@@ -328,7 +377,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
         for tmp in run_dir.glob(".*.tmp"):  # left by a run killed while writing (atomic writes never expose them)
             tmp.unlink(missing_ok=True)
         if not resume:
-            for name in (CHECKPOINT, STATE, RESULTS, "summary.txt"):
+            for name in (CHECKPOINT, STATE, RECORD_FILE, "summary.txt"):
                 (run_dir / name).unlink(missing_ok=True)
             shutil.rmtree(run_dir / "events", ignore_errors=True)
     ddp.barrier(info)
@@ -337,11 +386,16 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
         raise ConfigError(f"{run_dir}: holds a checkpoint of a different config (config_sha256 "
                           f"{ckpt[2].get('config_sha256', '?')[:12]} != {sha[:12]}); use --no-resume to start over "
                           "or --out for another run directory")
+    return ckpt
 
+
+def _open_run(cfg: RunConfig, run_dir: Path, sha: str, device: torch.device, info: ddp.DistInfo, progress: bool,
+              t0: float) -> _Run:
+    """Load the data (and carve the validation split), record the environment and open the tracker."""
     from bitrieve.data import load_data
 
-    say = status if progress and info.is_main else (lambda _msg: None)
-    say(f"loading data '{cfg.data}'")
+    if progress and info.is_main:
+        status(f"loading data '{cfg.data}'")
     data = load_data(cfg.data)
     card_hash = card_sha256(data.card)
     data, val_data, val_record = selection.setup(cfg, data)  # carve a validation split (selection block only)
@@ -351,137 +405,182 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
     env["world_size"] = info.world_size
     tracker = Tracker(run_dir, cfg.tracking if info.is_main else "none", cfg.resolved(), echo=False,
                       enabled=info.is_main)
-    try:
-        if info.is_main:
-            write_run_files(run_dir, dump_config(cfg), data.card, env)
-        method = build_method(cfg, data)
-        split_protocols(method, cfg.eval.protocols)  # an unknown eval.protocols name fails before training
-        say(f"{cfg.method}: preparing on the {len(data['train']):,} training items (statistics, graphs, closed-form "
+    return _Run(cfg, run_dir, sha, device, info, progress, t0, data, val_data, val_record, card_hash, env, tracker)
+
+
+def _build(run: _Run, ckpt) -> None:
+    """Write the run files, build and prepare the method on the device, and restore the checkpoint's state."""
+    cfg, data = run.cfg, run.data
+    if run.info.is_main:
+        write_run_files(run.run_dir, dump_config(cfg), data.card, run.env)
+    method = run.method = build_method(cfg, data)
+    split_protocols(method, cfg.eval.protocols)  # an unknown eval.protocols name fails before training
+    run.say(f"{cfg.method}: preparing on the {len(data['train']):,} training items (statistics, graphs, closed-form "
             "fits)")
-        method.prepare(data["train"])
-        method.to(device)
-        if cfg.channels_last:  # the methods' pixel pipelines follow their first convolution's layout
-            method.to(memory_format=torch.channels_last)
-        stages = method.stages()
-        autocast = autocast_factory(device, cfg.amp)
-        state: dict[str, Any] = {"config_sha256": sha, "stage": 0, "epoch": 0, "history": [], "wall_seconds": 0.0}
-        movement = ParameterMovement(method)  # the seeded initial weights (rebuilt identically on resume)
-        selector = selection.Selector(cfg, val_data, val_record, run_dir, len(stages)) if val_data is not None \
-            else None
-        if ckpt is not None:
-            model_sd, opt_tensors, saved = ckpt
-            method.load_state_dict({k: v.to(device) for k, v in model_sd.items()})
-            state.update({k: saved[k] for k in ("stage", "epoch", "history", "wall_seconds") if k in saved})
-            if selector is not None:
-                selector.load_state(saved.get("selection"))
-            tracker.log(f"resumed from {CHECKPOINT}: stage {state['stage']}, {state['epoch']} epoch(s) done")
-        else:
-            opt_tensors, saved = {}, {}
-        tracker.log(f"start {cfg.method} on {cfg.data}: {cfg.bits} bits, seed {cfg.seed}, device {device}, "
-                    f"amp {cfg.amp}, {len(stages)} stage(s), world size {info.world_size}, config {sha[:12]}")
+    method.prepare(data["train"])
+    method.to(run.device)
+    if cfg.channels_last:  # the methods' pixel pipelines follow their first convolution's layout
+        method.to(memory_format=torch.channels_last)
+    run.stages = method.stages()
+    run.autocast = autocast_factory(run.device, cfg.amp)
+    run.state = {"config_sha256": run.sha, "stage": 0, "epoch": 0, "history": [], "wall_seconds": 0.0}
+    run.movement = ParameterMovement(method)  # the seeded initial weights (rebuilt identically on resume)
+    if run.val_data is not None:
+        run.selector = selection.Selector(cfg, run.val_data, run.val_record, run.run_dir, len(run.stages))
+    if ckpt is not None:
+        model_sd, run.opt_tensors, run.saved = ckpt
+        method.load_state_dict({k: v.to(run.device) for k, v in model_sd.items()})
+        run.state.update({k: run.saved[k] for k in ("stage", "epoch", "history", "wall_seconds") if k in run.saved})
+        if run.selector is not None:
+            run.selector.load_state(run.saved.get("selection"))
+        run.tracker.log(f"resumed from {CHECKPOINT}: stage {run.state['stage']}, {run.state['epoch']} epoch(s) done")
+    run.tracker.log(f"start {cfg.method} on {cfg.data}: {cfg.bits} bits, seed {cfg.seed}, device {run.device}, "
+                    f"amp {cfg.amp}, {len(run.stages)} stage(s), world size {run.info.world_size}, config "
+                    f"{run.sha[:12]}")
+    run.diag_batch = fixed_batch(data["train"], method, run.device,
+                                 run.stages[0].batch_size if run.stages else 256)
+    run.global_epoch = len(run.history)
 
-        diag_size = stages[0].batch_size if stages else 256
-        diag_batch = fixed_batch(data["train"], method, device, diag_size)
-        history: list[dict[str, Any]] = state["history"]
-        last_eval: dict[str, Any] | None = None
-        global_epoch = len(history)
-        inputs = TrainInputs(data["train"], method, device) if stages else None
 
-        def checkpoint(si: int, epoch: int, opt, scaler=None) -> None:
-            if info.is_main:
-                save_checkpoint(run_dir, method, opt, {"config_sha256": sha, "stage": si, "epoch": epoch,
-                                                       "history": history,
-                                                       "selection": selector.state() if selector else None,
-                                                       "scaler": scaler.state_dict() if scaler is not None else {},
-                                                       "wall_seconds": state["wall_seconds"] + time.time() - t0})
+def _train_stages(run: _Run, deadline: float | None) -> None:
+    """Every stage from where the checkpoint left off: epochs, per-epoch evaluation / validation, checkpoints."""
+    cfg, info, method, selector, stages, state = run.cfg, run.info, run.method, run.selector, run.stages, run.state
+    inputs = TrainInputs(run.data["train"], method, run.device) if stages else None
+    for si, stage in enumerate(stages):
+        if si < state["stage"] or (selector is not None and selector.stopped):
+            continue
+        start = state["epoch"] if si == state["stage"] else 0
+        if start >= stage.epochs:
+            continue
+        resumed = start > 0 and si == state["stage"]
+        opt, bases = make_optimizer(method, stage)
+        if resumed and run.saved.get("optimizer"):
+            opt.load_state_dict(unflatten_optimizer(run.opt_tensors, run.saved["optimizer"]))
+        scaler = torch.amp.GradScaler(run.device.type, enabled=cfg.amp == "fp16")
+        if resumed and run.saved.get("scaler"):
+            scaler.load_state_dict(run.saved["scaler"])
+        loss_fn = torch.compile(stage.loss) if cfg.compile and stage.loss is not None else stage.loss
+        for epoch in range(start, stage.epochs):
+            if selector is not None and selector.stopped:  # early stopping (patience on the validation split)
+                break
+            te = time.time()
+            means = run_epoch(method, stage, si, epoch, loss_fn, opt, bases, inputs, scaler, run.autocast, cfg.seed,
+                              info, run.progress)
+            run.global_epoch += 1
+            entry: dict[str, Any] = {"stage": stage.name, "epoch": epoch + 1, **means}
+            run.last_eval = None
+            if cfg.eval.every and (epoch + 1) % cfg.eval.every == 0 and info.is_main:
+                run.last_eval = evaluate_all(method, run.data, cfg, run.device, run.autocast, run.diag_batch,
+                                             run.progress)
+                entry.update(flat_eval(run.last_eval))
+            if selector is not None and selector.due(si, epoch):
+                entry.update(selector.validate(method, run.device, run.autocast, run.global_epoch, run.progress))
+            run.history.append(entry)
+            _log_epoch(run, stage, epoch, entry, time.time() - te)
+            last = epoch + 1 == stage.epochs or (selector is not None and selector.stopped)
+            late = deadline is not None and time.time() > deadline and not (last and si == len(stages) - 1)
+            if last or late or (epoch + 1) % cfg.checkpoint_every == 0:
+                run.checkpoint(si, epoch + 1, opt, scaler)
+            ddp.barrier(info)
+            if late:
+                raise WallTimeExceeded(f"{run.run_dir}: wall-time limit reached after {stage.name} epoch "
+                                       f"{epoch + 1}/{stage.epochs}; checkpoint saved (running again resumes)")
 
-        for si, stage in enumerate(stages):
-            if si < state["stage"] or (selector is not None and selector.stopped):
-                continue
-            start = state["epoch"] if si == state["stage"] else 0
-            if start >= stage.epochs:
-                continue
-            opt, bases = make_optimizer(method, stage)
-            if start > 0 and si == state["stage"] and saved.get("optimizer"):
-                opt.load_state_dict(unflatten_optimizer(opt_tensors, saved["optimizer"]))
-            scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-            if saved.get("scaler") and start > 0 and si == state["stage"]:
-                scaler.load_state_dict(saved["scaler"])
-            loss_fn = torch.compile(stage.loss) if cfg.compile and stage.loss is not None else stage.loss
-            for epoch in range(start, stage.epochs):
-                if selector is not None and selector.stopped:  # early stopping (patience on the validation split)
-                    break
-                te = time.time()
-                means = run_epoch(method, stage, si, epoch, loss_fn, opt, bases, inputs, scaler, autocast, cfg.seed,
-                                  info, progress)
-                global_epoch += 1
-                entry: dict[str, Any] = {"stage": stage.name, "epoch": epoch + 1, **means}
-                last_eval = None
-                if cfg.eval.every and (epoch + 1) % cfg.eval.every == 0 and info.is_main:
-                    last_eval = evaluate_all(method, data, cfg, device, autocast, diag_batch, progress)
-                    entry.update(flat_eval(last_eval))
-                if selector is not None and selector.due(si, epoch):
-                    entry.update(selector.validate(method, device, autocast, global_epoch, progress))
-                history.append(entry)
-                terms = ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k not in ("stage", "epoch"))
-                line = f"{stage.name} epoch {epoch + 1}/{stage.epochs} ({time.time() - te:.1f}s): {terms}"
-                tracker.log(line)
-                if progress and info.is_main and not interactive():  # no bar in a log: one line per epoch
-                    print(line, file=sys.stderr, flush=True)
-                tracker.scalars({f"train/{k}" if not k.startswith(("eval/", "diag/", "codes/")) else k: v
-                                 for k, v in entry.items() if isinstance(v, float)}, global_epoch)
-                last = epoch + 1 == stage.epochs or (selector is not None and selector.stopped)
-                late = deadline is not None and time.time() > deadline and not (last and si == len(stages) - 1)
-                if last or late or (epoch + 1) % cfg.checkpoint_every == 0:
-                    checkpoint(si, epoch + 1, opt, scaler)
-                ddp.barrier(info)
-                if late:
-                    raise WallTimeExceeded(f"{run_dir}: wall-time limit reached after {stage.name} epoch "
-                                           f"{epoch + 1}/{stage.epochs}; checkpoint saved (running again resumes)")
 
-        results: dict[str, Any] = {}
+def _log_epoch(run: _Run, stage: Stage, epoch: int, entry: dict[str, Any], seconds: float) -> None:
+    terms = ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k not in ("stage", "epoch"))
+    line = f"{stage.name} epoch {epoch + 1}/{stage.epochs} ({seconds:.1f}s): {terms}"
+    run.tracker.log(line)
+    if run.progress and run.info.is_main and not interactive():  # no bar in a log: one line per epoch
+        print(line, file=sys.stderr, flush=True)
+    run.tracker.scalars({f"train/{k}" if not k.startswith(("eval/", "diag/", "codes/")) else k: v
+                         for k, v in entry.items() if isinstance(v, float)}, run.global_epoch)
+
+
+def _select_kept_model(run: _Run) -> int | None:
+    """The model to keep: with a validation split, the last model is scored too and the best one (``keep: best``)
+    restored and checkpointed; returns its epoch (None: the last model)."""
+    selector, stages = run.selector, run.stages
+    if not stages:  # closed-form methods: the fitted buffers are the checkpoint
+        run.checkpoint(0, 0, None)
+    if selector is None:
+        return None
+    if not selector.curve or selector.curve[-1]["epoch"] != run.global_epoch:
+        selector.validate(run.method, run.device, run.autocast, run.global_epoch, run.progress)
+    kept = selector.restore(run.method, run.device)
+    if kept is not None and stages:  # the checkpoint holds the kept (best validation) model from now on
+        run.checkpoint(len(stages) - 1, stages[-1].epochs, None)
+    return kept
+
+
+def _evaluate_kept(run: _Run) -> tuple[dict[str, Any], bool]:
+    """The evaluation of the kept model and whether it covers the test split: the test split is evaluated once,
+    for the kept model (validation only with ``evaluate_test: false``); the last epoch's evaluation is reused."""
+    tested = run.selector is None or run.cfg.selection.evaluate_test
+    if run.last_eval is not None:
+        return run.last_eval, tested
+    data = run.data if tested else run.val_data
+    run.say(evaluation_status(data, run.cfg))
+    return evaluate_all(run.method, data, run.cfg, run.device, run.autocast, run.diag_batch, run.progress), tested
+
+
+def _write_record(run: _Run, ev: dict[str, Any], tested: bool, kept: int | None) -> RunRecord:
+    """The run record (results.json) and summary.txt, written atomically."""
+    cfg = run.cfg
+    record = RunRecord(
+        schema=SCHEMA_VERSION, method=cfg.method, dataset=str(run.data.card.get("name", cfg.data)),
+        dataset_card_sha256=run.card_hash, config_sha256=run.sha, bits=cfg.bits, seed=cfg.seed,
+        **evaluation_fields(ev, tested),
+        diagnostics=jsonable({"method": ev["method_diagnostics"], "codes": ev["codes"], "warnings": ev["warnings"],
+                              "parameter_movement": run.movement.report(run.method)}),
+        history=jsonable(run.history),
+        **({"selection": jsonable(run.selector.summary(kept, run.global_epoch))} if run.selector is not None
+           else {}),
+        env=jsonable(run.env), wall_seconds=run.state["wall_seconds"] + time.time() - run.t0)
+    summary = _summary(record)
+    atomic_write_text(run.run_dir / "summary.txt", summary + "\n")
+    for line in summary.splitlines():
+        run.tracker.log(line)
+    write_record(run.run_dir, record)
+    return record
+
+
+@locked_run_dir  # a second writer of run_dir fails at once naming our pid (engine/runs.py)
+def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress: bool = True,
+              overwrite: bool = False, deadline: float | None = None) -> dict[str, Any]:
+    """Train ``cfg`` in ``run_dir`` (resuming from its checkpoint), evaluate, write results.json and return its
+    content (``RunRecord.to_json_dict()``; an empty dict on the other ranks under torchrun).
+
+    A finished run of the same config is skipped; finished results are replaced only with ``overwrite`` (which
+    starts over; a directory that is not a run directory is never replaced), never by ``resume=False`` alone.
+    ``deadline`` (a ``time.time()`` value): after the first epoch that ends past it, the epoch is checkpointed and
+    `WallTimeExceeded` is raised (calling again resumes there).
+    """
+    t0 = time.time()
+    run_dir = Path(run_dir)
+    sha = cfg.sha256()  # validates the method params too
+    own_group = not ddp.current().enabled  # this call initialises (and so ends) the process group if any
+    device, info = _devices(cfg)
+    done = finished_run(run_dir, sha, resume, overwrite)  # refuses to replace finished results without overwrite
+    if done is not None:
+        if progress and info.is_main:
+            print(f"{run_dir}: finished run with the same config ({RECORD_FILE} present); skipped (--overwrite "
+                  "trains it again)")
+        return done.to_json_dict()
+    ckpt = _prepare_run_dir(run_dir, sha, resume and not overwrite, overwrite, info)
+    run = _open_run(cfg, run_dir, sha, device, info, progress, t0)
+    try:
+        _build(run, ckpt)
+        _train_stages(run, deadline)
+        record = None
         if info.is_main:
-            if not stages:  # closed-form methods: the fitted buffers are the checkpoint
-                checkpoint(0, 0, None)
-            if selector is not None and (not selector.curve or selector.curve[-1]["epoch"] != global_epoch):
-                selector.validate(method, device, autocast, global_epoch, progress)  # the last model is scored too
-            kept = selector.restore(method, device) if selector is not None else None
-            if kept is not None and stages:  # the checkpoint holds the kept (best validation) model from now on
-                checkpoint(len(stages) - 1, stages[-1].epochs, None)
-            tested = selector is None or cfg.selection.evaluate_test
-            if last_eval is None:  # the test split once, for the kept model (validation only: evaluate_test false)
-                say(evaluation_status(data if tested else val_data, cfg))
-                last_eval = evaluate_all(method, data if tested else val_data, cfg, device, autocast, diag_batch,
-                                         progress)
-            results = {
-                "schema": RESULTS_SCHEMA,
-                "method": cfg.method,
-                "dataset": str(data.card.get("name", cfg.data)),
-                "dataset_card_sha256": card_hash,
-                "config_sha256": sha,
-                "bits": cfg.bits,
-                "seed": cfg.seed,
-                "protocol": last_eval["protocol"],
-                "metrics": last_eval["metrics"] if tested else {},
-                "protocols": last_eval.get("protocols", {}) if tested else {},
-                "curves": last_eval.get("curves", {}) if tested else {},
-                "diagnostics": {"method": last_eval["method_diagnostics"], "codes": last_eval["codes"],
-                                "warnings": last_eval["warnings"],
-                                "parameter_movement": movement.report(method)},
-                "history": history,
-                **({"selection": selector.summary(kept, global_epoch)} if selector is not None else {}),
-                "env": env,
-                "wall_seconds": state["wall_seconds"] + time.time() - t0,
-            }
-            summary = _summary(results)
-            atomic_write_text(run_dir / "summary.txt", summary + "\n")
-            for line in summary.splitlines():
-                tracker.log(line)
-            write_results(run_dir, results)
+            kept = _select_kept_model(run)
+            ev, tested = _evaluate_kept(run)
+            record = _write_record(run, ev, tested, kept)
         ddp.barrier(info)
-        return results
+        return record.to_json_dict() if record is not None else {}
     finally:
-        tracker.close()
+        run.tracker.close()
         if own_group:
             ddp.shutdown(info)
 

@@ -29,42 +29,28 @@ from bitrieve.tasks import TASKS  # noqa: E402
 
 
 def load_codes(run_dir: str | Path) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(data, query codes {modality: ±1}, retrieval codes) of a finished run, recomputed from its checkpoint."""
+    """(data, query codes {modality: ±1}, retrieval codes) of a finished run, recomputed from its checkpoint
+    (`bitrieve.engine.load_run`, on the CPU, on the run's own splits)."""
     import torch
 
-    from bitrieve.config import parse_config
-    from bitrieve.data import load_data
-    from bitrieve.engine.checkpoint import load_checkpoint
     from bitrieve.codes import sign
+    from bitrieve.config import load_config
+    from bitrieve.data import load_data
+    from bitrieve.engine import load_run
+    from bitrieve.engine.checkpoint import CHECKPOINT
     from bitrieve.engine.evaluation import encode_split
-    from bitrieve.methods import get_method
-    from bitrieve.methods.base import DataInfo
-    import yaml
+    from bitrieve.engine.selection import setup
 
     run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
+    if not (run_dir / "config.yaml").is_file():
         raise ReportError(f"{run_dir}: no config.yaml (not a run directory)")
-    cfg = parse_config(yaml.safe_load(cfg_path.read_text()), source=str(cfg_path))
-    ck = load_checkpoint(run_dir)
-    if ck is None:
-        raise ReportError(f"{run_dir}: no checkpoint.safetensors; retrieval examples need the trained model")
-    data = load_data(cfg.data)
+    if not (run_dir / CHECKPOINT).is_file():  # before reading the data: most stored runs keep no checkpoint
+        raise ReportError(f"{run_dir}: no {CHECKPOINT}; retrieval examples need the trained model")
+    cfg = load_config(run_dir / "config.yaml")
+    data = setup(cfg, load_data(cfg.data))[0]  # a validation carve changes the splits the run was evaluated on
     try:
-        from bitrieve.engine.trainer import build_method  # the engine's own construction (same DataInfo)
-    except ImportError:  # engine not installed: same construction by hand
-        build_method = None
-    if build_method is not None:
-        method = build_method(cfg, data)
-    else:
-        train = data["train"]
-        info = DataInfo(feature_dims={m: int(np.prod(a.shape[1:])) for m, a in train.inputs.items()},
-                        input_shapes={m: tuple(a.shape[1:]) for m, a in train.inputs.items()},
-                        num_labels=int(train.labels.shape[1]), num_train=len(train), card=dict(data.card))
-        method = get_method(cfg.method)(cfg.method_params(), cfg.bits, info)
-    try:
-        method.load_state_dict(ck[0])
-    except RuntimeError as e:
+        _, method = load_run(run_dir, device="cpu", data=data)
+    except RuntimeError as e:  # state dict of another architecture
         raise ReportError(f"{run_dir}/checkpoint.safetensors does not fit {cfg.method}: {e}") from None
     device = torch.device("cpu")
     mods = [m for m in method.modalities if m in data["query"].inputs]

@@ -67,7 +67,7 @@ def _colors(labels: list[str]) -> dict[str, Any]:
 
 
 def _tasks_of(runs: list[RunResult], key: str) -> list[str]:
-    tasks = {t for r in runs for t, c in (r.data.get("curves") or {}).items() if isinstance(c, dict) and key in c}
+    tasks = {t for r in runs for t, c in r.curves.items() if key in c}
     return sorted(tasks, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else 99, t))
 
 
@@ -131,7 +131,7 @@ def plot_curves(runs: list[RunResult], out_dir: str | Path, kind: str = "pr") ->
         for ax, task in zip(axes, tasks):
             by_row: dict[str, list[dict]] = {}
             for r in group:
-                c = (r.data.get("curves") or {}).get(task, {}).get(kind)
+                c = r.curves.get(task, {}).get(kind)
                 if c:
                     by_row.setdefault(labels[(r.method, r.variant_sha)], []).append(c)
             for row in sorted(by_row):
@@ -255,14 +255,14 @@ def plot_training(runs: list[RunResult], out_dir: str | Path, max_panels: int = 
     labels = row_labels(runs)
     groups: dict[tuple[str, str], list[RunResult]] = {}
     for r in runs:
-        if r.data.get("history"):
+        if r.record.history:
             groups.setdefault((labels[(r.method, r.variant_sha)], r.dataset), []).append(r)
     written: list[Path] = []
     for (row, dataset), group in sorted(groups.items()):
         per_bits: dict[int, list] = {}
         names: list[str] = []
         for r in group:
-            x, ys, stages = _series(r.data["history"])
+            x, ys, stages = _series(r.history)
             per_bits.setdefault(r.bits, []).append((x, ys, stages))
             names += [k for k in ys if k not in names and np.isfinite(ys[k]).any()]
         if not names:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bitrieve.atomic import write_text_atomic
 from bitrieve.config import ConfigError, load_yaml_mapping
+from bitrieve.record import RECORD_FILE
 from bitrieve.report.results import TASK_NAMES, TASK_ORDER, ReportError, RunResult, find_results, load_result, \
     row_labels
 from bitrieve.report.results_md import code_summary, protocol_paragraph
@@ -118,14 +119,14 @@ def collect_runs(spec: PageSpec, section: Section, points) -> tuple[list[RunResu
     for p in points:
         st = status(p)
         if st == "done":
-            files.append(p.run_dir / "results.json")
+            files.append(p.run_dir / RECORD_FILE)
         else:
             missing.append(f"{p.run_dir} ({st})")
     for path in section.paths:  # a stored path without results is listed as missing, not an error
         try:
             files += find_results([path])
         except ReportError:
-            missing.append(f"{path} (no stored results.json)")
+            missing.append(f"{path} (no stored {RECORD_FILE})")
     seen, runs = set(), []
     for f in files:
         if f.resolve() not in seen:
@@ -144,12 +145,12 @@ def recall_table(runs: list[RunResult], digits: int = 1) -> str:
     labels = row_labels(runs)
     rows: dict[tuple[str, str], list[RunResult]] = {}
     for r in runs:
-        if any(k in (r.data["metrics"].get(t) or {}) for t in r.tasks() for k in RECALL_KEYS):
+        if any(k in r.metrics[t] for t in r.tasks() for k in RECALL_KEYS):
             rows.setdefault((r.dataset, labels[(r.method, r.variant_sha)]), []).append(r)
     if not rows:
         return "No run stored Recall@K."
     tasks = sorted({t for rs in rows.values() for r in rs for t in r.tasks()
-                    if any(k in r.data["metrics"][t] for k in RECALL_KEYS)},
+                    if any(k in r.metrics[t] for k in RECALL_KEYS)},
                    key=lambda t: TASK_ORDER.index(t) if t in TASK_ORDER else 99)
     cols = [(t, k) for t in tasks for k in RECALL_KEYS] + [(tasks[0], "rsum")]
     head = "| Dataset | Method | n | " + " | ".join(
@@ -157,7 +158,7 @@ def recall_table(runs: list[RunResult], digits: int = 1) -> str:
     out = [head, "|" + "---|" * 3 + "---:|" * len(cols)]
 
     def cell(rs: list[RunResult], t: str, k: str) -> str:
-        vals = [float(r.data["metrics"][t][k]) for r in rs if k in (r.data["metrics"].get(t) or {})]
+        vals = [float(r.metrics[t][k]) for r in rs if k in r.metrics.get(t, {})]
         if not vals:
             return "–"
         m = statistics.fmean(vals)

@@ -1,5 +1,5 @@
-"""Reading stored runs: every table and figure is regenerated from ``results.json`` files (schema in
-docs/architecture.md), never typed by hand.
+"""Reading stored runs: every table and figure is regenerated from the stored run records (``results.json``, read
+through `bitrieve.record.read_record`; docs/architecture.md), never typed by hand.
 
 A run is identified by its method, its *variant* (the resolved config minus bits, seed and runtime-only keys such
 as device; read from the run directory's ``config.yaml`` when present), its bit length and its seed. Two runs of
@@ -18,9 +18,8 @@ from typing import Any, Iterable
 
 from bitrieve.config import load_yaml_mapping
 from bitrieve.errors import BitrieveError
+from bitrieve.record import RECORD_FILE, RecordError, RunRecord, TaskMetrics, read_record
 
-RESULTS_FILE = "results.json"
-SCHEMA = 1
 TASK_ORDER = ("i2t", "t2i", "i2i", "t2t")
 TASK_NAMES = {"i2t": "I→T", "t2i": "T→I", "i2i": "I→I", "t2t": "T→T"}
 # config keys that do not change the trained model (or that are a table axis): not part of the variant. The
@@ -37,7 +36,7 @@ class ReportError(BitrieveError, ValueError):
 @dataclass
 class RunResult:
     path: Path  # the results.json file
-    data: dict[str, Any]
+    record: RunRecord
     variant: dict[str, Any] = field(default_factory=dict)  # flattened config keys that define the variant
 
     @property
@@ -46,23 +45,38 @@ class RunResult:
 
     @property
     def method(self) -> str:
-        return str(self.data["method"])
+        return self.record.method
 
     @property
     def dataset(self) -> str:
-        return str(self.data["dataset"])
+        return self.record.dataset
 
     @property
     def bits(self) -> int:
-        return int(self.data["bits"])
+        return self.record.bits
 
     @property
     def seed(self) -> int:
-        return int(self.data["seed"])
+        return self.record.seed
 
     @property
     def protocol(self) -> dict[str, Any]:
-        return dict(self.data.get("protocol") or {})
+        """The protocol block as stored (the keys tables compare)."""
+        return self.record.protocol.model_dump(exclude_unset=True)
+
+    @property
+    def metrics(self) -> dict[str, TaskMetrics]:
+        return self.record.metrics
+
+    @property
+    def curves(self) -> dict[str, dict[str, Any]]:
+        """task -> {"pr": {radius, precision, recall}, "p@n": {n, precision}} as stored."""
+        return {t: c.model_dump(by_alias=True) for t, c in self.record.curves.items()}
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One row per epoch as stored: stage, epoch, then every logged quantity."""
+        return [h.model_dump() for h in self.record.history]
 
     @property
     def variant_sha(self) -> str:
@@ -77,17 +91,17 @@ class RunResult:
             from bitrieve.eval.protocols import canonical_protocol
 
             proto, name = name.split(":", 1)
-            stored = self.data.get("protocols") or {}
+            stored = {k: v.tasks() for k, v in self.record.protocols.items()}
             wanted = canonical_protocol(proto) if proto.lower() in _renamed() else proto
             block = stored.get(wanted) or next((v for k, v in stored.items() if k.lower() in _renamed()
                                                 and canonical_protocol(k) == wanted), None) or {}
         else:
-            block = self.data.get("metrics") or {}
+            block = self.record.metrics
         v = (block.get(task) or {}).get(name)
-        return None if v is None or isinstance(v, (dict, list)) else float(v)
+        return None if v is None else float(v)
 
     def tasks(self) -> list[str]:
-        return [t for t in (self.data.get("metrics") or {}) if isinstance(self.data["metrics"][t], dict)]
+        return list(self.record.metrics)
 
 
 def _renamed() -> set[str]:
@@ -118,22 +132,13 @@ def _variant_of(run_dir: Path) -> dict[str, Any]:
 
 
 def load_result(path: str | Path) -> RunResult:
-    """Load and check one results.json (schema 1); errors name the file and the key."""
+    """Load and check one results.json (`bitrieve.record.read_record`); errors name the file and the key."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ReportError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise ReportError(f"{path}: expected a JSON object at the top level")
-    if data.get("schema") != SCHEMA:
-        raise ReportError(f"{path}: key 'schema' is {data.get('schema')!r}, this reader knows schema {SCHEMA}")
-    for key, typ in (("method", str), ("dataset", str), ("bits", int), ("seed", int), ("metrics", dict)):
-        if key not in data:
-            raise ReportError(f"{path}: missing key '{key}'")
-        if not isinstance(data[key], typ) or isinstance(data[key], bool):
-            raise ReportError(f"{path}: key '{key}' should be {typ.__name__}, got {type(data[key]).__name__}")
-    return RunResult(path, data, _variant_of(path.parent))
+        record = read_record(path)
+    except RecordError as e:
+        raise ReportError(str(e)) from None
+    return RunResult(path, record, _variant_of(path.parent))
 
 
 def find_results(paths: Iterable[str | Path]) -> list[Path]:
@@ -142,13 +147,13 @@ def find_results(paths: Iterable[str | Path]) -> list[Path]:
     for p in paths:
         p = Path(p)
         if p.is_file():
-            if p.name != RESULTS_FILE:
-                raise ReportError(f"{p}: expected a run directory, a root of run directories or a {RESULTS_FILE}")
+            if p.name != RECORD_FILE:
+                raise ReportError(f"{p}: expected a run directory, a root of run directories or a {RECORD_FILE}")
             found.append(p)
         elif p.is_dir():
-            hits = sorted(p.rglob(RESULTS_FILE))
+            hits = sorted(p.rglob(RECORD_FILE))
             if not hits:
-                raise ReportError(f"{p}: no {RESULTS_FILE} below this directory (no finished runs)")
+                raise ReportError(f"{p}: no {RECORD_FILE} below this directory (no finished runs)")
             found.extend(hits)
         else:
             raise ReportError(f"{p}: no such file or directory")

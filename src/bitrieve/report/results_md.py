@@ -60,9 +60,9 @@ def code_summary(runs: list[RunResult]) -> list[str]:
     for r in runs:
         row = labels[(r.method, r.variant_sha)]
         totals[row] = totals.get(row, 0) + 1
-        diag = r.data.get("diagnostics") or {}
-        for m in sorted({w.split("(", 1)[1].split(")", 1)[0] for w in diag.get("warnings") or [] if "(" in w}):
-            share = float(((diag.get("codes") or {}).get(m) or {}).get("largest_code_share", 0.0))
+        diag = r.record.diagnostics
+        for m in sorted({w.split("(", 1)[1].split(")", 1)[0] for w in diag.warnings if "(" in w}):
+            share = float(diag.codes[m].largest_code_share) if m in diag.codes else 0.0
             groups.setdefault((row, m), []).append((share, r))
     if not groups:
         return ["Code diagnostics: no run of this section has degenerate codes (the engine's collapse checks on the "
@@ -71,7 +71,8 @@ def code_summary(runs: list[RunResult]) -> list[str]:
            "results.json):", ""]
     for (row, m), flagged in sorted(groups.items()):
         share, worst = max(flagged, key=lambda x: x[0])
-        d = ((worst.data.get("diagnostics") or {}).get("codes") or {}).get(m) or {}
+        codes = worst.record.diagnostics.codes.get(m)
+        d = codes.model_dump() if codes is not None else {}
         out.append(f"- {row.replace('_', chr(92) + '_')}, {m} codes: degenerate in {len(flagged)} of {totals[row]} "
                    f"runs; worst {worst.bits} bits seed {worst.seed}: {int(d.get('distinct_codes', 0))} distinct "
                    f"codes, {share:.1%} of the items share one, {int(d.get('constant_bits', 0))} of "

@@ -23,8 +23,8 @@ from typing import Any, Callable
 import yaml
 
 from bitrieve.config import ConfigError, RunConfig, load_yaml_mapping, parse_config, set_override
+from bitrieve.record import RECORD_FILE, RecordError, RunRecord, read_record
 
-RESULTS_FILE = "results.json"
 # where a run was computed, not what: a run finished on the GPU counts as finished when the sweep is repeated on CPU
 RUNTIME_KEYS = ("device", "compile", "tracking", "checkpoint_every")
 
@@ -154,11 +154,11 @@ def load_base(path: str | Path) -> dict[str, Any]:
 def status(point: SweepPoint) -> str:
     """'done' (results.json of this config: same sha256, or a stored config.yaml equal up to RUNTIME_KEYS such as
     the device), 'stale' (results.json of another config), 'partial' (a started run directory), or 'new'."""
-    res = point.run_dir / RESULTS_FILE
+    res = point.run_dir / RECORD_FILE
     if res.is_file():
         try:
-            stored = json.loads(res.read_text()).get("config_sha256")
-        except (json.JSONDecodeError, AttributeError):
+            stored = read_record(res).config_sha256
+        except RecordError:
             return "stale"
         if stored == point.cfg.sha256():
             return "done"
@@ -248,18 +248,18 @@ def run_sweep(points: list[SweepPoint], train_run: Callable[..., dict] | None = 
 SELECT_SETS = ("selection.evaluate_test=false",)  # candidates are trained and validated; the test split waits
 
 
-def kept_score(res: dict[str, Any]) -> float:
+def kept_score(record: RunRecord) -> float:
     """A candidate run's validation score: the curve's value at the kept epoch (the best one with ``keep: best``,
     the last with ``keep: last``)."""
-    sel = res.get("selection") or {}
-    curve = {c["epoch"]: c["score"] for c in sel.get("curve") or []}
-    if sel.get("kept_epoch") not in curve:
+    sel = record.selection
+    curve = {c.epoch: c.score for c in sel.curve} if sel is not None else {}
+    if sel is None or sel.kept_epoch not in curve:
         raise ConfigError("selection: a candidate run has no validation score at its kept epoch; set selection.every "
                           "so that the last epoch is validated (e.g. selection.every=1)")
-    return float(curve[sel["kept_epoch"]])
+    return float(curve[sel.kept_epoch])
 
 
-def select_by_validation(points: list[SweepPoint], out=None, evaluate: Callable[..., dict] | None = None,
+def select_by_validation(points: list[SweepPoint], out=None, evaluate: Callable[..., RunRecord] | None = None,
                          summary_path: Path | None = None) -> dict[str, Any]:
     """Choose the grid assignment with the best mean validation score over its points (bit lengths x seeds) and
     evaluate the test split of the chosen assignment's runs only; the other candidates' test numbers are never
@@ -276,13 +276,12 @@ def select_by_validation(points: list[SweepPoint], out=None, evaluate: Callable[
     for tag, pts in groups.items():
         scores = {}
         for p in pts:
-            res = json.loads((p.run_dir / RESULTS_FILE).read_text())
-            scores[p.name] = kept_score(res)
+            scores[p.name] = kept_score(read_record(p.run_dir))
         cands.append({"candidate": tag, "assignments": pts[0].assignments, "validation_mean": sum(scores.values())
                       / len(scores), "validation": scores})
     best = max(cands, key=lambda c: c["validation_mean"])  # ties: the first in grid order
     sel0 = points[0].cfg.selection
-    first = json.loads((points[0].run_dir / RESULTS_FILE).read_text())["selection"]["split"]
+    first = read_record(points[0].run_dir).selection.split.model_dump()
     print(f"validation selection: {sel0.metric} (mean over tasks) on split '{sel0.split}' ({first['n_validation']} "
           f"queries vs {first['n_validation_database']} items, seed {first['seed']}), mean over each candidate's "
           f"{len(next(iter(groups.values())))} run(s), the {sel0.keep} epoch of each:", file=out)
@@ -290,9 +289,8 @@ def select_by_validation(points: list[SweepPoint], out=None, evaluate: Callable[
         print(f"  {'*' if c is best else ' '} {c['candidate']}: {c['validation_mean']:.4f}", file=out)
     tested = {}
     for p in groups[best["candidate"]]:
-        res = evaluate(p.run_dir)
         tested[p.name] = {t: {k: v for k, v in vals.items() if isinstance(v, float)} for t, vals in
-                          res["metrics"].items()}
+                          evaluate(p.run_dir).metrics.items()}
         print(f"  test, {p.name}: " + ", ".join(f"{t} {k} {v:.4f}" for t, vals in tested[p.name].items()
                                                for k, v in vals.items() if k.startswith("map@all")), file=out)
     record = {"metric": sel0.metric, "split": {k: v for k, v in first.items() if k != "ids"},

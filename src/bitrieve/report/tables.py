@@ -35,7 +35,7 @@ def protocol_of(r: RunResult) -> dict[str, Any]:
         "tie": p.get("tie"),
         "n_query": p.get("n_query"),
         "n_retrieval": p.get("n_retrieval"),
-        "dataset_card_sha256": r.data.get("dataset_card_sha256"),
+        "dataset_card_sha256": r.record.dataset_card_sha256,
     }
 
 
@@ -265,9 +265,9 @@ def build_tables(runs: list[RunResult], metric: str = "map@all", allow_mixed: bo
 
 def metrics_present(runs: list[RunResult]) -> list[str]:
     """Every metric key the runs store (``metrics`` and ``PROTOCOL:KEY`` of stored protocol blocks)."""
-    have = sorted({m for r in runs for t in r.tasks() for m in r.data["metrics"][t]})
-    have += sorted({f"{p}:{m}" for r in runs for p, blk in (r.data.get("protocols") or {}).items()
-                    if isinstance(blk, dict) for t in blk.values() if isinstance(t, dict) for m in t})
+    have = sorted({m for r in runs for t in r.tasks() for m in r.metrics[t]})
+    have += sorted({f"{p}:{m}" for r in runs for p, blk in r.record.protocols.items()
+                    for t in blk.tasks().values() for m in t})
     return have
 
 
@@ -312,7 +312,7 @@ def _build(runs, metric, protocols, warns, method_order, digits, mixed) -> Table
             top = max(round(c.mean, digits) for c in col)
             for c in col:
                 c.best = round(c.mean, digits) == top and len(rows) > 1
-    no_rel = {t: max(int(r.data["metrics"][t].get("queries_without_relevant") or 0) for r in runs if t in r.tasks())
+    no_rel = {t: max(int(r.metrics[t].get("queries_without_relevant") or 0) for r in runs if t in r.tasks())
               for t in tasks}
     notes = ["Queries without any relevant database item (AP 0, counted in the mean; most in one run): "
              + ", ".join(f"{TASK_NAMES.get(t, t)} {n}" for t, n in no_rel.items() if n) + "."] \
@@ -435,13 +435,13 @@ def to_long_csv(runs: list[RunResult]) -> str:
     for r in sorted(runs, key=lambda r: (r.method, r.dataset, r.bits, r.seed, str(r.path))):
         p = r.protocol
         for task in r.tasks():
-            for name, value in r.data["metrics"][task].items():
+            for name, value in r.metrics[task].items():
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     continue
                 w.writerow([str(r.run_dir), r.method, labels[(r.method, r.variant_sha)], r.dataset, r.bits, r.seed,
                             task, name, f"{value:.6g}", p.get("name"), p.get("tie"), p.get("relevance"),
-                            p.get("n_query"), p.get("n_retrieval"), r.data.get("config_sha256"),
-                            r.data.get("dataset_card_sha256")])
+                            p.get("n_query"), p.get("n_retrieval"), r.record.config_sha256,
+                            r.record.dataset_card_sha256])
     return buf.getvalue()
 
 
