@@ -107,9 +107,9 @@ class ClosedForm(HashMethod):
 
 @pytest.fixture
 def test_methods(monkeypatch):
-    monkeypatch.setitem(REGISTRY, "two_groups", f"{__name__}:TwoGroups")
-    monkeypatch.setitem(REGISTRY, "closed_form", f"{__name__}:ClosedForm")
-    monkeypatch.setitem(REGISTRY, "image_only", f"{__name__}:ImageOnlySupervised")
+    monkeypatch.setitem(REGISTRY, "two_groups", TwoGroups)
+    monkeypatch.setitem(REGISTRY, "closed_form", ClosedForm)
+    monkeypatch.setitem(REGISTRY, "image_only", ImageOnlySupervised)
     TwoGroups.seen_keys = []
 
 

@@ -56,7 +56,7 @@ class Scripted(HashMethod):
 @pytest.fixture
 def class_store(tmp_path, monkeypatch):
     """60 train (= retrieval) / 20 query pairs of 4 classes whose features are the one-hot class."""
-    monkeypatch.setitem(REGISTRY, "scripted", f"{__name__}:Scripted")
+    monkeypatch.setitem(REGISTRY, "scripted", Scripted)
     rng = np.random.default_rng(0)
 
     def split(n, offset):

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from bitrieve.losses.reconstruction import code_inner_products, similarity_reconstruction
+from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, Params, Stage, Step
 from bitrieve.methods.djsrh import TwoTowerHashing
 from bitrieve.parts.neighbourhood import dgcpn_similarity
@@ -80,6 +81,7 @@ class DGCPNParams(Params):
     max_train_for_graph: int = 20000  # the n×n target is held in memory; refuse beyond this
 
 
+@register_method("dgcpn")
 class DGCPN(TwoTowerHashing):
     name = "dgcpn"
     paper = ("J. Yu, H. Zhou, Y. Zhan, D. Tao. Deep Graph-neighbor Coherence Preserving Network for Unsupervised "

@@ -30,6 +30,7 @@ from typing import Literal
 import torch
 
 from bitrieve.losses.reconstruction import similarity_reconstruction
+from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
 from bitrieve.parts.encoders import MLPHashEncoder
 from bitrieve.parts.neighbourhood import djsrh_joint_similarity
@@ -130,6 +131,7 @@ class TwoTowerHashing(HashMethod):
         raise NotImplementedError
 
 
+@register_method("djsrh")
 class DJSRH(TwoTowerHashing):
     name = "djsrh"
     paper = ("S. Su, Z. Zhong, C. Zhang. Deep Joint-Semantics Reconstructing Hashing for Large-Scale Unsupervised "

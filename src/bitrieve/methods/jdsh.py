@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import Literal
 
 from bitrieve.losses.reconstruction import code_inner_products, similarity_reconstruction
+from bitrieve.methods import register_method
 from bitrieve.methods.base import Params
 from bitrieve.methods.djsrh import TwoTowerHashing
 from bitrieve.parts.neighbourhood import jdsh_joint_similarity
@@ -67,6 +68,7 @@ class JDSHParams(Params):
     alpha_schedule: bool = True
 
 
+@register_method("jdsh")
 class JDSH(TwoTowerHashing):
     name = "jdsh"
     paper = ("S. Liu, S. Qian, Y. Guan, J. Zhan, L. Ying. Joint-modal Distribution-based Similarity Hashing for "

@@ -51,6 +51,7 @@ from torch import nn
 
 from bitrieve.codes import sign
 from bitrieve.losses.contrastive import ContrastiveKind, contrastive
+from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
 from bitrieve.parts.hashing import l2_normalize
 from bitrieve.parts.transformer import FusionTransformer
@@ -215,6 +216,7 @@ def head_schedule(kind: str) -> dict:
     return {}
 
 
+@register_method("ucmfh")
 class UCMFH(FusionHashMixin, HashMethod):
     name = "ucmfh"
     paper = ("X. Xia, G. Dong, F. Li, L. Zhu, X. Ying. When CLIP meets cross-modal hashing retrieval: A new strong "

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from bitrieve.losses.contrastive import ContrastiveKind
+from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, HashMethod, Stage
 from bitrieve.methods.ucmfh import (PAIR_INPUT_PROTOCOLS, ContrastiveHashParams, FusionHashMixin, HashHead,
                                     HeadSchedule, head_schedule, input_projection)
@@ -61,6 +62,7 @@ class UCMFHVariantParams(ContrastiveHashParams):
     whole_batch_sequence: bool = False
 
 
+@register_method("ucmfh_variant")
 class UCMFHVariant(FusionHashMixin, HashMethod):
     name = "ucmfh_variant"
     paper = ("UCMFH fork tudouPotatoo/UCMFH (branch hashNetVersion): UCMFH (X. Xia et al., When CLIP meets cross-modal "
