@@ -72,7 +72,7 @@ def class_store(tmp_path, monkeypatch):
 
 def _cfg(store, **sel):
     return parse_config({"method": "scripted", "data": store, "bits": 4, "tracking": "none", "device": "cpu",
-                         "eval": {"protocols": ["unseen-database"]}, "selection": {"size": 12, "seed": 5, **sel}})
+                         "eval": {"extra_evaluations": ["unseen-database"]}, "selection": {"size": 12, "seed": 5, **sel}})
 
 
 def test_best_checkpoint_with_patience_keeps_the_known_best_epoch(class_store, tmp_path):

@@ -105,7 +105,7 @@ class Selector:
         self.bad = 0
         self.stopped = False
         # the validation evaluation: the run's tasks and tie policy, no extra protocols, every validation query
-        self.val_cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"protocols": [],
+        self.val_cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"extra_evaluations": [],
                                                                                    "query_limit": None})})
 
     # --- state carried by the checkpoint ---------------------------------------------------------------------
