@@ -1,6 +1,7 @@
 """Methods register where they are defined (``@register_method``); lookups import lazily; a broken module is
 reported by name when asked for, and never breaks the others."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -37,15 +38,17 @@ def test_the_tests_method_is_registered_by_the_tests():
     assert get_method("toy_linear").__module__ == "toy_method"
 
 
-def test_lookup_imports_only_the_named_module():
+def test_lookup_imports_only_the_named_module_and_listing_imports_none():
     code = textwrap.dedent("""
         import sys
-        from bitrieve.methods import get_method
+        from bitrieve.methods import REGISTRY, get_method
         assert not any(m.startswith("bitrieve.methods.") and m != "bitrieve.methods.base" for m in sys.modules)
+        assert list(REGISTRY)[:3] == ["cca_itq", "agch", "ucmfh"] and "torch" not in sys.modules
         get_method("cca_itq")
         print(sorted(m for m in sys.modules if m.startswith("bitrieve.methods.")))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k != "BITRIEVE_METHOD_MODULES"}  # no tests' method here
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["['bitrieve.methods.base',", "'bitrieve.methods.cca_itq']"]
 

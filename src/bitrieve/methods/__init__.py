@@ -8,8 +8,9 @@ others:
   :data:`METHOD_MODULES` and of the ``BITRIEVE_METHOD_MODULES`` environment variable.
 - A module that fails to import is skipped and remembered; its error is raised only when its own name is looked up,
   and listed in the "unknown method" message otherwise.
-- ``REGISTRY`` is a mapping name -> class; iterating it (``list(REGISTRY)``, ``sorted(REGISTRY)``) imports every
-  method module first. Built-in methods come in :data:`METHOD_MODULES` order (the order report tables use).
+- ``REGISTRY`` is a mapping name -> class. Iterating it (``list(REGISTRY)``, ``sorted(REGISTRY)``) lists the
+  built-in names in :data:`METHOD_MODULES` order (the order report tables use) without importing them, then every
+  other registered name (the ``BITRIEVE_METHOD_MODULES`` modules are imported for that).
 
 Methods outside the package (a user's own, the tests' ``toy_linear``) register with the same decorator in their own
 module; for the command line, name that module in ``BITRIEVE_METHOD_MODULES`` (comma-separated, importable from
@@ -55,6 +56,9 @@ class MethodRegistry(MutableMapping):
     def import_all(self) -> None:
         for m in METHOD_MODULES:
             self._import(f"bitrieve.methods.{m}")
+        self._import_env()
+
+    def _import_env(self) -> None:
         for m in os.environ.get(ENV_MODULES, "").split(","):
             if m.strip():
                 self._import(m.strip())
@@ -80,14 +84,16 @@ class MethodRegistry(MutableMapping):
             return False
         return True
 
+    def _names(self) -> list[str]:
+        self._import_env()
+        builtin = [n for n in METHOD_MODULES if f"bitrieve.methods.{n}" not in self.failed]
+        return builtin + [n for n in self._classes if n not in builtin]
+
     def __iter__(self) -> Iterator[str]:
-        self.import_all()
-        builtin = [n for n in METHOD_MODULES if n in self._classes]
-        return iter(builtin + [n for n in self._classes if n not in builtin])
+        return iter(self._names())
 
     def __len__(self) -> int:
-        self.import_all()
-        return len(self._classes)
+        return len(self._names())
 
     def __setitem__(self, name: str, cls: type) -> None:  # tests register throw-away methods (monkeypatch.setitem)
         self._classes[name] = cls
