@@ -151,7 +151,7 @@ def main() -> int:
     tie_avg = map_at_k(qB, rB, ql, rl, tie="tie-averaged")
     t_tie = time.perf_counter() - t0
     t0 = time.perf_counter()
-    dcmh = map_at_k(qB, rB, ql, rl, k=1000, tie="tie-averaged", protocol="dcmh")
+    dcmh = map_at_k(qB, rB, ql, rl, k=1000, tie="tie-averaged", map_definition="dcmh")
     t_dj = time.perf_counter() - t0
     print(f"nus-wide tie-averaged: mAP@all={tie_avg:.6f} in {t_tie:.2f} s; dcmh mAP@1000={dcmh:.6f} in {t_dj:.2f} s")
     print(f"speedup={speedups['cifar10-I']:.1f} maxdiff={maxdiff:.2e} nus_seconds={t_nus:.2f} "

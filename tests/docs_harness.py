@@ -435,6 +435,7 @@ def environment(root: Path) -> dict[str, str]:
     env.update(PATH=f"{root / 'bin'}:{env.get('PATH', '')}", PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1",
                NUMBA_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
     env.pop("VIRTUAL_ENV", None)
+    env.pop("BITRIEVE_METHOD_MODULES", None)  # the tests' toy method (conftest.py): docs run as a user's shell does
     return env
 
 

@@ -14,9 +14,13 @@ def test_valid_config_resolves_method_defaults():
     assert resolved["params"] == {"kernel": True, "anchors": 100, "regularization": 1.0, "itq_iterations": 50,
                                   "anchor_seed": None}
     assert resolved["method"] == "cca_itq" and resolved["bits"] == 16
-    # config_sha256 is the sha256 of the resolved config (docs/engine.md): a default given explicitly or left out
-    # is the same config; a changed value is a different one
-    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
+    # config_sha256 is the sha256 of the resolved config (docs/engine.md) under the key names runs were stored with
+    # (eval.extra_evaluations was eval.protocols): a default given explicitly or left out is the same config; a
+    # changed value is a different one
+    stored = {**resolved, "eval": {("protocols" if k == "extra_evaluations" else k): v
+                                   for k, v in resolved["eval"].items()}}
+    assert "extra_evaluations" in resolved["eval"] and "protocols" in stored["eval"]
+    digest = hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()
     assert cfg.sha256() == digest
     explicit = parse_config({"method": "cca_itq", "bits": 16, "params": {"anchors": 100, "itq_iterations": 50}})
     assert explicit.sha256() == digest

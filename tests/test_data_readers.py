@@ -88,9 +88,9 @@ def test_mirflickr_real_labels_and_tags():
     assert src.labels.shape == (20015, 24) and src.inputs["text"].shape == (20015, 1386)
     assert (src.labels.sum(1) > 0).all()  # every row has a label (SOURCE.md)
     assert set(np.unique(src.inputs["text"])) <= {0.0, 1.0}
-    from bitrieve.data.protocols import get_protocol
+    from bitrieve.data.splits import get_split
 
-    idx = get_protocol("mirflickr25k").split(src, 0)  # DJSRH per-label sampler on the real label matrix
+    idx = get_split("mirflickr25k").split(src, 0)  # DJSRH per-label sampler on the real label matrix
     assert {k: len(v) for k, v in idx.items()} == {"train": 5000, "query": 2000, "retrieval": 18015}
     assert len(np.unique(idx["train"])) == 5000 and np.isin(idx["train"], idx["retrieval"]).all()
     with pytest.raises(DataError, match=r"mirflickr25k-iall\.mat \(key IAll.*mirflickr25k-iall-vgg\.mat"):

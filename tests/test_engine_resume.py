@@ -69,7 +69,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
 
 
 # --- in-process: an interruption inside the second stage of a two-stage method --------------------------------------
-from bitrieve.engine.toy import ToyLinear  # noqa: E402
+from toy_method import ToyLinear  # noqa: E402
 from bitrieve.methods.base import Stage  # noqa: E402
 
 
@@ -98,7 +98,6 @@ class TwoStageToy(ToyLinear):
 
 
 def test_interrupted_second_stage_resumes_exactly(tmp_path, monkeypatch):
-    import bitrieve.engine  # noqa: F401  (registers toy_linear)
     import pytest
     import torch
 
@@ -106,7 +105,7 @@ def test_interrupted_second_stage_resumes_exactly(tmp_path, monkeypatch):
     from bitrieve.engine import train_run
     from bitrieve.methods import REGISTRY
 
-    monkeypatch.setitem(REGISTRY, "two_stage_toy", f"{__name__}:TwoStageToy")
+    monkeypatch.setitem(REGISTRY, "two_stage_toy", TwoStageToy)
     cfg = parse_config({"method": "two_stage_toy", "bits": 8, "seed": 1, "tracking": "none",
                         "eval": {"query_limit": 50, "ks": [10], "every": 2}})
     TwoStageToy.fail_at, TwoStageToy.calls = None, {}

@@ -156,7 +156,7 @@ class Stepped(HashMethod):
 
 
 def test_stepped_stage_through_the_engine_logs_every_step(tmp_path, monkeypatch):
-    monkeypatch.setitem(REGISTRY, "stepped", f"{__name__}:Stepped")
+    monkeypatch.setitem(REGISTRY, "stepped", Stepped)
     cfg = parse_config({"method": "stepped", "bits": 8, "seed": 0, "tracking": "none",
                         "eval": {"query_limit": 40, "ks": [10]}})
     res = train_run(cfg, tmp_path / "run", progress=False)

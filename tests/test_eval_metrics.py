@@ -99,15 +99,15 @@ def test_stable_metrics_match_reference(bits, pm1):
     assert 0.0 < s["map@all"] < 1.0  # a non-degenerate case
 
 
-def test_map_at_k_protocols_and_k_none():
+def test_map_at_k_definitions_and_k_none():
     rng = np.random.default_rng(1)
     qc, dc, ql, dl = clustered_case(rng, nq=20, n=800, bits=16, n_labels=5)
     r = ref_summary(qc, dc, ql, dl, top_ks=[50], first_ks=[50])
     for proto in (None, "bitrieve", "deephash", "ucmfh"):
-        assert abs(map_at_k(qc, dc, ql, dl, k=50, protocol=proto) - r["top"][50]) < 1e-9
+        assert abs(map_at_k(qc, dc, ql, dl, k=50, map_definition=proto) - r["top"][50]) < 1e-9
     for proto in ("dcmh", "calc_map_k", "djsrh"):  # djsrh: the old name of dcmh, still accepted
-        assert abs(map_at_k(qc, dc, ql, dl, k=50, protocol=proto) - r["first"][50]) < 1e-9
-        assert abs(map_at_k(qc, dc, ql, dl, k=None, protocol=proto) - r["map@all"]) < 1e-9
+        assert abs(map_at_k(qc, dc, ql, dl, k=50, map_definition=proto) - r["first"][50]) < 1e-9
+        assert abs(map_at_k(qc, dc, ql, dl, k=None, map_definition=proto) - r["map@all"]) < 1e-9
     assert isinstance(map_at_k(qc, dc, ql, dl), float)
 
 
@@ -205,14 +205,14 @@ def test_evaluate_retrieval_structure_and_values():
     qi, di, ql, dl = clustered_case(rng, nq=15, n=600, bits=16, n_labels=5)
     qt, dt = -qi, di.copy()  # text codes: a different code set of the same shape
     res = evaluate_retrieval({"image": qi, "text": qt}, {"image": di, "text": dt}, ql, dl,
-                             tasks=("i2t", "t2i", "i2i", "t2t"), ks=(50, 100), protocols=("djsrh", "deephash"))
+                             tasks=("i2t", "t2i", "i2i", "t2t"), ks=(50, 100), map_definitions=("djsrh", "deephash"))
     json.dumps(res)  # plain Python types only
     assert set(res) == {"i2t", "t2i", "i2i", "t2t", "curves", "protocols"}
     assert abs(res["i2t"]["map@50"] - map_at_k(qi, dt, ql, dl, k=50)) < 1e-12
     assert abs(res["t2i"]["map@all"] - map_at_k(qt, di, ql, dl)) < 1e-12
     # djsrh, the old name of dcmh, is stored under the current name
     assert set(res["protocols"]) == {"dcmh", "deephash"}
-    assert abs(res["protocols"]["dcmh"]["i2i"]["map@100"] - map_at_k(qi, di, ql, dl, 100, protocol="dcmh")) < 1e-12
+    assert abs(res["protocols"]["dcmh"]["i2i"]["map@100"] - map_at_k(qi, di, ql, dl, 100, map_definition="dcmh")) < 1e-12
     assert res["protocols"]["deephash"]["t2t"]["map@50"] == res["t2t"]["map@50"]
     pr = res["curves"]["i2t"]["pr"]
     assert len(pr["radius"]) == len(pr["precision"]) == len(pr["recall"]) == 17 and pr["recall"][-1] == 1.0

@@ -242,8 +242,6 @@ def test_every_numeric_hyper_parameter_of_every_method_is_bounded():
     """Each numeric field of each registered method is bounded (BOUNDS or its own constraint) or declared
     meaningful at any finite value; each bound is enforced at both ends, and NaN is refused for every float."""
     import typing
-
-    import bitrieve.engine  # noqa: F401  (registers toy_linear)
     from bitrieve.config import ConfigError, parse_config
     from bitrieve.methods import REGISTRY, get_method
     from bitrieve.methods.base import BOUNDS, UNBOUNDED, _declares_bound

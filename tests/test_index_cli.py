@@ -20,7 +20,6 @@ from bitrieve.index import model as index_model
 
 
 def _make_run(run_dir, seed: int, bits: int = 16):
-    import bitrieve.engine  # noqa: F401  (registers toy_linear)
     from bitrieve.engine.checkpoint import save_checkpoint
     from bitrieve.engine.trainer import build_method
 

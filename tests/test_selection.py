@@ -56,7 +56,7 @@ class Scripted(HashMethod):
 @pytest.fixture
 def class_store(tmp_path, monkeypatch):
     """60 train (= retrieval) / 20 query pairs of 4 classes whose features are the one-hot class."""
-    monkeypatch.setitem(REGISTRY, "scripted", f"{__name__}:Scripted")
+    monkeypatch.setitem(REGISTRY, "scripted", Scripted)
     rng = np.random.default_rng(0)
 
     def split(n, offset):
@@ -72,7 +72,7 @@ def class_store(tmp_path, monkeypatch):
 
 def _cfg(store, **sel):
     return parse_config({"method": "scripted", "data": store, "bits": 4, "tracking": "none", "device": "cpu",
-                         "eval": {"protocols": ["unseen-database"]}, "selection": {"size": 12, "seed": 5, **sel}})
+                         "eval": {"extra_evaluations": ["unseen-database"]}, "selection": {"size": 12, "seed": 5, **sel}})
 
 
 def test_best_checkpoint_with_patience_keeps_the_known_best_epoch(class_store, tmp_path):

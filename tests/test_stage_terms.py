@@ -14,8 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-import bitrieve.engine  # noqa: F401  (registers the engine's test method toy_linear)
 from bitrieve.data.types import Split
 from bitrieve.methods import REGISTRY, get_method
 from bitrieve.methods.base import DataInfo

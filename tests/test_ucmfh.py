@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from bitrieve.codes.encode import encode_pairs
 from bitrieve.data.types import Split
 from bitrieve.methods import get_method
 from bitrieve.methods.base import DataInfo
@@ -119,21 +120,25 @@ def test_encode_is_unimodal_and_per_sample(name):
     full = m.encode("image", x)
     assert torch.allclose(m.encode("image", x[:2]), full[:2], atol=1e-6)  # no dependence on other samples
     # the code is the pair code with the text replaced by the training mean
-    pair_v, _ = m.encode_pair(x, m.fill_text.expand(6, -1))
+    pair_v, _ = m.encode_pair(x, m.fill_text.expand(6, -1))  # the batch hook
     assert torch.allclose(full, pair_v, atol=1e-6)
 
 
 def test_released_whole_batch_sequence_quirk_couples_samples():
     m = _build("ucmfh", **SMALL).eval()
     b = _batch(n=6)
-    alone, _ = m.encode_pair(b["image"][:2], b["text"][:2], whole_batch_sequence=True)
-    together, _ = m.encode_pair(b["image"], b["text"], whole_batch_sequence=True)
+    image, text = b["image"].numpy(), b["text"].numpy()
+    alone, _ = encode_pairs(m, image[:2], text[:2], whole_batch_sequence=True)
+    together, _ = encode_pairs(m, image, text, whole_batch_sequence=True)
     assert not torch.allclose(alone, together[:2], atol=1e-4)  # codes depend on the evaluation batch
-    clean_alone, _ = m.encode_pair(b["image"][:2], b["text"][:2])
-    clean, _ = m.encode_pair(b["image"], b["text"])
+    by_three, _ = encode_pairs(m, image, text, batch_size=3, whole_batch_sequence=True)
+    assert torch.allclose(by_three[3:], encode_pairs(m, image[3:], text[3:], whole_batch_sequence=True)[0], atol=1e-6)
+    clean_alone, _ = encode_pairs(m, image[:2], text[:2])
+    clean, _ = encode_pairs(m, image, text)
     assert torch.allclose(clean_alone, clean[:2], atol=1e-6)
-    dropped, _ = m.encode_pair(b["image"], b["text"], batch_size=4, drop_last=True)
+    dropped, _ = encode_pairs(m, image, text, batch_size=4, drop_last=True)
     assert dropped.shape[0] == 4  # the released loaders' drop_last loses the last incomplete batch
+    assert torch.allclose(dropped, clean[:4], atol=1e-6)
 
 
 def test_config_rejects_unknown_loss():
@@ -163,9 +168,9 @@ def test_released_head_schedule_scales_only_the_heads():
 
 
 @pytest.mark.parametrize("name", ["ucmfh", "ucmfh_variant", "agch_fusion_balanced"])
-def test_pair_input_protocols_run_through_the_engine(tmp_path, name):
-    """eval.protocols [ucmfh-pair-input, pair-input] -> labelled blocks in results.json, beside uni-modal metrics;
-    the pair-input codes use both modalities, so they differ from the uni-modal ones."""
+def test_pair_input_evaluations_run_through_the_engine(tmp_path, name):
+    """eval.extra_evaluations [ucmfh-pair-input, pair-input] -> labelled blocks in results.json, beside uni-modal
+    metrics; the pair-input codes use both modalities, so they differ from the uni-modal ones."""
     from bitrieve.config import parse_config
     from bitrieve.engine import train_run
 
@@ -173,7 +178,7 @@ def test_pair_input_protocols_run_through_the_engine(tmp_path, name):
     params.update({"epochs": 1} if name != "ucmfh_variant" else {"hash_epochs": 1})
     protocols = ["ucmfh-pair-input", "pair-input"] + (["fork-pair-input"] if name == "ucmfh_variant" else [])
     cfg = parse_config({"method": name, "bits": 16, "seed": 0, "tracking": "none", "params": params,
-                        "eval": {"ks": [50], "map_all": True, "protocols": protocols}})
+                        "eval": {"ks": [50], "map_all": True, "extra_evaluations": protocols}})
     res = train_run(cfg, tmp_path, progress=False)
     if name == "ucmfh_variant":  # the fork's evaluation: per-item sequences, last incomplete batch of 128 dropped
         fork = res["protocols"]["fork-pair-input"]["i2t"]
@@ -197,22 +202,25 @@ def test_pair_input_protocols_run_through_the_engine(tmp_path, name):
 def test_fork_pair_input_codes_items_one_by_one():
     m = _build("ucmfh_variant", **SMALL).eval()
     b = _batch(n=6)
-    alone, _ = m.encode_pair(b["image"][:2], b["text"][:2])
-    together, _ = m.encode_pair(b["image"], b["text"])
+    alone, _ = encode_pairs(m, b["image"][:2].numpy(), b["text"][:2].numpy())
+    together, _ = encode_pairs(m, b["image"].numpy(), b["text"].numpy())
     assert torch.allclose(alone, together[:2], atol=1e-6)  # no item sees another (ICMR.py:159-165, model.py:23)
-    with pytest.raises(NotImplementedError, match="fork-pair-input"):
-        _build("ucmfh", **SMALL).evaluate_protocol("fork-pair-input", None, None)
+    from bitrieve.engine.evaluation import evaluate_extra
+
+    with pytest.raises(ValueError, match="method 'ucmfh' offers no extra evaluation 'fork-pair-input'"):
+        evaluate_extra(_build("ucmfh", **SMALL), "fork-pair-input", None, None)
 
 
-def test_unknown_protocol_fails_before_training(tmp_path):
+def test_unknown_extra_evaluation_fails_before_training(tmp_path):
     from bitrieve.config import parse_config
     from bitrieve.engine import train_run
 
     cfg = parse_config({"method": "ucmfh", "bits": 16, "tracking": "none", "params": {**SMALL, "epochs": 1},
-                        "eval": {"protocols": ["pair-inptu"]}})
-    with pytest.raises(ValueError, match="eval.protocols: unknown protocol 'pair-inptu'"):
+                        "eval": {"extra_evaluations": ["pair-inptu"]}})
+    with pytest.raises(ValueError, match="eval.extra_evaluations: unknown evaluation 'pair-inptu'"):
         train_run(cfg, tmp_path, progress=False)
     assert not (tmp_path / "checkpoint.safetensors").exists()
+    # the old key name still works
     cfg = parse_config({"method": "cca_itq", "bits": 16, "tracking": "none", "eval": {"protocols": ["pair-input"]}})
     with pytest.raises(ValueError, match="known: .*dcmh"):
         train_run(cfg, tmp_path / "cca", progress=False)

@@ -21,6 +21,31 @@ class ConfigError(BitrieveError, ValueError):
     """A config problem; the message names the key."""
 
 
+# Renamed keys of the ``eval`` block: old name -> new name. Configs (and stored run directories' config.yaml) with
+# the old name load as the new one; the config hash is taken over the old names so that stored runs keep theirs.
+OLD_EVAL_KEYS = {"protocols": "extra_evaluations"}
+
+
+def upgrade_keys(d: Any, renamed: dict[str, str], where: str = "") -> Any:
+    """``d`` with each old key of ``renamed`` under its new name (a copy); both names given -> ValueError."""
+    if not isinstance(d, dict) or not any(old in d for old in renamed):
+        return d
+    d = dict(d)
+    for old, new in renamed.items():
+        if old in d:
+            if new in d:
+                raise ValueError(f"'{where}{old}' is the old name of '{where}{new}': give only '{where}{new}'")
+            d[new] = d.pop(old)
+    return d
+
+
+def upgrade_config(d: Any) -> Any:
+    """A stored config dict (e.g. a run directory's config.yaml) with every renamed key under its new name."""
+    if isinstance(d, dict) and isinstance(d.get("eval"), dict):
+        return {**d, "eval": upgrade_keys(d["eval"], OLD_EVAL_KEYS, "eval.")}
+    return d
+
+
 class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -29,8 +54,15 @@ class EvalConfig(BaseModel):
     ks: list[int] = [50]
     map_all: bool = True
     tie: Literal["stable", "tie-averaged"] = "stable"
-    protocols: list[str] = Field(default_factory=list, description="extra compatibility protocols, e.g. dcmh")
+    extra_evaluations: list[str] = Field(
+        default_factory=list, description="extra evaluations stored in results.json's 'protocols' block: mAP@K "
+        "definitions (dcmh, deephash, ...), unseen-database, a method's own (pair-input, ...)")
     query_limit: int | None = Field(None, ge=1, description="evaluate on the first N queries only (quick checks)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_keys(cls, d: Any) -> Any:
+        return upgrade_keys(d, OLD_EVAL_KEYS, "eval.")
 
     @field_validator("ks")
     @classmethod
@@ -115,8 +147,15 @@ class RunConfig(BaseModel):
             d.pop("selection", None)
         return d
 
+    def identity(self) -> dict[str, Any]:
+        """The resolved config under the key names runs were stored with (``OLD_EVAL_KEYS``): what the config hash
+        and run-directory suffixes are taken over, so that renaming a key changes no stored run's identity."""
+        d = self.resolved()
+        d["eval"] = {next((o for o, n in OLD_EVAL_KEYS.items() if n == k), k): v for k, v in d["eval"].items()}
+        return d
+
     def sha256(self) -> str:
-        return hashlib.sha256(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
 
 
 def _format_validation(e: ValidationError, prefix: str = "") -> str:

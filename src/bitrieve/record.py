@@ -52,7 +52,7 @@ class Protocol(_Block):
     n_retrieval: int
     query_limit: int | None
     retrieval_is_train: bool
-    extra_protocols: list[str]  # eval.protocols: the names of the blocks in ``record.protocols``
+    extra_protocols: list[str]  # eval.extra_evaluations (formerly eval.protocols): the names of the blocks in ``record.protocols``
     notes: list[str] | None = None  # e.g. an old protocol name mapped to its new one
     name_relabelled_from: str | None = None  # a stored run whose protocol name was corrected afterwards
 

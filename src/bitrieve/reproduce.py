@@ -92,7 +92,7 @@ def build_stores(cifar: Path, stores: Path, smoke: bool, progress: bool = True) 
     from bitrieve.console import status
     from bitrieve.data.convert import ConvertOptions, build_source
     from bitrieve.data.images import ImageSource
-    from bitrieve.data.protocols import cifar10_1_scaled, get_protocol
+    from bitrieve.data.splits import cifar10_1_scaled, get_split
     from bitrieve.data.readers import read_source
     from bitrieve.data.source import Source, validate_source
     from bitrieve.data.store import save_store
@@ -118,11 +118,11 @@ def build_stores(cifar: Path, stores: Path, smoke: bool, progress: bool = True) 
     src = Source({"image": ImageSource(arrays=pixels.transpose(0, 2, 3, 1),
                                        description=src.inputs["image"].description)},
                  src.labels, src.ids, src.card, src.official, src.extras)
-    protos = {"dsh": get_protocol("cifar10-dsh"),
+    protos = {"dsh": get_split("cifar10-dsh"),
               "greedyhash": cifar10_1_scaled(SMOKE_QUERY_PER_CLASS, SMOKE_GH_TRAIN_PER_CLASS) if smoke
-              else get_protocol("cifar10-1")}
+              else get_split("cifar10-1")}
     for k, dest in todo.items():
-        out = build_source(src, "cifar10-jpg", ConvertOptions(dest=dest, progress=False), proto=protos[k])
+        out = build_source(src, "cifar10-jpg", ConvertOptions(dest=dest, progress=False), recipe=protos[k])
         save_store(out.data, dest, split_indices=out.split_indices)
         status(f"wrote {dest}: " + ", ".join(f"{s} {n}" for s, n in out.data.card["counts"].items()))
     return paths

@@ -1,4 +1,4 @@
-"""Readers for real release formats, the canonical store, protocols (splits), feature extraction.
+"""Readers for real release formats, the canonical store, split recipes, feature extraction.
 
 See docs/datasets.md. Convert a release once (`bitrieve data convert` / `bitrieve features`), then everything reads
 the canonical store through `load_data(path)` / `bitrieve.data.store.load_store`.

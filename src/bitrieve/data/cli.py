@@ -11,7 +11,7 @@ import numpy as np
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    from bitrieve.data.protocols import PROTOCOLS
+    from bitrieve.data.splits import SPLITS
     from bitrieve.data.readers import READERS
 
     fmts = ", ".join(READERS)
@@ -19,7 +19,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
 
     conv = dsub.add_parser("convert", help="release files -> canonical store directory",
-                           description=f"Formats: {fmts}. Protocols: {', '.join(PROTOCOLS)}.")
+                           description=f"Formats: {fmts}. Split recipes: {', '.join(SPLITS)}.")
     _add_convert_args(conv)
     conv.set_defaults(func=_convert)
 
@@ -54,7 +54,8 @@ def _add_convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="fmt", required=True, help="release format")
     p.add_argument("src", help="release file or directory")
     p.add_argument("--to", required=True, help="store directory to create")
-    p.add_argument("--protocol", default=None, help="split protocol (default: the format's standard one)")
+    p.add_argument("--split", "--protocol", dest="split", default=None, metavar="RECIPE",
+                   help="split recipe (data/splits.py; default: the format's standard one). --protocol: its old name")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the split (separate from training seeds)")
     p.add_argument("--empty-labels", choices=("drop", "fail", "keep"), default="fail",
                    help="rows without any label: drop them (count reported), fail, or keep")
@@ -86,7 +87,7 @@ def _options(args: argparse.Namespace, extractor=None):
     if extractor is not None and work is None:
         to = Path(args.to)
         work = to.parent / f".{to.name}.work"
-    return ConvertOptions(dest=Path(args.to), protocol=args.protocol, split_seed=args.split_seed,
+    return ConvertOptions(dest=Path(args.to), split=args.split, split_seed=args.split_seed,
                           empty_labels=args.empty_labels,
                           image_size=args.image_size, text=args.text, vocab_threshold=args.vocab_threshold,
                           bow_size=args.bow_size,

@@ -1,4 +1,4 @@
-"""Release -> `CrossModalData` ready for the canonical store: read, validate, split by protocol, materialise.
+"""Release -> `CrossModalData` ready for the canonical store: read, validate, split by a split recipe, materialise.
 
 Materialising means: lazy images become features (when an extractor is given) or uint8 pixels; caption text becomes
 token ids (vocabulary from the training split only) or a bag-of-words.
@@ -16,7 +16,7 @@ import numpy as np
 from bitrieve.data.captions import bag_of_words, build_vocab, encode_tokens, top_words
 from bitrieve.data.extras import SplitWithExtras
 from bitrieve.data.images import ImageSource
-from bitrieve.data.protocols import Protocol, get_protocol
+from bitrieve.data.splits import SplitRecipe, get_split
 from bitrieve.data.readers import READERS, read_source
 from bitrieve.data.source import Source, validate_source
 from bitrieve.data.types import CrossModalData, DataError, Split
@@ -25,7 +25,7 @@ from bitrieve.data.types import CrossModalData, DataError, Split
 @dataclass
 class ConvertOptions:
     dest: Path | None = None            # the store to write: its free space is checked before decoding
-    protocol: str | None = None         # default: the reader's
+    split: str | None = None            # split recipe (data/splits.py); default: the reader's
     split_seed: int = 0
     empty_labels: str = "fail"          # drop | fail | keep
     image_size: int | None = None       # resize raw images to size x size when storing pixels
@@ -94,20 +94,20 @@ def build(fmt: str, path: str | Path, opts: ConvertOptions) -> Converted:
     return build_source(src, fmt, opts, t0=t0)
 
 
-def build_source(src: Source, fmt: str, opts: ConvertOptions, proto: Protocol | None = None,
+def build_source(src: Source, fmt: str, opts: ConvertOptions, recipe: SplitRecipe | None = None,
                  t0: float | None = None) -> Converted:
-    """`build` from an already read and validated `Source` (e.g. one decoded once and split by two protocols);
-    ``proto``: a protocol object instead of ``opts.protocol`` (a scaled-down copy for smoke tests)."""
+    """`build` from an already read and validated `Source` (e.g. one decoded once and split by two recipes);
+    ``recipe``: a split recipe object instead of ``opts.split`` (a scaled-down copy for smoke tests)."""
     t0 = time.time() if t0 is None else t0
-    proto = proto or get_protocol(opts.protocol or READERS[fmt].default_protocol)
-    indices = proto.split(src, opts.split_seed if proto.seeded else None)
+    recipe = recipe or get_split(opts.split or READERS[fmt].default_split)
+    indices = recipe.split(src, opts.split_seed if recipe.seeded else None)
     card = dict(src.card)
     card["format"] = fmt
-    card["protocol"] = {"name": proto.name, "citation": proto.citation, "description": proto.description,
-                        "split_seed": opts.split_seed if proto.seeded else None,
+    card["protocol"] = {"name": recipe.name, "citation": recipe.citation, "description": recipe.description,
+                        "split_seed": opts.split_seed if recipe.seeded else None,
                         "indices_file": "split_indices.npz",
                         "indices_are": "row positions in the validated source (after any dropped empty-label rows)"}
-    card["split_seed"] = opts.split_seed if proto.seeded else None
+    card["split_seed"] = opts.split_seed if recipe.seeded else None
     card.setdefault("features", {})
     sidecars: dict[str, Any] = {}
 

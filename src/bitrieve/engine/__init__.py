@@ -1,15 +1,10 @@
 """The one training engine (docs/engine.md): ``train_run(cfg, run_dir)``, ``evaluate_run(run_dir)`` and
 ``load_run(run_dir) -> (cfg, method)``.
 
-Importing the package registers the engine's test method ``toy_linear`` (engine/toy.py) in the method registry.
 The trainer (and torch) is imported on first use, so that ``bitrieve --help`` stays fast.
 """
 
 from __future__ import annotations
-
-from bitrieve.methods import REGISTRY as _REGISTRY
-
-_REGISTRY.setdefault("toy_linear", "bitrieve.engine.toy:ToyLinear")
 
 __all__ = ["train_run", "evaluate_run", "load_run", "format_metrics", "resolve_device", "WallTimeExceeded"]
 

@@ -1,52 +1,31 @@
 """Evaluation inside the engine: encode query/retrieval splits, sign, call ``bitrieve.eval``, code diagnostics.
 
-The metric code lives in ``bitrieve.eval`` (imported lazily); this module only produces codes and states the
+The metric code lives in ``bitrieve.eval`` (imported lazily); the encode loop and the sign rule in
+``bitrieve.codes``. This module produces the codes, runs the extra evaluations that ``eval.extra_evaluations`` names
+(mAP@K definitions, unseen-database, a method's own such as pair-input: engine/pair_input.py) and states the
 protocol (tie policy, mAP@all / @K, query and database counts) next to the numbers.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from bitrieve.codes import sign, sign_bits
-from bitrieve.console import progress as progress_bar
+from bitrieve.codes.encode import as_tensor as to_tensor  # noqa: F401  (the trainer's batches are converted alike)
+from bitrieve.codes.encode import encode
 from bitrieve.data.types import CrossModalData, Split
 from bitrieve.tasks import TASKS
 from bitrieve.threads import restore_torch_threads
 
 
-def to_tensor(a: np.ndarray) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(a))
-    return t.float() if t.dtype == torch.float64 else t
-
-
-@torch.no_grad()
 def encode_split(method, split: Split, modality: str, device: torch.device, chunk: int = 2048,
                  autocast: Callable[[], Any] | None = None, rows: int | None = None,
                  progress: bool = False) -> torch.Tensor:
-    """Continuous codes (N, bits) float32 on CPU, in chunks, method in eval mode (restored afterwards)."""
-    was_training = method.training
-    method.eval()
-    x = split.inputs[modality]
-    n = len(split) if rows is None else min(rows, len(split))
-    out = []
-    try:
-        starts = range(0, n, chunk)
-        for start in progress_bar(starts, desc=f"encode {modality}", leave=False, unit="chunk",
-                                  enabled=progress and len(starts) >= 4):
-            xb = to_tensor(x[start:min(start + chunk, n)]).to(device, non_blocking=True)
-            with autocast() if autocast is not None else contextlib.nullcontext():
-                h = method.encode(modality, xb)
-            if h.ndim != 2 or h.shape[0] != xb.shape[0]:
-                raise ValueError(f"{type(method).__name__}.encode('{modality}') returned shape {tuple(h.shape)}, "
-                                 f"expected ({xb.shape[0]}, bits)")
-            out.append(h.detach().float().cpu())
-    finally:
-        method.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, method.bits)
+    """Continuous codes (N, bits) float32 on CPU of one split's ``modality`` (``bitrieve.codes.encode.encode``)."""
+    return encode(method, split.inputs[modality], modality, device=device, batch_size=chunk, rows=rows,
+                  autocast=autocast, progress=progress)
 
 
 def code_diagnostics(h: torch.Tensor) -> dict[str, float]:
@@ -107,11 +86,11 @@ def _protocol_name(card: dict[str, Any], default: str) -> str:
 
 
 def protocol_info(data: CrossModalData, cfg, tasks: list[str], n_query: int) -> dict[str, Any]:
-    from bitrieve.eval.protocols import RENAMED, canonical_protocol
+    from bitrieve.eval.map_definitions import RENAMED, canonical_name
 
     ev = cfg.eval
     kinds = (["map@all"] if ev.map_all else []) + [f"map@{k}" for k in ev.ks]
-    renamed = [n for n in ev.protocols if n.lower() in RENAMED]
+    renamed = [n for n in ev.extra_evaluations if n.lower() in RENAMED]
     info = {
         "name": _protocol_name(data.card, cfg.data),
         "relevance": "share >= 1 label",
@@ -123,34 +102,46 @@ def protocol_info(data: CrossModalData, cfg, tasks: list[str], n_query: int) -> 
         "n_retrieval": len(data["retrieval"]),
         "query_limit": ev.query_limit,
         "retrieval_is_train": data["retrieval"] is data["train"],
-        "extra_protocols": [canonical_protocol(n) if n in renamed else n for n in ev.protocols],
+        "extra_protocols": [canonical_name(n) if n in renamed else n for n in ev.extra_evaluations],
     }
     if renamed:  # an old config still works; the record says what its name now means
-        info["notes"] = [f"eval.protocols: '{n}' is the old name of '{canonical_protocol(n)}' (docs/evaluation.md); "
-                         f"its numbers are stored under '{canonical_protocol(n)}'" for n in renamed]
+        info["notes"] = [f"eval.extra_evaluations: '{n}' is the old name of '{canonical_name(n)}' "
+                         f"(docs/evaluation.md); its numbers are stored under '{canonical_name(n)}'" for n in renamed]
     return info
 
 
-def split_protocols(method, names) -> tuple[list[str], list[str]]:
-    """``eval.protocols`` -> (ranking protocols of ``bitrieve.eval``, the others: database protocols such as
-    ``unseen-database`` and the method's own protocols); ValueError naming ``eval.protocols`` for a name none knows.
-    Called before training so a typo fails before anything runs. A renamed compatibility protocol (``djsrh``) is
-    returned under its current name (``dcmh``)."""
-    from bitrieve.eval.protocols import PROTOCOLS, RENAMED, canonical_protocol
+def split_extra_evaluations(method, names) -> tuple[list[str], list[str]]:
+    """``eval.extra_evaluations`` -> (mAP@K definitions of ``bitrieve.eval``, the others: database evaluations such
+    as ``unseen-database`` and the method's own ``extra_evaluations``); ValueError naming ``eval.extra_evaluations``
+    for a name none knows. Called before training so a typo fails before anything runs. A renamed mAP@K definition
+    (``djsrh``) is returned under its current name (``dcmh``)."""
+    from bitrieve.eval.map_definitions import MAP_DEFINITIONS, RENAMED, canonical_name
     from bitrieve.eval.unseen import DATABASE_PROTOCOLS
 
-    own = getattr(method, "method_protocols", {}) or {}
-    ranking, special = [], []
+    own = tuple(getattr(method, "extra_evaluations", ()) or ())
+    definitions, other = [], []
     for name in names:
-        if canonical_protocol(name) in PROTOCOLS:
-            ranking.append(canonical_protocol(name))
+        if canonical_name(name) in MAP_DEFINITIONS:
+            definitions.append(canonical_name(name))
         elif name in own or name in DATABASE_PROTOCOLS:
-            special.append(name)
+            other.append(name)
         else:
-            raise ValueError(f"eval.protocols: unknown protocol {name!r} for method '{getattr(method, 'name', '?')}'; "
-                             f"known: {sorted(PROTOCOLS) + sorted(DATABASE_PROTOCOLS) + sorted(own)} "
-                             f"(renamed: {sorted(RENAMED)})")
-    return ranking, special
+            raise ValueError(f"eval.extra_evaluations: unknown evaluation {name!r} for method "
+                             f"'{getattr(method, 'name', '?')}'; known: {sorted(MAP_DEFINITIONS)} (mAP@K definitions) "
+                             f"+ {sorted(DATABASE_PROTOCOLS) + sorted(own)} (renamed: {sorted(RENAMED)})")
+    return definitions, other
+
+
+def evaluate_extra(method, name: str, data: CrossModalData, eval_cfg, device: Any = "cpu") -> dict[str, Any]:
+    """The results.json block of a method's own extra evaluation ``name`` (one of ``method.extra_evaluations``)."""
+    from bitrieve.engine.pair_input import PAIR_INPUT, evaluate_pair_input
+
+    if name not in getattr(method, "extra_evaluations", ()):
+        raise ValueError(f"method '{getattr(method, 'name', '?')}' offers no extra evaluation '{name}'")
+    if name in PAIR_INPUT:
+        return evaluate_pair_input(method, name, data, eval_cfg, device)
+    raise ValueError(f"method '{getattr(method, 'name', '?')}' names the extra evaluation '{name}', which the engine "
+                     f"does not know (known: {sorted(PAIR_INPUT)})")
 
 
 def evaluation_status(data: CrossModalData, cfg) -> str:
@@ -170,7 +161,7 @@ def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
 
     beval = _eval_api()
     ev = cfg.eval
-    ranking_protocols, method_protocols = split_protocols(method, ev.protocols)
+    map_definitions, others = split_extra_evaluations(method, ev.extra_evaluations)
     tasks = eval_tasks(method, list(ev.tasks))
     mods = sorted({m for t in tasks for m in TASKS[t]})
     query, retrieval = data["query"], data["retrieval"]
@@ -200,12 +191,12 @@ def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
         res = dict(beval.evaluate_retrieval({m: sign(h) for m, h in hq.items()},
                                             {m: sign(h) for m, h in hr.items()}, qlab, rlab,
                                             tasks=tuple(tasks), ks=tuple(ev.ks), map_all=ev.map_all, tie=ev.tie,
-                                            protocols=tuple(ranking_protocols), curves=True))
+                                            map_definitions=tuple(map_definitions), curves=True))
         out["curves"] = res.pop("curves", {})
         out["protocols"] = res.pop("protocols", {})
         for task, vals in res.items():
             out["metrics"].setdefault(task, {}).update(vals)
-    for name in method_protocols:  # database and method-specific protocols, stored beside the compatibility ones
+    for name in others:  # database and method-specific evaluations, stored beside the mAP@K definitions
         if name in DATABASE_PROTOCOLS:  # unseen-database: the query split ranks itself, leave-one-out
             if not (binary and labelled):
                 continue
@@ -213,9 +204,7 @@ def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
                                             ks=tuple(ev.ks), map_all=ev.map_all, tie=ev.tie, progress=progress)
             out["protocols"][name] = {**block, "description": DATABASE_PROTOCOLS[name]}
             continue
-        block = {t: {k: float(v) for k, v in vals.items()} for t, vals in
-                 method.evaluate_protocol(name, data, ev).items()}
-        out["protocols"][name] = {**block, "description": method.method_protocols[name]}
+        out["protocols"][name] = evaluate_extra(method, name, data, ev, device)
     out["codes"] = {m: code_diagnostics(h) for m, h in hr.items()}
     out["hash_codes"] = binary  # collapse warnings only for codes that are used as hash codes
     return out

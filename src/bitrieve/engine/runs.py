@@ -86,7 +86,7 @@ def override_suffix(cfg, plain) -> str:
     --device/--amp/--compile) combination gets its own run directory, shared by its bit lengths and seeds."""
     if cfg.sha256() == plain.sha256():
         return ""
-    d = {k: v for k, v in cfg.resolved().items() if k not in ("bits", "seed")}
+    d = {k: v for k, v in cfg.identity().items() if k not in ("bits", "seed")}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 

@@ -59,7 +59,7 @@ def carve_validation(data: CrossModalData, sel) -> tuple[CrossModalData, CrossMo
         k = _rows_of(sel.size, len(units), f"the '{sel.split}' split" + (" (images)" if group is not None else ""))
         perm = np.random.default_rng(sel.seed).permutation(len(units))
         if group is None:
-            val_rows = perm[:k]  # drawn order (never a sorted, class-correlated order: see data/protocols.py)
+            val_rows = perm[:k]  # drawn order (never a sorted, class-correlated order: see data/splits.py)
         else:
             rank = {int(u): i for i, u in enumerate(units[perm[:k]])}
             members = np.flatnonzero(np.isin(group, units[perm[:k]]))
@@ -105,7 +105,7 @@ class Selector:
         self.bad = 0
         self.stopped = False
         # the validation evaluation: the run's tasks and tie policy, no extra protocols, every validation query
-        self.val_cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"protocols": [],
+        self.val_cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"extra_evaluations": [],
                                                                                    "query_limit": None})})
 
     # --- state carried by the checkpoint ---------------------------------------------------------------------

@@ -26,8 +26,8 @@ from bitrieve.engine import distributed as ddp
 from bitrieve.engine import selection
 from bitrieve.engine.checkpoint import CHECKPOINT, STATE, atomic_write_text, load_checkpoint, save_checkpoint, \
     unflatten_optimizer
-from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, evaluation_status, split_protocols, \
-    to_tensor
+from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, evaluation_status, \
+    split_extra_evaluations, to_tensor
 from bitrieve.engine.movement import ParameterMovement
 from bitrieve.engine.runs import card_sha256, clear_run_dir, environment, finished_run, locked_run_dir, \
     write_run_files
@@ -414,7 +414,7 @@ def _build(run: _Run, ckpt) -> None:
     if run.info.is_main:
         write_run_files(run.run_dir, dump_config(cfg), data.card, run.env)
     method = run.method = build_method(cfg, data)
-    split_protocols(method, cfg.eval.protocols)  # an unknown eval.protocols name fails before training
+    split_extra_evaluations(method, cfg.eval.extra_evaluations)  # an unknown name fails before training
     run.say(f"{cfg.method}: preparing on the {len(data['train']):,} training items (statistics, graphs, closed-form "
             "fits)")
     method.prepare(data["train"])

@@ -19,7 +19,7 @@ import numpy as np
 from bitrieve.codes import as_numpy
 
 from .hamming import Codes, hamming_distance
-from .protocols import check_tie
+from .map_definitions import check_tie
 
 
 def _embeddings(x, what: str) -> np.ndarray:

@@ -31,7 +31,7 @@ from bitrieve.tasks import TASKS
 
 from . import _kernels
 from .hamming import Codes, check_same_bits
-from .protocols import check_tie, get_protocol
+from .map_definitions import check_tie, get_map_definition
 
 DEFAULT_CHUNK = 4096
 
@@ -184,16 +184,16 @@ def ranking_summary(query_codes, db_codes, query_labels, db_labels, top_ks=(), f
 # ---------------------------------------------------------------------------------------------------- public API
 
 def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int | None = None, tie: str = "stable",
-             protocol: str | None = None) -> float:
+             map_definition: str | None = None) -> float:
     """mAP of Hamming ranking; ``k=None`` is mAP@all.
 
     ``query_codes`` (nq, bits), ``db_codes`` (N, bits): ±1 or 0/1 arrays (or ``Codes``); labels: multi-hot
-    (nq, C), (N, C) (relevant = at least one shared label). ``tie``: "stable" | "tie-averaged". ``protocol``:
-    None / "bitrieve" / "deephash" / "ucmfh" (AP over the top K, divided by the relevant items in the top K) or
-    "dcmh" / "calc_map_k" (AP over the first min(K, R) relevant items; old name "djsrh"). Every protocol gives
-    mAP@all for k=None.
+    (nq, C), (N, C) (relevant = at least one shared label). ``tie``: "stable" | "tie-averaged".
+    ``map_definition`` (eval/map_definitions.py): None / "bitrieve" / "deephash" / "ucmfh" (AP over the top K,
+    divided by the relevant items in the top K) or "dcmh" / "calc_map_k" (AP over the first min(K, R) relevant
+    items; old name "djsrh"). Every definition gives mAP@all for k=None.
     """
-    p = get_protocol(protocol)
+    p = get_map_definition(map_definition)
     if k is None:
         return float(ranking_summary(query_codes, db_codes, query_labels, db_labels, tie=tie)["map@all"])
     k = _check_k(k)
@@ -203,7 +203,7 @@ def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int | None = Non
 
 
 def evaluate_retrieval(query: dict, database: dict, query_labels, db_labels, tasks=("i2t", "t2i"), ks=(50,),
-                       map_all: bool = True, tie: str = "stable", protocols=(), curves: bool = True,
+                       map_all: bool = True, tie: str = "stable", map_definitions=(), curves: bool = True,
                        pn_grid=None) -> dict:
     """Evaluate every task whose two modalities are present.
 
@@ -211,11 +211,12 @@ def evaluate_retrieval(query: dict, database: dict, query_labels, db_labels, tas
     modalities of one set share that set's labels). Tasks: i2t (query image -> database text), t2i, i2i, t2t.
     Returns ``{task: {"map@all", "map@K"..., "p@h<=2", "queries_without_relevant"},
     "curves": {task: {"pr": {"radius", "precision", "recall"}, "p@n": {"n", "precision"}}},
-    "protocols": {name: {task: {"map@K": ...}}}}``; all values plain floats / ints / lists (JSON-ready).
+    "protocols": {name: {task: {"map@K": ...}}}}`` (one block per name of ``map_definitions``: mAP@K under that
+    definition, the results.json ``protocols`` block); all values plain floats / ints / lists (JSON-ready).
     """
     check_tie(tie)
     ks = [_check_k(k) for k in ks]
-    protos = [get_protocol(name) for name in protocols]
+    protos = [get_map_definition(name) for name in map_definitions]
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {unknown}; expected some of {list(TASKS)}")

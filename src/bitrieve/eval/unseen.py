@@ -18,7 +18,7 @@ import numpy as np
 
 from .hamming import Codes
 from .metrics import TASKS, pack_labels, ranking_summary
-from .protocols import check_tie
+from .map_definitions import check_tie
 
 UNSEEN_DATABASE = "unseen-database"
 DESCRIPTION = ("database = the query split itself, leave-one-out: each query ranks the other n - 1 query items (its "

@@ -126,9 +126,11 @@ def _build(args) -> int:
     n = len(split)
     check_free_space(out.parent, n * (8 * ((int(method.bits) + 63) // 64) + 8) * (2 if args.backend != "exact" else 1),
                      "index", error=BinaryIndexError)
+    from bitrieve.codes.encode import encode_codes
+
     t0 = time.perf_counter()
-    codes = _model.encode_packed(method, split.inputs[args.modality], args.modality,
-                                 chunk=args.chunk, device=args.device)
+    codes = encode_codes(method, split.inputs[args.modality], args.modality, batch_size=args.chunk,
+                         device=args.device, progress=True)
     t_enc = time.perf_counter() - t0
     meta = {"model_hash": _model.model_hash(method), "run": str(Path(args.run).resolve()), "method": cfg.method,
             "bits": int(method.bits), "config_sha256": cfg.sha256(),
@@ -176,7 +178,10 @@ def _add(args) -> int:
     if modality not in split.inputs:
         raise BinaryIndexError(f"data '{spec}' split '{args.split}' has no modality '{modality}' "
                                f"(has {sorted(split.inputs)})")
-    codes = _model.encode_packed(method, split.inputs[modality], modality, chunk=args.chunk, device=args.device)
+    from bitrieve.codes.encode import encode_codes
+
+    codes = encode_codes(method, split.inputs[modality], modality, batch_size=args.chunk, device=args.device,
+                         progress=True)
     before = len(index)
     source = {"data": str(Path(spec).resolve()) if spec != "wiki" else "wiki", "split": args.split,
               "modality": modality}
@@ -295,7 +300,9 @@ def _search(args) -> int:
     status(f"search: encoding {len(x)} {modality} quer{'y' if len(x) == 1 else 'ies'} and searching "
            f"{len(index):,} items" + (f" within Hamming distance {args.radius}" if args.radius is not None else
                                      f" for the top {k}"))
-    q = _model.encode_packed(method, x, modality, device=args.device, progress=len(x) > 100_000)
+    from bitrieve.codes.encode import encode_codes
+
+    q = encode_codes(method, x, modality, device=args.device, progress=len(x) > 100_000)
     if args.radius is not None:
         hits = index.radius_search(q, args.radius)
         per_query = [hits.query(i) for i in range(len(hits))]

@@ -59,6 +59,7 @@ import torch
 from pydantic import Field
 
 from bitrieve.losses.reconstruction import code_alignment, similarity_reconstruction
+from bitrieve.methods import register_method
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
 from bitrieve.parts.backbones import IMAGENET_MEAN, IMAGENET_STD
 from bitrieve.parts.encoders import AlexNetHashEncoder, FrozenAlexNetFC7, MLPHashEncoder
@@ -130,6 +131,7 @@ class AGCHParams(Params):
     weight_decay: float = 5e-4
 
 
+@register_method("agch")
 class AGCH(HashMethod):
     name = "agch"
     paper = ("P.-F. Zhang, Y. Li, Z. Huang, X.-S. Xu. Aggregation-Based Graph Convolutional Hashing for Unsupervised "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from bitrieve.losses.contrastive import ContrastiveKind
 from bitrieve.losses.reconstruction import similarity_reconstruction
+from bitrieve.methods import register_method
 from bitrieve.methods.ucmfh import UCMFH, UCMFHParams
 from bitrieve.parts.similarity import aggregated_similarity
 
@@ -30,6 +31,7 @@ class AGCHFusionBalancedParams(UCMFHParams):
     rho: float = 4.0
 
 
+@register_method("agch_fusion_balanced")
 class AGCHFusionBalanced(UCMFH):
     name = "agch_fusion_balanced"
     paper = "bitrieve composed example: UCMFH fusion (Xia et al. 2023) + balanced contrastive + AGCH similarity " \

@@ -208,14 +208,9 @@ class HashMethod(torch.nn.Module):
         """Continuous codes (N, bits) for one modality's inputs alone; the engine takes the sign."""
         raise NotImplementedError
 
-    # extra, method-specific evaluation protocols (``eval.protocols`` names them), e.g. UCMFH's released
-    # ``ucmfh-pair-input``: name -> one line saying what it measures (stored in results.json with the numbers)
-    method_protocols: ClassVar[dict[str, str]] = {}
-
-    def evaluate_protocol(self, name: str, data: "Any", eval_cfg: "Any") -> dict[str, dict[str, float]]:
-        """Metrics of the method-specific protocol ``name`` (one of ``method_protocols``): {task: {metric: value}}.
-        Called by the engine after the standard evaluation; ``eval_cfg`` carries ks, map_all and the tie policy."""
-        raise NotImplementedError(f"{type(self).__name__} has no evaluation protocol '{name}'")
+    # the method's own extra evaluations that ``eval.extra_evaluations`` may name, e.g. the UCMFH family's
+    # ``ucmfh-pair-input`` (engine/pair_input.py, which needs the batch hook ``encode_pair(image, text, ...)``)
+    extra_evaluations: ClassVar[tuple[str, ...]] = ()
 
     def diagnostics(self, batch: Batch, labels: torch.Tensor | None) -> dict[str, float]:
         """Optional: scalars logged at every evaluation (labels given here only for monitoring)."""

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, HashMethod, Params
 
 
@@ -38,6 +39,7 @@ class CCAITQParams(Params):
     anchor_seed: int | None = None  # None: the run seed via torch's generator
 
 
+@register_method("cca_itq")
 class CCAITQ(HashMethod):
     name = "cca_itq"
     paper = ("Y. Gong, S. Lazebnik, A. Gordo, F. Perronnin. Iterative Quantization: A Procrustean Approach to Learning "

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from bitrieve.losses.reconstruction import code_inner_products, similarity_reconstruction
+from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage, Step
 from bitrieve.parts.neighbourhood import dgcpn_similarity
 from bitrieve.parts.standardize import fit_standardization, register_standardization, standardize
@@ -81,6 +82,7 @@ class DGCPNParams(Params):
     max_train_for_graph: int = 20000  # the n×n target is held in memory; refuse beyond this
 
 
+@register_method("dgcpn")
 class DGCPN(HashMethod):
     name = "dgcpn"
     paper = ("J. Yu, H. Zhou, Y. Zhan, D. Tao. Deep Graph-neighbor Coherence Preserving Network for Unsupervised "

@@ -29,6 +29,7 @@ from typing import Literal
 import torch
 
 from bitrieve.losses.reconstruction import similarity_reconstruction
+from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
 from bitrieve.parts.neighbourhood import djsrh_joint_similarity
 from bitrieve.parts.standardize import fit_standardization, register_standardization, standardize
@@ -56,6 +57,7 @@ class DJSRHParams(Params):
     input_norm: Literal["none", "standardize"] = "none"
 
 
+@register_method("djsrh")
 class DJSRH(HashMethod):
     name = "djsrh"
     paper = ("S. Su, Z. Zhong, C. Zhang. Deep Joint-Semantics Reconstructing Hashing for Large-Scale Unsupervised "

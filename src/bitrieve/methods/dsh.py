@@ -35,6 +35,7 @@ from torch import nn
 
 from bitrieve.losses.pairwise import dsh_pair_loss
 from bitrieve.losses.quantization import dsh_abs_regularizer
+from bitrieve.methods import register_method
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
 from bitrieve.engine.checkpoint import load_checkpoint
 from bitrieve.errors import BitrieveError
@@ -62,6 +63,7 @@ class DSHParams(Params):
     hash_neutral = ("lr_gamma", "init_from", "hash_lr_mult")
 
 
+@register_method("dsh")
 class DSH(HashMethod):
     name = "dsh"
     paper = "H. Liu, R. Wang, S. Shan, X. Chen. Deep Supervised Hashing for Fast Image Retrieval. CVPR 2016."

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bitrieve.losses.quantization import greedy_cubic_penalty
+from bitrieve.methods import register_method
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
 from bitrieve.errors import BitrieveError
 from bitrieve.parts.backbones import EffNetLite0Tail, build_backbone, imagenet_pixels, like_first_conv, lite_pixels
@@ -62,6 +63,7 @@ def class_targets(labels: torch.Tensor, method: str) -> torch.Tensor:
     return labels.argmax(dim=1)
 
 
+@register_method("greedyhash")
 class GreedyHash(HashMethod):
     name = "greedyhash"
     paper = ("S. Su, C. Zhang, K. Han, Y. Tian. Greedy Hash: Towards Fast Optimization for Accurate Hash Coding "

@@ -37,6 +37,7 @@ from typing import Literal
 import torch
 
 from bitrieve.losses.reconstruction import code_inner_products, similarity_reconstruction
+from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
 from bitrieve.parts.neighbourhood import jdsh_joint_similarity
 from bitrieve.parts.standardize import fit_standardization, register_standardization, standardize
@@ -70,6 +71,7 @@ class JDSHParams(Params):
     alpha_schedule: bool = True
 
 
+@register_method("jdsh")
 class JDSH(HashMethod):
     name = "jdsh"
     paper = ("S. Liu, S. Qian, Y. Guan, J. Zhan, L. Ying. Joint-modal Distribution-based Similarity Hashing for "

@@ -20,15 +20,15 @@ function must code an image from the image alone. bitrieve's ``encode`` fills th
 uses no test data: ``unimodal_fill="train_mean"`` (default: the mean training feature of the missing modality,
 computed in ``prepare`` and stored in the checkpoint - it keeps the token in the training distribution, which zeros
 do not for CLIP features) or ``"zeros"``. The released protocol instead codes a query image from its (image, text)
-pair (maintainer, issue #4): that is :meth:`UCMFH.encode_pair`; `eval.protocols: [ucmfh-pair-input]` stores its mAP in
-results.json under that label (and `pair-input` without the batching quirks), never as uni-modal retrieval.
+pair (maintainer, issue #4): that is :meth:`UCMFH.encode_pair`; `eval.extra_evaluations: [ucmfh-pair-input]` stores its
+mAP in results.json under that label (and `pair-input` without the batching quirks), never as uni-modal retrieval
+(engine/pair_input.py evaluates it).
 
 Released-code quirks, each only behind a named switch (defaults = bitrieve's clean behaviour):
-  * ``encode_pair(..., whole_batch_sequence=True)``: the released evaluation feeds a test batch as ONE sequence, so
-    samples attend to each other (parts/transformer.py);
-  * ``encode_pair(..., drop_last=True)``: the released query/retrieval loaders use ``drop_last=True`` (batch 128), so
-    the last incomplete batch of queries and of the database is silently never evaluated; bitrieve's evaluation
-    never drops rows;
+  * ``ucmfh-pair-input`` (engine/pair_input.py): the released evaluation feeds a test batch as ONE sequence, so
+    samples attend to each other (``encode_pair(..., whole_batch_sequence=True)``, parts/transformer.py), and its
+    query/retrieval loaders use ``drop_last=True`` (batch 128), so the last incomplete batch of queries and of the
+    database is silently never evaluated; bitrieve's evaluation never drops rows;
   * ``head_schedule="released"``: MultiStepLR ×1.2 at *iterations* 30 and 80 (MIRFlickr/NUS-WIDE; COCO ×0.6 at 200)
     on the hash heads' learning rate only, as the released scheduler (``Stage.schedule_groups``);
   * tie order: the released ``calculate_top_map`` uses an unstable argsort (arbitrary tie order); bitrieve's
@@ -49,8 +49,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from bitrieve.codes import sign
 from bitrieve.losses.contrastive import ContrastiveKind, contrastive
+from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
 from bitrieve.parts.fusion_hashing import HashHead, fit_fill, input_projection, register_fill, with_fill
 from bitrieve.parts.transformer import FusionTransformer
@@ -90,22 +90,12 @@ class UCMFHParams(ContrastiveHashParams):
     unimodal_training: float = Field(0.0, ge=0.0, le=1.0)
 
 
-PAIR_INPUT_PROTOCOLS = {
-    "ucmfh-pair-input": "released UCMFH evaluation: both codes of an item from its (image, text) pair, a test batch "
-                        "of 128 fed as one sequence, last incomplete batch dropped (NOT uni-modal retrieval)",
-    "pair-input": "both codes of an item from its (image, text) pair, every item its own sequence, no row dropped "
-                  "(NOT uni-modal retrieval)",
-}
-# (whole_batch_sequence, drop_last) of each pair-input protocol's batching (the variant adds ``fork-pair-input``)
-PAIR_INPUT_BATCHING = {"ucmfh-pair-input": (True, True), "pair-input": (False, False), "fork-pair-input": (False, True)}
-
-
 class FusionHashMixin:
     """What the fusion-hashing family shares: a model ``embed(image, text, whole_batch_sequence)`` -> (e_v, e_t),
     ``heads`` and the fill buffers (parts/fusion_hashing.py); the contrastive loss of UCMFH (Eq. 5-8), uni-modal
-    ``encode`` and the pair-input protocols."""
+    ``encode`` and the pair-input ``encode_pair``."""
 
-    method_protocols = PAIR_INPUT_PROTOCOLS
+    extra_evaluations = ("ucmfh-pair-input", "pair-input")  # engine/pair_input.py
 
     def prepare(self, train) -> None:
         """Record the mean training feature per modality (over the rows the stages train on)."""
@@ -146,31 +136,12 @@ class FusionHashMixin:
         ev, et = self.embed(image, text, whole_batch_sequence=False)
         return self.heads[modality](ev if modality == "image" else et)
 
-    @torch.no_grad()
-    def encode_pair(self, image: torch.Tensor, text: torch.Tensor, batch_size: int = 128,
-                    whole_batch_sequence: bool = False, drop_last: bool = False):
-        """The released ``pair-input`` protocol: both codes of each item from its (image, text) pair.
-
-        NOT uni-modal retrieval (an image query's code uses its text). ``whole_batch_sequence`` / ``drop_last``
-        reproduce the released evaluation's batching quirks. Returns (image codes, text codes).
-        """
-        n = image.shape[0]
-        stop = n - n % batch_size if drop_last else n
-        cv, ct = [], []
-        for s in range(0, stop, batch_size):
-            ev, et = self.embed(image[s:s + batch_size], text[s:s + batch_size], whole_batch_sequence)
-            cv.append(self.heads["image"](ev))
-            ct.append(self.heads["text"](et))
-        if not cv:
-            return torch.zeros(0, self.bits), torch.zeros(0, self.bits)
-        return torch.cat(cv), torch.cat(ct)
-
-    def evaluate_protocol(self, name: str, data, eval_cfg) -> dict[str, dict[str, float]]:
-        if name not in self.method_protocols or name not in PAIR_INPUT_BATCHING:
-            raise NotImplementedError(f"{type(self).__name__} has no evaluation protocol '{name}'")
-        whole_batch_sequence, drop_last = PAIR_INPUT_BATCHING[name]
-        return pair_input_map(self, data, ks=tuple(eval_cfg.ks), map_all=eval_cfg.map_all,
-                              whole_batch_sequence=whole_batch_sequence, drop_last=drop_last, tie=eval_cfg.tie)
+    def encode_pair(self, image: torch.Tensor, text: torch.Tensor, whole_batch_sequence: bool = False):
+        """Both codes of each item of a batch from its (image, text) pair: the released evaluation (engine/pair_input.py
+        batches it). NOT uni-modal retrieval (an image query's code uses its text). ``whole_batch_sequence``: the
+        batch is one sequence, as in the released evaluation. Returns (image outputs, text outputs)."""
+        ev, et = self.embed(image, text, whole_batch_sequence)
+        return self.heads["image"](ev), self.heads["text"](et)
 
 
 def head_schedule(kind: str) -> dict:
@@ -182,6 +153,7 @@ def head_schedule(kind: str) -> dict:
     return {}
 
 
+@register_method("ucmfh")
 class UCMFH(FusionHashMixin, HashMethod):
     name = "ucmfh"
     paper = ("X. Xia, G. Dong, F. Li, L. Zhu, X. Ying. When CLIP meets cross-modal hashing retrieval: A new strong "
@@ -229,33 +201,3 @@ class UCMFH(FusionHashMixin, HashMethod):
                             **head_schedule(p.head_schedule)))
         return stages
 
-
-def pair_input_map(method, data, ks=(50,), map_all: bool = False, whole_batch_sequence: bool = True,
-                   drop_last: bool = True, tie: str = "stable", batch_size: int = 128) -> dict[str, dict[str, float]]:
-    """mAP under the RELEASED UCMFH protocol ("pair-input"): codes from (image, text) pairs, optionally with the
-    whole-batch-as-sequence and drop-last quirks (defaults = released behaviour). Works for every method of the
-    fusion family (``encode_pair``). The numbers are NOT uni-modal cross-modal retrieval; the engine stores them
-    under the protocol name ``ucmfh-pair-input`` (quirks on) or ``pair-input`` (quirks off) only.
-    Returns {"i2t": {"map@50": ...}, "t2i": {...}} (plus "map@all" when ``map_all``).
-    """
-    from bitrieve.eval import evaluate_retrieval
-
-    was_training = method.training
-    method.eval()
-    try:
-        q, r = {}, {}
-        for split, out in (("query", q), ("retrieval", r)):
-            s = data[split]
-            image = torch.as_tensor(s.inputs["image"]).float()
-            text = torch.as_tensor(s.inputs["text"]).float()
-            cv, ct = method.encode_pair(image, text, batch_size, whole_batch_sequence, drop_last)
-            out["image"], out["text"] = sign(cv), sign(ct)
-            out["labels"] = s.labels[: cv.shape[0]]
-    finally:
-        method.train(was_training)
-    ql, rl = q.pop("labels"), r.pop("labels")
-    res = evaluate_retrieval(q, r, ql, rl, tasks=("i2t", "t2i"), ks=tuple(ks), map_all=map_all, tie=tie,
-                             curves=False)
-    keep = (["map@all"] if map_all else []) + [f"map@{k}" for k in ks]
-    return {t: {**{k: float(res[t][k]) for k in keep}, "n_query": float(len(ql)), "n_retrieval": float(len(rl))}
-            for t in ("i2t", "t2i")}

@@ -17,7 +17,7 @@ Built on UCMFH (Xia et al., Information Fusion 99:101968, 2023; methods/ucmfh.py
   batch, ICMR.py:56-61, :289-290; COCO ×0.6 at 200), batch 128, the first 4,992 pairs, last batch dropped
   (load_dataset.py:51-57); epochs MIRFlickr 100 / NUS-WIDE 150 / COCO 500 (test-*.sh).
   Evaluation (ICMR.py:141-215): both codes of an item from its (image, text) pair, every item its own sequence, the
-  last incomplete batch of 128 dropped: ``eval.protocols: [fork-pair-input]`` (NOT uni-modal retrieval).
+  last incomplete batch of 128 dropped: ``eval.extra_evaluations: [fork-pair-input]`` (NOT uni-modal retrieval).
 
 ``loss: balanced`` (the fork's ContrastiveLossBalanced) or ``ntxent`` (UCMFH's). Switches (documented deviations):
   * ``encoder_epochs > 0``: a stage training the encoders alone first (contrastive on the embeddings, the fork's
@@ -35,20 +35,13 @@ import torch
 from torch import nn
 
 from bitrieve.losses.contrastive import ContrastiveKind
+from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, HashMethod, Stage
-from bitrieve.methods.ucmfh import (PAIR_INPUT_PROTOCOLS, ContrastiveHashParams, FusionHashMixin, HeadSchedule,
+from bitrieve.methods.ucmfh import (ContrastiveHashParams, FusionHashMixin, HeadSchedule,
                                     head_schedule)
 from bitrieve.parts.cross_attention import CrossAttention
 from bitrieve.parts.fusion_hashing import HashHead, input_projection, register_fill
 from bitrieve.parts.transformer import TokenTransformer
-
-FORK_PROTOCOLS = {
-    **PAIR_INPUT_PROTOCOLS,
-    "fork-pair-input": "released evaluation of the UCMFH fork (hashNetVersion ICMR.py:141-215): both codes of an item "
-                       "from its (image, text) pair, every item its own sequence, last incomplete batch of 128 "
-                       "dropped (NOT uni-modal retrieval)",
-}
-
 
 class UCMFHVariantParams(ContrastiveHashParams):
     loss: ContrastiveKind = "balanced"  # the fork's ContrastiveLossBalanced; "ntxent" = UCMFH's released loss
@@ -62,13 +55,14 @@ class UCMFHVariantParams(ContrastiveHashParams):
     whole_batch_sequence: bool = False
 
 
+@register_method("ucmfh_variant")
 class UCMFHVariant(FusionHashMixin, HashMethod):
     name = "ucmfh_variant"
     paper = ("UCMFH fork tudouPotatoo/UCMFH (branch hashNetVersion): UCMFH (X. Xia et al., When CLIP meets cross-modal "
              "hashing retrieval: A new strong baseline, Information Fusion 99:101968, 2023) with modality "
              "transformers and cross-attention.")
     Params = UCMFHVariantParams
-    method_protocols = FORK_PROTOCOLS
+    extra_evaluations = ("ucmfh-pair-input", "pair-input", "fork-pair-input")  # engine/pair_input.py
 
     def __init__(self, params: UCMFHVariantParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)

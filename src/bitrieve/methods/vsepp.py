@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from bitrieve.losses.triplet import vse_hinge_loss
+from bitrieve.methods import register_method
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
 from bitrieve.parts.hashing import l2_normalize
 from bitrieve.parts.text import FeatureTextEncoder, GRUTextEncoder
@@ -65,6 +66,7 @@ def card_vocab_size(card: dict) -> int | None:
     return None if v is None else int(v)
 
 
+@register_method("vsepp")
 class VSEPP(HashMethod):
     name = "vsepp"
     paper = ("F. Faghri, D. J. Fleet, J. R. Kiros, S. Fidler. VSE++: Improving Visual-Semantic Embeddings with Hard "

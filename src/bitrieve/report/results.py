@@ -85,10 +85,10 @@ class RunResult:
     def metric(self, task: str, name: str) -> float | None:
         """``map@all`` from ``metrics``; ``dcmh:map@50`` from the compatibility protocol block ``protocols``.
 
-        Renamed protocols (``eval.protocols.RENAMED``) are read under either name: ``djsrh:map@50`` asks for ``dcmh``,
-        and a block stored as ``djsrh`` by runs evaluated before the rename answers for ``dcmh``."""
+        Renamed mAP@K definitions (``eval.map_definitions.RENAMED``) are read under either name: ``djsrh:map@50``
+        asks for ``dcmh``, and a block stored as ``djsrh`` by runs evaluated before the rename answers for ``dcmh``."""
         if ":" in name:
-            from bitrieve.eval.protocols import canonical_protocol
+            from bitrieve.eval.map_definitions import canonical_name as canonical_protocol
 
             proto, name = name.split(":", 1)
             stored = {k: v.tasks() for k, v in self.record.protocols.items()}
@@ -106,7 +106,7 @@ class RunResult:
 
 def _renamed() -> set[str]:
     """Every name involved in a protocol rename (old and new), lower-case."""
-    from bitrieve.eval.protocols import RENAMED
+    from bitrieve.eval.map_definitions import RENAMED
 
     return set(RENAMED) | set(RENAMED.values())
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import yaml
 
-from bitrieve.config import ConfigError, RunConfig, load_yaml_mapping, parse_config, set_override
+from bitrieve.config import ConfigError, RunConfig, load_yaml_mapping, parse_config, set_override, upgrade_config
 from bitrieve.record import RECORD_FILE, RecordError, RunRecord, read_record
 
 # where a run was computed, not what: a run finished on the GPU counts as finished when the sweep is repeated on CPU
@@ -177,7 +177,7 @@ def _same_experiment(stored_yaml: Path, cfg: RunConfig) -> bool:
         return False
     if not isinstance(stored, dict):
         return False
-    want = cfg.resolved()
+    want, stored = cfg.resolved(), upgrade_config(stored)  # a config.yaml stored before a key was renamed
     strip = lambda d: {k: v for k, v in d.items() if k not in RUNTIME_KEYS}  # noqa: E731
     return strip(stored) == strip(want)
 

@@ -43,7 +43,7 @@ def metric_name(m: str) -> str:
     """'map@all' -> 'mAP@all', 'map@50' -> 'mAP@50', 'p@h<=2' -> 'P@H≤2', 'dcmh:map@50' -> 'mAP@50 (dcmh
     protocol)'; a renamed protocol is shown under its current name ('djsrh:map@50' -> 'mAP@50 (dcmh protocol)')."""
     if ":" in m:
-        from bitrieve.eval.protocols import RENAMED
+        from bitrieve.eval.map_definitions import RENAMED
 
         proto, m = m.split(":", 1)
         proto = RENAMED.get(proto.lower(), proto)

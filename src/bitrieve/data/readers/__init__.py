@@ -1,6 +1,6 @@
 """Readers of real release formats. Each ``read(path, **options) -> Source``; `READERS` maps the `--from` names.
 
-A reader only reads and checks what the release contains; splitting is the protocol's job (data/protocols.py).
+A reader only reads and checks what the release contains; splitting is the split recipe's job (data/splits.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from bitrieve.data.types import DataError
 @dataclass(frozen=True)
 class ReaderInfo:
     module: str
-    default_protocol: str
+    default_split: str  # split recipe (data/splits.py)
     summary: str
 
 

@@ -1,4 +1,8 @@
-"""Named evaluation protocols and tie policies (docs/evaluation.md states the rules and the sources).
+"""Named mAP@K definitions and the tie policies (docs/evaluation.md states the rules and the sources).
+
+A mAP@K definition is how a ranking is scored at K, named after the published evaluator it reproduces
+(``dcmh``, ``deephash``, ...). ``eval.extra_evaluations`` names the ones to store beside the default ``map@K``;
+results.json keeps their numbers in its ``protocols`` block (the schema-1 name).
 
 Tie policies (how items at equal Hamming distance are ordered):
   ``stable``        ties broken by database order (a stable sort by distance). Default; reproducible.
@@ -6,7 +10,7 @@ Tie policies (how items at equal Hamming distance are ordered):
                     distances, in closed form (no sampling). Order-free: use it when the database order could be
                     correlated with relevance (e.g. a database sorted by class).
 
-mAP@K definitions (``map_k`` of a protocol; the published evaluators they reproduce are cited per protocol):
+The two formulas (``map_k`` of a definition; the published evaluators they reproduce are cited per definition):
   ``top``             AP@K = (1 / N_K) * sum_{i <= K, rel_i} P@i, N_K = number of relevant items in the top K
                       (0 when N_K = 0). bitrieve's default ``map@K``; ``CalcTopMap`` of DeepHash-pytorch and
                       ``calculate_top_map`` of the released UCMFH, DJSRH (metric.py:130-156), JDSH (utils.py:161-187)
@@ -19,8 +23,9 @@ Both give AP@all for K >= N. Queries with no relevant item count as AP 0 in the 
 The published evaluators sort with ``np.argsort`` (quicksort) / ``torch.sort``, which are not stable, so their
 order inside ties is implementation-defined; bitrieve reproduces their formulas under its own tie policy.
 
-Renamed protocols (:data:`RENAMED`): ``djsrh`` was the first-relevant protocol's old name, although DJSRH's released
-evaluator is the ``top`` formula; configs and stored results that name it keep working and are read as ``dcmh``.
+Renamed definitions (:data:`RENAMED`): ``djsrh`` was the first-relevant definition's old name, although DJSRH's
+released evaluator is the ``top`` formula; configs and stored results that name it keep working and are read as
+``dcmh``.
 """
 
 from __future__ import annotations
@@ -31,30 +36,30 @@ TIES = ("stable", "tie-averaged")
 
 
 @dataclass(frozen=True)
-class Protocol:
+class MapDefinition:
     name: str
     map_k: str  # "top" or "first_relevant"
     source: str
 
 
-PROTOCOLS: dict[str, Protocol] = {
-    "bitrieve": Protocol("bitrieve", "top", "bitrieve default (docs/evaluation.md)"),
-    "deephash": Protocol("deephash", "top", "swuxyj/DeepHash-pytorch utils/tools.py CalcTopMap"),
-    "ucmfh": Protocol("ucmfh", "top", "calculate_top_map of XinyuXia97/UCMFH evaluate.py:116, zs-zhong/DJSRH "
-                      "metric.py:130-156, KaiserLew/JDSH utils.py:161-187, Atmegal/DGCPN metric.py:181-211 "
-                      "(one formula)"),
-    "dcmh": Protocol("dcmh", "first_relevant", "calc_map_k of DCMH-pytorch, WendellGul/DCMH utils.py:12-40 "
-                     "(commit db070d0)"),
-    "calc_map_k": Protocol("calc_map_k", "first_relevant", "same as dcmh (its function name)"),
+MAP_DEFINITIONS: dict[str, MapDefinition] = {
+    "bitrieve": MapDefinition("bitrieve", "top", "bitrieve default (docs/evaluation.md)"),
+    "deephash": MapDefinition("deephash", "top", "swuxyj/DeepHash-pytorch utils/tools.py CalcTopMap"),
+    "ucmfh": MapDefinition("ucmfh", "top", "calculate_top_map of XinyuXia97/UCMFH evaluate.py:116, zs-zhong/DJSRH "
+                           "metric.py:130-156, KaiserLew/JDSH utils.py:161-187, Atmegal/DGCPN metric.py:181-211 "
+                           "(one formula)"),
+    "dcmh": MapDefinition("dcmh", "first_relevant", "calc_map_k of DCMH-pytorch, WendellGul/DCMH utils.py:12-40 "
+                          "(commit db070d0)"),
+    "calc_map_k": MapDefinition("calc_map_k", "first_relevant", "same as dcmh (its function name)"),
 }
 
-# old name -> current name. ``djsrh`` named the first-relevant formula after a method whose released evaluator is the
+# old name -> current name. ``djsrh`` named the first-relevant definition after a method whose released evaluator is the
 # top formula; it is accepted everywhere (configs, stored results.json blocks, report metric names) and read as dcmh.
 RENAMED: dict[str, str] = {"djsrh": "dcmh"}
 
 
-def canonical_protocol(name: str) -> str:
-    """The current name of a compatibility protocol (``djsrh`` -> ``dcmh``); other names unchanged (lower-cased)."""
+def canonical_name(name: str) -> str:
+    """The current name of a mAP@K definition (``djsrh`` -> ``dcmh``); other names unchanged (lower-cased)."""
     key = str(name).lower()
     return RENAMED.get(key, key)
 
@@ -65,10 +70,10 @@ def check_tie(tie: str) -> str:
     return tie
 
 
-def get_protocol(name: str | None) -> Protocol:
-    """The named protocol (None -> ``bitrieve``); ValueError listing the known names otherwise."""
-    key = "bitrieve" if name is None else canonical_protocol(name)
-    if key not in PROTOCOLS:
-        raise ValueError(f"unknown evaluation protocol {name!r}; known: {sorted(PROTOCOLS)} (renamed: "
+def get_map_definition(name: str | None) -> MapDefinition:
+    """The named mAP@K definition (None -> ``bitrieve``); ValueError listing the known names otherwise."""
+    key = "bitrieve" if name is None else canonical_name(name)
+    if key not in MAP_DEFINITIONS:
+        raise ValueError(f"unknown mAP@K definition {name!r}; known: {sorted(MAP_DEFINITIONS)} (renamed: "
                          f"{', '.join(f'{old} -> {new}' for old, new in RENAMED.items())})")
-    return PROTOCOLS[key]
+    return MAP_DEFINITIONS[key]

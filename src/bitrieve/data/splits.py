@@ -1,8 +1,12 @@
-"""Named, seeded split protocols: ``split(source, seed) -> {split: row indices into the source}``.
+"""Named, seeded split recipes: ``recipe.split(source, seed) -> {split: row indices into the source}``.
 
-Same protocol + same seed -> byte-identical indices (numpy PCG64 `default_rng(seed)`). The split seed is separate
-from any training seed; the drawn indices are stored in the canonical store (split_indices.npz), so a store never
-depends on re-drawing. Order: the retrieval set keeps the drawn (random) order, never a class-sorted one, because
+A split recipe is how a release is cut into train / query / retrieval (e.g. ``cifar10-1``, ``mirflickr25k``), the
+dataset half of what papers call the evaluation protocol; ``bitrieve data convert --split NAME`` applies one and the
+store's card.json records it under ``protocol`` (the store format's key).
+
+Same recipe + same seed -> byte-identical indices (numpy PCG64 `default_rng(seed)`). The split seed is separate from
+any training seed; the drawn indices are stored in the canonical store (split_indices.npz), so a store never depends
+on re-drawing. Order: the retrieval set keeps the drawn (random) order, never a class-sorted one, because
 stable tie-breaking by database order would otherwise correlate with relevance (docs/evaluation.md, "Ranking and
 ties", measures how much tie order matters).
 """
@@ -21,7 +25,7 @@ Indices = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
-class Protocol:
+class SplitRecipe:
     name: str
     citation: str
     description: str
@@ -30,15 +34,15 @@ class Protocol:
 
     def split(self, src: Source, seed: int | None) -> Indices:
         if self.seeded and seed is None:
-            raise DataError(f"protocol '{self.name}' draws a random split: give a split seed")
+            raise DataError(f"split recipe '{self.name}' draws a random split: give a split seed")
         out = self.fn(src, 0 if seed is None else int(seed))
         return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
 
 
 def _official(src: Source, *names: str) -> np.ndarray:
     if src.official is None:
-        raise DataError(f"{src.name}: this protocol needs the release's own train/test split, which the reader did not "
-                        "provide")
+        raise DataError(f"{src.name}: this split recipe needs the release's own train/test split, which the reader "
+                        "did not provide")
     rows = np.flatnonzero(np.isin(src.official, names))
     if len(rows) == 0:
         raise DataError(f"{src.name}: no rows in official split(s) {names} (have {sorted(set(src.official))})")
@@ -47,7 +51,7 @@ def _official(src: Source, *names: str) -> np.ndarray:
 
 def _class_of(src: Source) -> np.ndarray:
     if src.labels.shape[1] == 0 or (src.labels.sum(1) != 1).any():
-        raise DataError(f"{src.name}: a per-class protocol needs single-label (one-hot) data")
+        raise DataError(f"{src.name}: a per-class split recipe needs single-label (one-hot) data")
     return src.labels.argmax(1)
 
 
@@ -56,7 +60,7 @@ def _per_class(rng: np.random.Generator, rows: np.ndarray, cls: np.ndarray, k: i
     for c in np.unique(cls[rows]):
         members = rows[cls[rows] == c]
         if len(members) < k:
-            raise DataError(f"{what}: class {c} has {len(members)} rows, protocol needs {k}")
+            raise DataError(f"{what}: class {c} has {len(members)} rows, split recipe needs {k}")
         picked.append(rng.choice(members, size=k, replace=False))
     return rng.permutation(np.concatenate(picked))
 
@@ -66,7 +70,7 @@ def _query_rest_train(n_query: int, n_train: int) -> Callable[[Source, int], Ind
     def fn(src: Source, seed: int) -> Indices:
         n = len(src)
         if n < n_query + n_train:
-            raise DataError(f"{src.name}: {n} rows, protocol needs {n_query} query + {n_train} train")
+            raise DataError(f"{src.name}: {n} rows, split recipe needs {n_query} query + {n_train} train")
         perm = np.random.default_rng(seed).permutation(n)
         query, retrieval = perm[:n_query], perm[n_query:]
         return {"train": retrieval[:n_train], "query": query, "retrieval": retrieval}
@@ -159,51 +163,52 @@ def _ucmfh(src: Source, seed: int) -> Indices:
     return out
 
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
-    Protocol("wiki", "Rasiwasia et al., ACM MM 2010; hashing use e.g. CMFH (Ding et al., CVPR 2014)",
+SPLITS: dict[str, SplitRecipe] = {p.name: p for p in [
+    SplitRecipe("wiki", "Rasiwasia et al., ACM MM 2010; hashing use e.g. CMFH (Ding et al., CVPR 2014)",
              "the release's 693 test pairs = query; its 2,173 train pairs = train = retrieval", _wiki, seeded=False),
-    Protocol("mirflickr25k", "DJSRH (Su et al., ICCV 2019, Sec. 4.1; official datasets.py), also used by AGCH",
+    SplitRecipe("mirflickr25k", "DJSRH (Su et al., ICCV 2019, Sec. 4.1; official datasets.py), also used by AGCH",
              "20,015 pairs; per label: 160 query + 400 train for label 0, then 80 + 200 from each further label "
              "(rows not yet picked) = 2,000 query / 5,000 train (topped up at random); retrieval = the 18,015 "
              "non-query rows (train included)", _djsrh_per_label((160, 400), (80, 200), 5000)),
-    Protocol("mirflickr25k-random", "DCMH-style uniform split (Jiang & Li, CVPR 2017) with DJSRH's sizes",
+    SplitRecipe("mirflickr25k-random", "DCMH-style uniform split (Jiang & Li, CVPR 2017) with DJSRH's sizes",
              "2,000 random query; the other 18,015 retrieval; 5,000 train drawn from retrieval",
              _query_rest_train(2000, 5000)),
-    Protocol("nuswide10", "DJSRH (Su et al., ICCV 2019, Sec. 4.1; official datasets.py)",
+    SplitRecipe("nuswide10", "DJSRH (Su et al., ICCV 2019, Sec. 4.1; official datasets.py)",
              "186,577 pairs; per label 200 query + 500 train (rows not yet picked) = 2,000 / 5,000; retrieval = the "
              "184,577 non-query rows", _djsrh_per_label((200, 500), (200, 500), None)),
-    Protocol("mscoco", "DJSRH (Su et al., ICCV 2019, Sec. 4.1); DGCPN (Yu et al., AAAI 2021)",
+    SplitRecipe("mscoco", "DJSRH (Su et al., ICCV 2019, Sec. 4.1); DGCPN (Yu et al., AAAI 2021)",
              "2,000 random query, the rest retrieval, 5,000 train drawn from retrieval", _query_rest_train(2000, 5000)),
-    Protocol("cifar10-1", "DSH/DPSH-style 'CIFAR-10 (I)', e.g. DPSH (Li et al., IJCAI 2016), DeepHash-pytorch",
+    SplitRecipe("cifar10-1", "DSH/DPSH-style 'CIFAR-10 (I)', e.g. DPSH (Li et al., IJCAI 2016), DeepHash-pytorch",
              "1,000 query = 100 per class from the test set; 5,000 train = 500 per class from the train set; "
              "retrieval = all 60,000 except the queries (59,000, train included)", _cifar10_1),
-    Protocol("cifar10-2", "'CIFAR-10 (II)', e.g. GreedyHash (Su et al., NeurIPS 2018, official cifar2.py)",
+    SplitRecipe("cifar10-2", "'CIFAR-10 (II)', e.g. GreedyHash (Su et al., NeurIPS 2018, official cifar2.py)",
              "query = the 10,000 test images; train = retrieval = the 50,000 train images", _cifar10_2),
-    Protocol("cifar10-dsh", "DSH (Liu et al., CVPR 2016), official CIFAR-10/test_map.m",
+    SplitRecipe("cifar10-dsh", "DSH (Liu et al., CVPR 2016), official CIFAR-10/test_map.m",
              "train = the 50,000 train images; query = retrieval = the 10,000 test images (each query is also in "
              "the database, as in the official evaluation)", _cifar10_dsh),
-    Protocol("mnist-test", "bitrieve quick protocol on the MNIST test set (LeCun et al., 1998); no paper",
+    SplitRecipe("mnist-test", "bitrieve quick protocol on the MNIST test set (LeCun et al., 1998); no paper",
              "1,000 query = 100 per class; the other 9,000 retrieval; 5,000 train drawn from retrieval", _mnist_test),
-    Protocol("official-captions", "the release's own split (COCO 2017 train/val; Flickr8k, Hodosh et al. 2013; "
+    SplitRecipe("official-captions", "the release's own split (COCO 2017 train/val; Flickr8k, Hodosh et al. 2013; "
              "Karpathy & Fei-Fei, CVPR 2015)", "train = official train; query = retrieval = official test "
              "(or val); dev kept as split 'dev' when present", _official_eval_on_test, seeded=False),
-    Protocol("official", "the release's own train/query/retrieval files (e.g. UCMFH, Tu et al. 2023)",
+    SplitRecipe("official", "the release's own train/query/retrieval files (e.g. UCMFH, Tu et al. 2023)",
              "splits exactly as released", _official_three, seeded=False),
-    Protocol("ucmfh", "UCMFH (Xia et al., Information Fusion 2023), released load_dataset.py",
+    SplitRecipe("ucmfh", "UCMFH (Xia et al., Information Fusion 2023), released load_dataset.py",
              "as released, but training on the first 4,992 train rows as the released loader does", _ucmfh,
              seeded=False),
 ]}
 
 
-def cifar10_1_scaled(query_per_class: int, train_per_class: int) -> Protocol:
+def cifar10_1_scaled(query_per_class: int, train_per_class: int) -> SplitRecipe:
     """A scaled-down CIFAR-10 (I) for smoke runs: the same draw with fewer rows per class (never a paper protocol)."""
-    return Protocol(f"cifar10-1-scaled-{query_per_class}-{train_per_class}", PROTOCOLS["cifar10-1"].citation,
+    return SplitRecipe(f"cifar10-1-scaled-{query_per_class}-{train_per_class}", SPLITS["cifar10-1"].citation,
                     f"SMOKE SCALE: {query_per_class} query / {train_per_class} train per class; retrieval = every "
                     "other row of the source", lambda src, seed: _cifar10_1(src, seed, query_per_class,
                                                                              train_per_class))
 
 
-def get_protocol(name: str) -> Protocol:
-    if name not in PROTOCOLS:
-        raise DataError(f"unknown protocol '{name}' (known: {', '.join(PROTOCOLS)})")
-    return PROTOCOLS[name]
+def get_split(name: str) -> SplitRecipe:
+    """The split recipe ``name``; DataError listing the known ones otherwise."""
+    if name not in SPLITS:
+        raise DataError(f"unknown split recipe '{name}' (known: {', '.join(SPLITS)})")
+    return SPLITS[name]

@@ -1,4 +1,7 @@
-"""A tiny linear cross-modal hashing method for engine tests and smoke runs (registered as ``toy_linear``).
+"""The tests' tiny linear cross-modal hashing method, registered as ``toy_linear`` when this module is imported.
+
+tests/conftest.py imports it and names it in ``BITRIEVE_METHOD_MODULES`` (with tests/ on ``PYTHONPATH``), so the
+``bitrieve`` processes the tests start find it too.
 
 Not a published method. h_m = tanh(W_m · normalize(x_m)); the loss makes the scaled code inner products of the
 (global) batch match the cosine similarity of the concatenated normalised features, centred over the batch (an unsupervised, DJSRH-like
@@ -16,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bitrieve.engine.distributed import gather_batch
+from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
 
 
@@ -35,6 +39,7 @@ class ToyLinearParams(Params):
     sleep_per_batch: float = 0.0  # seconds; lets the resume test kill a run mid-epoch on any machine speed
 
 
+@register_method("toy_linear")
 class ToyLinear(HashMethod):
     name = "toy_linear"
     paper = "none (engine test method)"
