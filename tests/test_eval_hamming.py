@@ -61,7 +61,7 @@ GOOD_DL = np.array([[1, 0], [0, 1], [1, 1]])
     ((GOOD_Q, GOOD_D, GOOD_QL, GOOD_DL), {"k": 0}, "K must be a positive integer, got 0"),
     ((GOOD_Q, GOOD_D, GOOD_QL, GOOD_DL), {"k": -5}, "K must be a positive integer, got -5"),
     ((GOOD_Q, GOOD_D, GOOD_QL, GOOD_DL), {"tie": "random"}, "unknown tie policy 'random'"),
-    ((GOOD_Q, GOOD_D, GOOD_QL, GOOD_DL), {"k": 2, "protocol": "nope"}, "unknown evaluation protocol 'nope'"),
+    ((GOOD_Q, GOOD_D, GOOD_QL, GOOD_DL), {"k": 2, "map_definition": "nope"}, "unknown mAP@K definition 'nope'"),
     ((np.ones((2, 1025)), np.ones((3, 1025)), GOOD_QL, GOOD_DL), {}, "1025 bits; at most 1024"),
     ((GOOD_Q[0], GOOD_D, GOOD_QL, GOOD_DL), {}, "query codes: expected a 2-d array"),
 ])
