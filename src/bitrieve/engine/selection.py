@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from bitrieve.data.types import CrossModalData, DataError, Split
+from bitrieve.data.types import CrossModalData, DataError
 from bitrieve.record import RunRecord
 
 BEST = "best.safetensors"

@@ -50,10 +50,9 @@ import torch.nn.functional as F
 
 from bitrieve.losses.reconstruction import code_inner_products, similarity_reconstruction
 from bitrieve.methods import register_method
-from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage, Step
+from bitrieve.methods.base import DataInfo, Params, Stage, Step
+from bitrieve.methods.families.two_tower import TwoTowerHashing
 from bitrieve.parts.neighbourhood import dgcpn_similarity
-from bitrieve.parts.standardize import fit_standardization, register_standardization, standardize
-from bitrieve.parts.two_tower import MODALITIES, TwoTowerEncoders
 
 
 class DGCPNParams(Params):
@@ -83,21 +82,18 @@ class DGCPNParams(Params):
 
 
 @register_method("dgcpn")
-class DGCPN(HashMethod):
+class DGCPN(TwoTowerHashing):
     name = "dgcpn"
     paper = ("J. Yu, H. Zhou, Y. Zhan, D. Tao. Deep Graph-neighbor Coherence Preserving Network for Unsupervised "
              "Cross-modal Hashing. AAAI 2021.")
     Params = DGCPNParams
 
     def __init__(self, params: DGCPNParams, bits: int, info: DataInfo):
-        super().__init__(params, bits, info)
         if params.half_binary is False and params.optimisation == "released":
             raise ValueError("dgcpn: optimisation 'released' is the half-binary loop; half_binary: false needs "
                              "optimisation: summed")
-        # released nets: Dropout(0.5) between the hidden and the hash layer; α = 1 (its schedule is commented out)
-        self.encoders = TwoTowerEncoders(info.feature_dims, params.hidden, bits, dropout=params.dropout)
-        register_standardization(self, {m: info.feature_dims[m] for m in MODALITIES})  # identity until prepare
-        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))  # optimisation steps taken
+        # released nets: Dropout(0.5) between the hidden and the hash layer
+        super().__init__(params, bits, info, dropout=params.dropout)
         if params.text_hash_init_std is not None:
             torch.nn.init.normal_(self.encoders["text"].hash.fc.weight, 0.0, params.text_hash_init_std)
         self._graph: torch.Tensor | None = None  # recomputed by prepare (not saved: n×n)
@@ -107,18 +103,12 @@ class DGCPN(HashMethod):
         p = self.params
         return p.knn_number if p.knn_number is not None else round(p.knn_number_fraction * n)
 
-    def codes(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        return self.encoders.codes(modality, standardize(self, modality, x))
-
-    encode = codes
-
-    def param_groups(self):
-        return self.encoders.param_groups(self.params.lr_image, self.params.lr_text)
+    def alpha(self) -> float:
+        return 1.0  # the released α schedule is commented out
 
     def prepare(self, train) -> None:
+        super().prepare(train)  # input standardisation (feature mode)
         p = self.params
-        if p.input_norm == "standardize":
-            fit_standardization(self, train.inputs, MODALITIES)
         n = len(train)
         if n > p.max_train_for_graph:
             raise ValueError(f"dgcpn: the graph target is n×n; {n} training items exceed params.max_train_for_graph "
@@ -150,15 +140,6 @@ class DGCPN(HashMethod):
                    for a, b in ((code_text, None), (code_image, code_text), (code_image, None)))
         cons = F.mse_loss(it, ii) + F.mse_loss(it, tt) + F.mse_loss(ii, tt) + F.mse_loss(it, it.t())
         return pair + p.dw * dist + p.cw * cons, pair, dist, cons
-
-    def _loss(self, batch):
-        """``optimisation: summed``: one update of :meth:`objective` per batch."""
-        with torch.no_grad():
-            s = self.target(batch)
-        out = self.objective(self.codes("image", batch["image"]), self.codes("text", batch["text"]), s)
-        if self.training:
-            self.steps_done += 1
-        return out
 
     def objective(self, code_image, code_text, s):
         """The summed objective (``optimisation: summed``): L(H_I, H_T) + L(H_I, sign H_T) + L(sign H_I, H_T)."""
@@ -200,8 +181,7 @@ class DGCPN(HashMethod):
 
     def stages(self) -> list[Stage]:
         p = self.params
-        kwargs = dict(batch_size=p.batch_size, optimizer="sgd", drop_last=p.drop_last,
-                      optimizer_kwargs={"momentum": p.momentum, "weight_decay": p.weight_decay})
+        kwargs = {**self.stage_kwargs(), "drop_last": p.drop_last}
         if p.optimisation == "summed":
             return [Stage("main", p.epochs, self._loss, ["image", "text"], **kwargs)]
         steps = (Step("joint", self._joint_step, ("image", "text")), Step("image", self._image_step, ("image",)),

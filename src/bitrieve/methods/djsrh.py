@@ -30,10 +30,9 @@ import torch
 
 from bitrieve.losses.reconstruction import similarity_reconstruction
 from bitrieve.methods import register_method
-from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
+from bitrieve.methods.base import Params
+from bitrieve.methods.families.two_tower import TwoTowerHashing
 from bitrieve.parts.neighbourhood import djsrh_joint_similarity
-from bitrieve.parts.standardize import fit_standardization, register_standardization, standardize
-from bitrieve.parts.two_tower import MODALITIES, TwoTowerEncoders, sqrt_epoch_alpha
 
 
 class DJSRHParams(Params):
@@ -58,49 +57,11 @@ class DJSRHParams(Params):
 
 
 @register_method("djsrh")
-class DJSRH(HashMethod):
+class DJSRH(TwoTowerHashing):
     name = "djsrh"
     paper = ("S. Su, Z. Zhong, C. Zhang. Deep Joint-Semantics Reconstructing Hashing for Large-Scale Unsupervised "
              "Cross-Modal Retrieval. ICCV 2019.")
     Params = DJSRHParams
-
-    def __init__(self, params: DJSRHParams, bits: int, info: DataInfo):
-        super().__init__(params, bits, info)
-        self.encoders = TwoTowerEncoders(info.feature_dims, params.hidden, bits)
-        register_standardization(self, {m: info.feature_dims[m] for m in MODALITIES})  # identity until prepare
-        # optimisation steps taken, saved with the checkpoint, so α(epoch) survives a resume
-        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
-
-    def prepare(self, train) -> None:
-        if self.params.input_norm == "standardize":
-            fit_standardization(self, train.inputs, MODALITIES)
-
-    def alpha(self) -> float:
-        steps_per_epoch = self.info.num_train // self.params.batch_size  # drop_last
-        return sqrt_epoch_alpha(self.steps_done, steps_per_epoch) if self.params.alpha_schedule else 1.0
-
-    def codes(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        """B = tanh(α · h) of one modality's (standardised) inputs."""
-        return self.encoders.codes(modality, standardize(self, modality, x), self.alpha())
-
-    encode = codes
-
-    # --- training -------------------------------------------------------------------------------------------
-    def _loss(self, batch) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            s = self.target(batch)
-        out = self.objective(self.codes("image", batch["image"]), self.codes("text", batch["text"]), s)
-        if self.training:
-            self.steps_done += 1
-        return out
-
-    def param_groups(self):
-        return self.encoders.param_groups(self.params.lr_image, self.params.lr_text)
-
-    def stages(self) -> list[Stage]:
-        p = self.params
-        return [Stage("main", p.epochs, self._loss, ["image", "text"], batch_size=p.batch_size, optimizer="sgd",
-                      optimizer_kwargs={"momentum": p.momentum, "weight_decay": p.weight_decay}, drop_last=True)]
 
     def target(self, batch) -> torch.Tensor:
         p = self.params

@@ -34,12 +34,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
-
 from bitrieve.losses.reconstruction import code_inner_products, similarity_reconstruction
 from bitrieve.methods import register_method
 from bitrieve.methods.base import Params
-from bitrieve.methods.djsrh import DJSRH
+from bitrieve.methods.families.two_tower import TwoTowerHashing
 from bitrieve.parts.neighbourhood import jdsh_joint_similarity
 
 
@@ -71,10 +69,7 @@ class JDSHParams(Params):
 
 
 @register_method("jdsh")
-class JDSH(DJSRH):
-    """DJSRH's training (two towers, α schedule, one SGD stage; the released JDSH code is a fork of DJSRH's) with
-    JDSH's joint-modal DSDW target and its objective."""
-
+class JDSH(TwoTowerHashing):
     name = "jdsh"
     paper = ("S. Liu, S. Qian, Y. Guan, J. Zhan, L. Ying. Joint-modal Distribution-based Similarity Hashing for "
              "Large-scale Unsupervised Deep Cross-modal Retrieval. SIGIR 2020.")

@@ -36,9 +36,8 @@ from torch import nn
 
 from bitrieve.losses.contrastive import ContrastiveKind
 from bitrieve.methods import register_method
-from bitrieve.methods.base import DataInfo, HashMethod, Stage
-from bitrieve.methods.ucmfh import (ContrastiveHashParams, FusionHashMixin, HeadSchedule,
-                                    head_schedule)
+from bitrieve.methods.base import DataInfo, Stage
+from bitrieve.methods.families.fusion import ContrastiveHashParams, FusionHashing, HeadSchedule, head_schedule
 from bitrieve.parts.cross_attention import CrossAttention
 from bitrieve.parts.fusion_hashing import HashHead, input_projection, register_fill
 from bitrieve.parts.transformer import TokenTransformer
@@ -56,7 +55,7 @@ class UCMFHVariantParams(ContrastiveHashParams):
 
 
 @register_method("ucmfh_variant")
-class UCMFHVariant(FusionHashMixin, HashMethod):
+class UCMFHVariant(FusionHashing):
     name = "ucmfh_variant"
     paper = ("UCMFH fork tudouPotatoo/UCMFH (branch hashNetVersion): UCMFH (X. Xia et al., When CLIP meets cross-modal "
              "hashing retrieval: A new strong baseline, Information Fusion 99:101968, 2023) with modality "
