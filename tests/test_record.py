@@ -76,7 +76,7 @@ def test_write_then_read_gives_the_same_json(tmp_path):
     assert list(back) == list(raw)  # the stored key order
     assert all(same_number(model_value(read_record(tmp_path), w), v) for w, v in numeric_leaves(raw))
     assert back["metrics"]["i2t"]["queries_without_relevant"] == 3 and back["schema"] == SCHEMA_VERSION
-    assert record.protocols["ucmfh-pair-input"].tasks() == {"i2t": {"map@50": 0.5, "n_query": 640.0}}
+    assert record.extra_evaluations["ucmfh-pair-input"].tasks() == {"i2t": {"map@50": 0.5, "n_query": 640.0}}
     assert "selection" not in back and "notes" not in back["protocol"]  # unset optional keys are not written
 
 

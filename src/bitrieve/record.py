@@ -42,7 +42,7 @@ class _Block(BaseModel):
 class Protocol(_Block):
     """How the numbers were computed (``record.protocol``): stated next to them in every table."""
 
-    name: str  # the dataset's split protocol (data/protocols.py), e.g. "wiki"
+    name: str  # the dataset's split recipe (data/splits.py), e.g. "wiki"
     relevance: str
     tie: str
     ranking: str
@@ -52,13 +52,14 @@ class Protocol(_Block):
     n_retrieval: int
     query_limit: int | None
     retrieval_is_train: bool
-    extra_protocols: list[str]  # eval.extra_evaluations (formerly eval.protocols): the names of the blocks in ``record.protocols``
+    # eval.extra_evaluations: the names of the blocks of ``record.extra_evaluations`` (file key: extra_protocols)
+    extra_evaluations: list[str] = Field(alias="extra_protocols")
     notes: list[str] | None = None  # e.g. an old protocol name mapped to its new one
     name_relabelled_from: str | None = None  # a stored run whose protocol name was corrected afterwards
 
 
 class ExtraEvaluation(BaseModel):
-    """One block of ``record.protocols``: a compatibility mAP@K definition (``dcmh``), a database protocol
+    """One block of ``record.extra_evaluations``: a compatibility mAP@K definition (``dcmh``), a database protocol
     (``unseen-database``) or a method's own evaluation (``ucmfh-pair-input``): per task metrics, and a
     ``description`` for the non-ranking ones."""
 
@@ -198,7 +199,8 @@ class RunRecord(_Block):
     seed: int
     protocol: Protocol
     metrics: dict[str, TaskMetrics]  # task (i2t, t2i, i2i, t2t) -> metrics; empty when the test split was not run
-    protocols: dict[str, ExtraEvaluation]  # extra evaluations named by eval.protocols
+    # the extra evaluations eval.extra_evaluations names; the file keeps the key "protocols" of schema 1
+    extra_evaluations: dict[str, ExtraEvaluation] = Field(alias="protocols")
     curves: dict[str, Curves]  # task -> curves
     diagnostics: Diagnostics
     history: list[HistoryRow]

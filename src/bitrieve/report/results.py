@@ -91,7 +91,7 @@ class RunResult:
             from bitrieve.eval.map_definitions import canonical_name as canonical_protocol
 
             proto, name = name.split(":", 1)
-            stored = {k: v.tasks() for k, v in self.record.protocols.items()}
+            stored = {k: v.tasks() for k, v in self.record.extra_evaluations.items()}
             wanted = canonical_protocol(proto) if proto.lower() in _renamed() else proto
             block = stored.get(wanted) or next((v for k, v in stored.items() if k.lower() in _renamed()
                                                 and canonical_protocol(k) == wanted), None) or {}

@@ -266,7 +266,7 @@ def build_tables(runs: list[RunResult], metric: str = "map@all", allow_mixed: bo
 def metrics_present(runs: list[RunResult]) -> list[str]:
     """Every metric key the runs store (``metrics`` and ``PROTOCOL:KEY`` of stored protocol blocks)."""
     have = sorted({m for r in runs for t in r.tasks() for m in r.metrics[t]})
-    have += sorted({f"{p}:{m}" for r in runs for p, blk in r.record.protocols.items()
+    have += sorted({f"{p}:{m}" for r in runs for p, blk in r.record.extra_evaluations.items()
                     for t in blk.tasks().values() for m in t})
     return have
 
