@@ -207,19 +207,19 @@ def test_evaluate_retrieval_structure_and_values():
     res = evaluate_retrieval({"image": qi, "text": qt}, {"image": di, "text": dt}, ql, dl,
                              tasks=("i2t", "t2i", "i2i", "t2t"), ks=(50, 100), map_definitions=("djsrh", "deephash"))
     json.dumps(res)  # plain Python types only
-    assert set(res) == {"i2t", "t2i", "i2i", "t2t", "curves", "protocols"}
+    assert set(res) == {"i2t", "t2i", "i2i", "t2t", "curves", "map_definitions"}
     assert abs(res["i2t"]["map@50"] - map_at_k(qi, dt, ql, dl, k=50)) < 1e-12
     assert abs(res["t2i"]["map@all"] - map_at_k(qt, di, ql, dl)) < 1e-12
     # djsrh, the old name of dcmh, is stored under the current name
-    assert set(res["protocols"]) == {"dcmh", "deephash"}
-    assert abs(res["protocols"]["dcmh"]["i2i"]["map@100"] - map_at_k(qi, di, ql, dl, 100, map_definition="dcmh")) < 1e-12
-    assert res["protocols"]["deephash"]["t2t"]["map@50"] == res["t2t"]["map@50"]
+    assert set(res["map_definitions"]) == {"dcmh", "deephash"}
+    assert abs(res["map_definitions"]["dcmh"]["i2i"]["map@100"] - map_at_k(qi, di, ql, dl, 100, map_definition="dcmh")) < 1e-12
+    assert res["map_definitions"]["deephash"]["t2t"]["map@50"] == res["t2t"]["map@50"]
     pr = res["curves"]["i2t"]["pr"]
     assert len(pr["radius"]) == len(pr["precision"]) == len(pr["recall"]) == 17 and pr["recall"][-1] == 1.0
     assert res["curves"]["i2t"]["p@n"]["n"][-1] == 600
     # modalities absent from the database are skipped
     only = evaluate_retrieval({"image": qi}, {"text": dt}, ql, dl, tasks=("i2t", "t2i"), curves=False)
-    assert set(only) == {"i2t", "curves", "protocols"} and only["curves"] == {}
+    assert set(only) == {"i2t", "curves", "map_definitions"} and only["curves"] == {}
 
 
 @settings(max_examples=30, deadline=None, derandomize=True, database=None)

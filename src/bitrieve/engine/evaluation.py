@@ -156,7 +156,7 @@ def evaluation_status(data: CrossModalData, cfg) -> str:
 @restore_torch_threads()  # whatever numba's threading layer does, torch's thread count is unchanged afterwards
 def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
                     autocast: Callable[[], Any] | None = None, progress: bool = False) -> dict[str, Any]:
-    """Encode, sign and evaluate; returns {"metrics", "protocols", "curves", "protocol", "codes"}."""
+    """Encode, sign and evaluate; returns {"metrics", "extra_evaluations", "curves", "protocol", "codes"}."""
     from bitrieve.eval.unseen import DATABASE_PROTOCOLS, leave_one_out_retrieval
 
     beval = _eval_api()
@@ -174,7 +174,7 @@ def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
     embedding = getattr(method, "output", "hash") == "embedding"
     binary = not embedding or _binary_eval(method)
     labelled = qlab.shape[1] > 0 and bool(rlab.any())
-    out["metrics"], out["curves"], out["protocols"] = {}, {}, {}
+    out["metrics"], out["curves"], out["extra_evaluations"] = {}, {}, {}
     if embedding:  # real-valued cosine Recall@K is the headline; with binary: true also on the sign codes
         out["protocol"]["ranking"] = "cosine similarity descending" + (" (and Hamming on sign codes)" if binary else "")
         out["protocol"]["relevance"] = "Recall@K: same pair within the query split (group: the image a caption " \
@@ -193,7 +193,7 @@ def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
                                             tasks=tuple(tasks), ks=tuple(ev.ks), map_all=ev.map_all, tie=ev.tie,
                                             map_definitions=tuple(map_definitions), curves=True))
         out["curves"] = res.pop("curves", {})
-        out["protocols"] = res.pop("protocols", {})
+        out["extra_evaluations"] = res.pop("map_definitions", {})
         for task, vals in res.items():
             out["metrics"].setdefault(task, {}).update(vals)
     for name in others:  # database and method-specific evaluations, stored beside the mAP@K definitions
@@ -202,9 +202,9 @@ def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
                 continue
             block = leave_one_out_retrieval({m: sign(h) for m, h in hq.items()}, qlab, tasks=tuple(tasks),
                                             ks=tuple(ev.ks), map_all=ev.map_all, tie=ev.tie, progress=progress)
-            out["protocols"][name] = {**block, "description": DATABASE_PROTOCOLS[name]}
+            out["extra_evaluations"][name] = {**block, "description": DATABASE_PROTOCOLS[name]}
             continue
-        out["protocols"][name] = evaluate_extra(method, name, data, ev, device)
+        out["extra_evaluations"][name] = evaluate_extra(method, name, data, ev, device)
     out["codes"] = {m: code_diagnostics(h) for m, h in hr.items()}
     out["hash_codes"] = binary  # collapse warnings only for codes that are used as hash codes
     return out

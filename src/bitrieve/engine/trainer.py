@@ -296,7 +296,7 @@ def evaluation_fields(ev: dict[str, Any], tested: bool = True) -> dict[str, Any]
     """The record's evaluation blocks from one `evaluate_all` result; without the test split (``tested`` false:
     selection with ``evaluate_test: false``) only the protocol, and empty metrics, extra evaluations and curves."""
     return jsonable({"protocol": ev["protocol"], "metrics": ev["metrics"] if tested else {},
-                     "protocols": ev.get("protocols", {}) if tested else {},
+                     "protocols": ev.get("extra_evaluations", {}) if tested else {},  # file key of schema 1
                      "curves": ev.get("curves", {}) if tested else {}})
 
 
@@ -637,6 +637,6 @@ def evaluate_run(run_dir: str | Path, device: str | None = None, progress: bool 
     res = evaluate_all(method, data, cfg, dev, autocast_factory(dev, cfg.amp), diag_batch, progress)
     return {"method": cfg.method, "dataset": str(data.card.get("name", cfg.data)), "bits": cfg.bits,
             "seed": cfg.seed, "protocol": res["protocol"], "metrics": res["metrics"],
-            "protocols": res.get("protocols", {}),
+            "protocols": res.get("extra_evaluations", {}),  # file key of schema 1
             "diagnostics": {"method": res["method_diagnostics"], "codes": res["codes"], "warnings": res["warnings"]},
             "checkpoint": method.checkpoint_state}

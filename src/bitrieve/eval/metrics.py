@@ -211,7 +211,7 @@ def evaluate_retrieval(query: dict, database: dict, query_labels, db_labels, tas
     modalities of one set share that set's labels). Tasks: i2t (query image -> database text), t2i, i2i, t2t.
     Returns ``{task: {"map@all", "map@K"..., "p@h<=2", "queries_without_relevant"},
     "curves": {task: {"pr": {"radius", "precision", "recall"}, "p@n": {"n", "precision"}}},
-    "protocols": {name: {task: {"map@K": ...}}}}`` (one block per name of ``map_definitions``: mAP@K under that
+    "map_definitions": {name: {task: {"map@K": ...}}}}`` (one block per name of ``map_definitions``: mAP@K under that
     definition, the results.json ``protocols`` block); all values plain floats / ints / lists (JSON-ready).
     """
     check_tie(tie)
@@ -248,5 +248,5 @@ def evaluate_retrieval(query: dict, database: dict, query_labels, db_labels, tas
             src = s["top"] if p.map_k == "top" else s["first"]
             proto_out[p.name][task] = {f"map@{k}": src[k] for k in ks}
     out["curves"] = curve_out
-    out["protocols"] = proto_out
+    out["map_definitions"] = proto_out
     return out
