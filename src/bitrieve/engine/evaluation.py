@@ -13,7 +13,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from bitrieve.codes import sign, sign_bits
-from bitrieve.codes.encode import as_tensor as to_tensor  # noqa: F401  (the trainer's batches are converted alike)
 from bitrieve.codes.encode import encode
 from bitrieve.data.types import CrossModalData, Split
 from bitrieve.tasks import TASKS

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from bitrieve.codes.encode import as_tensor as to_tensor
 from bitrieve.config import ConfigError, RunConfig, dump_config
 from bitrieve.console import interactive, progress as progress_bar, status
 from bitrieve.data.types import CrossModalData, Split
@@ -27,7 +28,7 @@ from bitrieve.engine import selection
 from bitrieve.engine.checkpoint import CHECKPOINT, STATE, atomic_write_text, load_checkpoint, save_checkpoint, \
     unflatten_optimizer
 from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, evaluation_status, \
-    split_extra_evaluations, to_tensor
+    split_extra_evaluations
 from bitrieve.engine.movement import ParameterMovement
 from bitrieve.engine.runs import card_sha256, clear_run_dir, environment, finished_run, locked_run_dir, \
     write_run_files
