@@ -271,6 +271,9 @@ def classify(cmd: Command, ws: Path) -> None:
                 args = parse_bitrieve(argv)
                 cmd.produces.append(args.out or ("runs/reproduce-cifar10-smoke" if args.smoke
                                                  else "runs/reproduce-cifar10"))
+            elif argv[:2] == ["data", "proxy"] and parse_bitrieve(argv).rows is None:  # full size: seconds, GBs
+                slow = True
+                cmd.produces.append(parse_bitrieve(argv).to.rstrip("/"))
             elif verb == "results" and "--dry-run" not in argv:
                 slow, extra = True, extra + ["--no-figures"]
             elif verb in ("figures", "features") or (argv[:2] == ["data", "convert"]

@@ -34,6 +34,28 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                                          "the first file that differs.")
     verify.add_argument("store")
     verify.set_defaults(func=_verify)
+
+    from bitrieve.data.proxy import KINDS, SHAPES
+
+    prox = dsub.add_parser("proxy", help="a PROXY store: a benchmark's shape with synthetic features (never its "
+                           "results)", description="Builds a store with NAME's row count, split recipe, label/tag "
+                           "widths and label statistics and SYNTHETIC image features (kind clip: image and text); its "
+                           "card, runs, tables and figures say PROXY. Sources of every figure: docs/datasets.md, "
+                           "'Proxies'.")
+    prox.add_argument("name", choices=list(SHAPES), metavar="NAME", help=" | ".join(SHAPES))
+    prox.add_argument("--kind", required=True, choices=KINDS, help="dense (relu, all-positive cosines) | sparse "
+                      "(VGG-fc7-like, ~80%% zeros) | clip (512-d image + text, UCMFH layout)")
+    prox.add_argument("--to", required=True, help="store directory to create")
+    prox.add_argument("--rows", type=int, default=None, help="a seeded N-row subset with the split recipe scaled to N")
+    prox.add_argument("--mir", default=None, help="mirflickr25k: the release directory with the real LAll/YAll "
+                      "(default ../shared/data/mirflickr25k, relative to the working directory)")
+    prox.add_argument("--release-layout", default=None, metavar="DIR",
+                      help="also write the proxy as the release's files (DCMH/DJSRH .mat, or UCMFH pickles) in DIR")
+    prox.add_argument("--seed", type=int, default=0, help="generator seed (features, synthetic labels, --rows subset)")
+    prox.add_argument("--split-seed", type=int, default=0, help="seed of the split recipe")
+    prox.add_argument("--overwrite", action="store_true")
+    prox.add_argument("--no-progress", action="store_true")
+    prox.set_defaults(func=_proxy)
     data.set_defaults(func=lambda a: (data.print_help(), 2)[1])
 
     feat = subparsers.add_parser("features", help="extract image features (EfficientNet-Lite0, CLIP, AlexNet/VGG-19 "
@@ -132,6 +154,25 @@ def _features(args: argparse.Namespace) -> int:
 
         shutil.rmtree(opts.work_dir, ignore_errors=True)
     return rc
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    from bitrieve.data.proxy import build_proxy, check_release_layout, proxy_source, write_release_layout
+    from bitrieve.data.store import check_store_target, save_store
+
+    check_store_target(args.to, args.overwrite)  # before reading or generating anything
+    ps = proxy_source(args.name, args.kind, rows=args.rows, mir=args.mir, seed=args.seed)
+    if args.release_layout:
+        check_release_layout(ps, args.release_layout, args.overwrite)
+    out, sidecars = build_proxy(ps, split_seed=args.split_seed, dest=args.to, progress=not args.no_progress)
+    path = save_store(out.data, args.to, split_indices=out.split_indices, sidecars=sidecars, overwrite=args.overwrite)
+    card = out.data.card
+    print(f"wrote {path} ({card['name']}): " + ", ".join(f"{k} {v}" for k, v in card["counts"].items()))
+    print(card["proxy"]["statement"])
+    if args.release_layout:
+        files = write_release_layout(ps, out.data, args.release_layout, progress=not args.no_progress)
+        print(f"wrote release layout {args.release_layout}: {', '.join(f.name for f in files)}")
+    return 0
 
 
 def label_stats(labels: np.ndarray, names: list[str] | None) -> dict:

@@ -207,8 +207,58 @@ def cifar10_1_scaled(query_per_class: int, train_per_class: int) -> SplitRecipe:
                                                                              train_per_class))
 
 
+# the full release sizes of the recipes a proxy (data/proxy.py) can scale down, and their per-label sampler counts
+SCALABLE = {"mirflickr25k": 20015, "nuswide10": 186577, "mscoco": 122218}
+_PER_LABEL = {"mirflickr25k": ((160, 400), (80, 200), 5000), "nuswide10": ((200, 500), (200, 500), None)}
+
+
+def scaled_sizes(base: str, rows: int) -> tuple[int, int]:
+    """(query, train) rows of ``base``'s recipe scaled to ``rows``: the real fractions (2,000 and 5,000 of the
+    release), but at least 100 queries and 200 training rows (a tenth / a quarter of ``rows`` when smaller)."""
+    full = SCALABLE[base]
+    return (max(round(rows * 2000 / full), min(100, rows // 10)),
+            max(round(rows * 5000 / full), min(200, rows // 4)))
+
+
+def scaled_split(base: str, rows: int) -> SplitRecipe:
+    """``base``'s procedure scaled down for a ``rows``-row proxy (data/proxy.py, ``--rows``): SCALED, never a paper
+    protocol. Named ``<base>-scaled-<rows>`` and resolved by `get_split`, so ``data convert --split`` can redraw it."""
+    if base not in SCALABLE or not 0 < rows < SCALABLE[base]:
+        raise DataError(f"no scaled split recipe '{base}-scaled-{rows}' (scalable: {', '.join(SCALABLE)}; rows "
+                        "between 1 and the release's size)")
+    n_query, n_train = scaled_sizes(base, rows)
+    if n_query + n_train > rows:
+        raise DataError(f"{rows} rows are too few for a scaled '{base}' split ({n_query} query + {n_train} train)")
+    if base in _PER_LABEL:
+        first, rest, total = _PER_LABEL[base]
+        q, t = n_query / 2000, n_train / 5000  # the real recipes draw 2,000 query / 5,000 train in all
+
+        def scale(pair: tuple[int, int]) -> tuple[int, int]:
+            return max(1, round(pair[0] * q)), max(1, round(pair[1] * t))
+
+        fn = _djsrh_per_label(scale(first), scale(rest), n_train if total else None)
+        how = (f"{base}'s per-label sampler with {scale(first)[0]} + {scale(first)[1]} rows for label 0 and "
+               f"{scale(rest)[0]} + {scale(rest)[1]} for each further label")
+    else:
+        fn, how = _query_rest_train(n_query, n_train), f"{n_query} random query, {n_train} train from retrieval"
+
+    def sized(src: Source, seed: int) -> Indices:
+        if len(src) != rows:
+            raise DataError(f"{src.name}: {len(src)} rows, split recipe '{base}-scaled-{rows}' is for {rows}")
+        return fn(src, seed)
+
+    return SplitRecipe(f"{base}-scaled-{rows}", SPLITS[base].citation,
+                       f"SCALED to {rows:,} rows (a proxy, not a paper protocol): {how} -> about {n_query:,} query / "
+                       f"{n_train:,} train (the release's fractions; at least 100 / 200); retrieval = every non-query "
+                       "row", sized)
+
+
 def get_split(name: str) -> SplitRecipe:
-    """The split recipe ``name``; DataError listing the known ones otherwise."""
+    """The split recipe ``name`` (or ``<base>-scaled-<rows>``, `scaled_split`); DataError listing the known ones
+    otherwise."""
+    base, _, rows = name.rpartition("-scaled-")
+    if base in SCALABLE and rows.isdigit():
+        return scaled_split(base, int(rows))
     if name not in SPLITS:
         raise DataError(f"unknown split recipe '{name}' (known: {', '.join(SPLITS)})")
     return SPLITS[name]

@@ -49,7 +49,9 @@ class RunResult:
 
     @property
     def dataset(self) -> str:
-        return self.record.dataset
+        """The record's dataset, marked "(PROXY)" for a proxy store's runs, so every table row and figure title built
+        from it says so."""
+        return proxy_label(self.record.dataset)
 
     @property
     def bits(self) -> int:
@@ -102,6 +104,15 @@ class RunResult:
 
     def tasks(self) -> list[str]:
         return list(self.record.metrics)
+
+
+def proxy_label(dataset: str) -> str:
+    """``mirflickr25k-proxy-dense`` -> ``mirflickr25k-proxy-dense (PROXY)``: a proxy store's card name (data/proxy.py,
+    ``<NAME>-proxy-<KIND>[-<rows>]``) reaches the run record unchanged; its runs are never results on the real
+    dataset."""
+    if "-proxy-" in dataset and not dataset.endswith("(PROXY)"):
+        return f"{dataset} (PROXY)"
+    return dataset
 
 
 def _renamed() -> set[str]:

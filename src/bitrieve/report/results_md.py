@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,10 @@ def code_summary(runs: list[RunResult]) -> list[str]:
     return out + [""]
 
 
+def _slug(s: str) -> str:  # = figures.slug, without importing matplotlib
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", s).strip("_")
+
+
 def _figure_links(fig_dir: Path, md_dir: Path, runs: list[RunResult]) -> list[str]:
     if not fig_dir.is_dir():
         return []
@@ -89,7 +94,8 @@ def _figure_links(fig_dir: Path, md_dir: Path, runs: list[RunResult]) -> list[st
                 ("train_", "Training curves"), ("examples_", "Retrieval examples"))
     for prefix, title in sections:
         pngs = sorted(fig_dir.glob(f"{prefix}*.png"), key=lambda p: _natural(p.stem))
-        pngs = [p for p in pngs if any(f"_{d}" in p.stem for d in datasets)] or pngs
+        # figure file names carry the dataset through figures.slug (e.g. "(PROXY)" -> "_PROXY")
+        pngs = [p for p in pngs if any(f"_{_slug(d)}" in p.stem for d in datasets)] or pngs
         if not pngs:
             continue
         out.append(f"### {title}\n")
