@@ -133,7 +133,7 @@ def test_alexnet_mode_random_init_tiny_images():
 
 
 @pytest.mark.parametrize("name,lam,epochs", [("agch_wiki", 5.0, 150), ("agch_mirflickr25k", 10.0, 40),
-                                             ("agch_nuswide", 5.0, 80)])
+                                             ("agch_nuswide", 5.0, 80), ("agch_mscoco", 10.0, 40)])
 def test_paper_configs(name, lam, epochs):
     cfg = load_config(CONFIGS / f"{name}.yaml")
     p = cfg.method_params()
@@ -142,6 +142,53 @@ def test_paper_configs(name, lam, epochs):
         assert (p.alpha, p.beta, p.gamma_v, p.gamma_t) == (0.4, 0.3, 1.0, 0.8)
     else:
         assert (p.alpha, p.beta, p.gamma_v, p.gamma_t) == (1.0, 1.0, 2.0, 0.3)
+        # the feature-mode choices (docs/methods/agch.md, 'Feature mode at benchmark shapes'), nothing else changed
+        assert (p.standardize_inputs, p.lr_image, p.renormalize_similarity, p.neutral_point, p.neutral_quantile,
+                p.lr_gcn) == ("both", 0.01, True, "quantile", 0.8, 0.1)
+        assert p.lr_gcn * p.delta == pytest.approx(AGCHParams().lr_gcn)  # the GCN steps L2 at the paper's 1e-3
+        assert (p.reduction, p.fusion_input, p.gcn_self_loops, p.distance_form) == ("pairs", "hidden", False, "norm")
+
+
+def _pair_features(n=40, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return {"image": torch.rand(n, 12, generator=g) ** 3, "text": (torch.rand(n, 5, generator=g) > 0.6).float()}
+
+
+def test_quantile_neutral_point_is_fitted_on_training_pairs_and_shifts_the_target():
+    inputs = {k: v.numpy() for k, v in _pair_features().items()}
+    params = AGCHParams(hidden=16, gcn_dims=[8], batch_size=8, renormalize_similarity=True, neutral_point="quantile",
+                        neutral_quantile=0.7)
+    m = AGCH(params, 8, _info())
+    assert "similarity_neutral" in m.state_dict()  # restored from a checkpoint with the model
+    s0 = m.fit_neutral_point(inputs, batches=5, seed=3)
+    # independent reference: the same 5 batches (numpy's default_rng(3)), C ⊙ D re-typed from Eqs. 8-11 with Z̃
+    # re-normalised, every off-diagonal pair pooled, then numpy's linear-interpolation quantile
+    import numpy as np
+
+    rng, pooled = np.random.default_rng(3), []
+    for _ in range(5):
+        rows = np.sort(rng.choice(40, 8, replace=False))
+        xv = inputs["image"][rows].astype(np.float64)
+        xt = inputs["text"][rows].astype(np.float64)
+        z = np.hstack([2.0 * xv / np.linalg.norm(xv, axis=1, keepdims=True),
+                       0.3 * xt / np.maximum(np.linalg.norm(xt, axis=1, keepdims=True), 1e-12)])
+        z /= np.linalg.norm(z, axis=1, keepdims=True)
+        c = z @ z.T
+        d = np.exp(-np.sqrt(((z[:, None] - z[None]) ** 2).sum(-1)) / 4.0)
+        pooled.append((c * d)[~np.eye(8, dtype=bool)])
+    assert s0 == pytest.approx(float(np.quantile(np.concatenate(pooled), 0.7)), abs=1e-5)
+    assert (np.concatenate(pooled) < s0).mean() == pytest.approx(0.7, abs=0.02)
+    # the target is 2 (C ⊙ D − s₀): the paper's 2S − 1 shifted by 1 − 2 s₀
+    m.similarity_neutral.fill_(s0)
+    batch = {k: torch.as_tensor(v[:8]) for k, v in inputs.items()}
+    s, parts = m.similarity(batch, return_parts=True)
+    assert torch.allclose(s, 2 * (parts["S_raw"] - s0), atol=1e-6)
+    paper = AGCH(params.model_copy(update={"neutral_point": "paper"}), 8, _info())
+    assert "similarity_neutral" not in paper.state_dict()  # the paper's setting keeps its state_dict keys
+    assert torch.allclose(paper.similarity(batch), 2 * parts["S_raw"] - 1, atol=1e-6)
+    with pytest.raises(ValueError, match="feature-mode"):
+        AGCH(AGCHParams(input_mode="alexnet", neutral_point="quantile", hidden=16, gcn_dims=[8]), 8,
+             _info(image_shape=(3, 8, 8)))
 
 
 def test_demo_config_is_the_paper_wiki_setting_but_smaller_and_validation_chosen():

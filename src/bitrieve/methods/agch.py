@@ -55,6 +55,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import numpy as np
 import torch
 from pydantic import Field
 
@@ -103,6 +104,13 @@ class AGCHParams(Params):
                                   "image Euclidean similarity)")
     ablation_mix: float = Field(0.5, ge=0.0, le=1.0, description="γ of AGCH-3 (S = γ C + (1 − γ) D); the paper does not "
                                                                  "give its value")
+    neutral_point: Literal["paper", "quantile"] = Field(
+        "paper", description="where 2S - 1 puts a pair at 0: paper = at C ⊙ D = 0.5 (Sec. III-C); quantile = at the "
+                             "neutral_quantile of the off-diagonal C ⊙ D of training batches (feature mode, fitted "
+                             "once in prepare, labels never used; not in the paper: the level of C ⊙ D follows the "
+                             "input features' cosine level, docs/methods/agch.md 'Feature mode')")
+    neutral_quantile: float = Field(0.8, gt=0.0, lt=1.0, description="with neutral_point: quantile, the fraction of "
+                                                                      "training pairs given a negative target")
     adjacency: Literal["raw", "rescaled"] = Field(
         "raw", description="GCN graph from C ⊙ D before 2S − 1 (raw, non-negative for non-negative features) or "
                            "after (rescaled; degrees then from |A|)")
@@ -154,6 +162,12 @@ class AGCH(HashMethod):
         # input standardisation statistics (feature mode), filled by prepare(); width 0 = not standardised
         register_standardization(self, {m: info.feature_dims[m] if self._standardized(m) else 0
                                         for m in self.modalities})
+        if p.neutral_point == "quantile":
+            if p.input_mode != "features":
+                raise ValueError("AGCH: neutral_point 'quantile' is a feature-mode setting (input_mode: features)")
+            # the C ⊙ D value that 2S - 1 maps to 0, fitted by prepare (a buffer only here: the paper's setting keeps
+            # its state_dict keys)
+            self.register_buffer("similarity_neutral", torch.tensor(0.5))
         hv, ht = self.image_encoder.hidden_features, self.text_encoder.hidden_features
         if p.use_fusion:
             widths = (bits, bits) if p.fusion_input == "codes" else (hv, ht)
@@ -176,6 +190,25 @@ class AGCH(HashMethod):
         """Training-set mean / std of the standardised modalities' features (feature mode; summed in float64)."""
         fit_standardization(self, train.inputs, [m for m in self.modalities if self._standardized(m)],
                             accumulate=torch.float64)
+        if self.params.neutral_point == "quantile":
+            self.similarity_neutral.fill_(self.fit_neutral_point(train.inputs))
+
+    def fit_neutral_point(self, inputs, batches: int = 64, seed: int = 0) -> float:
+        """The ``neutral_quantile`` of the off-diagonal C ⊙ D over ``batches`` random training batches (fixed seed,
+        so a reload reproduces it; labels are never read). With it, 2(C ⊙ D − s₀) replaces 2 C ⊙ D − 1: the same
+        target shifted so that a fixed share of training pairs is positive, whatever the features' cosine level."""
+        p = self.params
+        n = len(inputs["image"])
+        m = min(p.batch_size, n)
+        rng = np.random.default_rng(seed)
+        values = []
+        for _ in range(batches):
+            rows = np.sort(rng.choice(n, m, replace=False))
+            batch = {k: torch.as_tensor(np.asarray(inputs[k][rows])) for k in ("image", "text")}
+            _, parts = self.similarity(batch, return_parts=True, shifted=False)
+            off = ~torch.eye(m, dtype=torch.bool)
+            values.append(parts["S_raw"][off].double())
+        return float(torch.quantile(torch.cat(values), p.neutral_quantile))
 
     def _encoder_input(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         if modality == "image" and self.params.input_mode == "alexnet":
@@ -209,8 +242,9 @@ class AGCH(HashMethod):
             return (x.float() / 255.0 - mean) / std
         return x.float()
 
-    def similarity(self, batch: Batch, return_parts: bool = False):
-        """The batch target S (and, with ``return_parts``, C, D and C ⊙ D) from the frozen inputs."""
+    def similarity(self, batch: Batch, return_parts: bool = False, shifted: bool = True):
+        """The batch target S (and, with ``return_parts``, C, D and C ⊙ D) from the frozen inputs; ``shifted``:
+        2(C ⊙ D − s₀) with the fitted neutral point s₀ (neutral_point: quantile; s₀ = 0.5 is the paper's 2S − 1)."""
         p = self.params
         with torch.no_grad():
             if self.image_reference is not None:
@@ -218,10 +252,12 @@ class AGCH(HashMethod):
             else:
                 xv = batch["image"].reshape(batch["image"].shape[0], -1).float()
             xt = batch["text"].reshape(batch["text"].shape[0], -1).float()
-            return aggregated_similarity(xv, xt, p.gamma_v, p.gamma_t, p.rho, gamma_mode=p.gamma_mode,
-                                         renormalize=p.renormalize_similarity, metric=p.similarity_metric,
-                                         distance_form=p.distance_form, mix=p.ablation_mix,
-                                         return_parts=return_parts)
+            s, parts = aggregated_similarity(xv, xt, p.gamma_v, p.gamma_t, p.rho, gamma_mode=p.gamma_mode,
+                                             renormalize=p.renormalize_similarity, metric=p.similarity_metric,
+                                             distance_form=p.distance_form, mix=p.ablation_mix, return_parts=True)
+            if shifted and p.neutral_point == "quantile":
+                s = s + (1.0 - 2.0 * self.similarity_neutral)  # 2(S_raw − s₀) = (2 S_raw − 1) + (1 − 2 s₀)
+            return (s, parts) if return_parts else s
 
     def forward_codes(self, batch: Batch, s_parts: dict | None = None) -> dict[str, torch.Tensor]:
         """Every branch's continuous codes on a batch: v, t (encoders), h (fusion), gv, gt (GCNs)."""
