@@ -387,6 +387,8 @@ def build_proxy(ps: ProxySource, split_seed: int = 0, dest: str | Path | None = 
 
 def _record_measured(data) -> None:
     """What the generator produced, measured on the retrieval split (every non-query row), into the card."""
+    # a wall-clock time would make two builds with the same seeds differ in card.json (and in the card's sha256)
+    data.card.pop("conversion_seconds", None)
     sp = data.splits["retrieval"]
     x = sp.inputs["image"]
     sample = x[:1000] / np.linalg.norm(x[:1000], axis=1, keepdims=True)
