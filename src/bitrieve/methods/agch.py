@@ -205,7 +205,7 @@ class AGCH(HashMethod):
         for _ in range(batches):
             rows = np.sort(rng.choice(n, m, replace=False))
             batch = {k: torch.as_tensor(np.asarray(inputs[k][rows])) for k in ("image", "text")}
-            _, parts = self.similarity(batch, return_parts=True, shifted=False)
+            _, parts = self.similarity(batch, return_parts=True)  # C ⊙ D (S_raw) is never shifted
             off = ~torch.eye(m, dtype=torch.bool)
             values.append(parts["S_raw"][off].double())
         return float(torch.quantile(torch.cat(values), p.neutral_quantile))
@@ -242,9 +242,9 @@ class AGCH(HashMethod):
             return (x.float() / 255.0 - mean) / std
         return x.float()
 
-    def similarity(self, batch: Batch, return_parts: bool = False, shifted: bool = True):
-        """The batch target S (and, with ``return_parts``, C, D and C ⊙ D) from the frozen inputs; ``shifted``:
-        2(C ⊙ D − s₀) with the fitted neutral point s₀ (neutral_point: quantile; s₀ = 0.5 is the paper's 2S − 1)."""
+    def similarity(self, batch: Batch, return_parts: bool = False):
+        """The batch target S (and, with ``return_parts``, C, D and C ⊙ D) from the frozen inputs; with
+        neutral_point: quantile, S = 2(C ⊙ D − s₀) with the fitted s₀ (s₀ = 0.5 is the paper's 2S − 1)."""
         p = self.params
         with torch.no_grad():
             if self.image_reference is not None:
@@ -255,7 +255,7 @@ class AGCH(HashMethod):
             s, parts = aggregated_similarity(xv, xt, p.gamma_v, p.gamma_t, p.rho, gamma_mode=p.gamma_mode,
                                              renormalize=p.renormalize_similarity, metric=p.similarity_metric,
                                              distance_form=p.distance_form, mix=p.ablation_mix, return_parts=True)
-            if shifted and p.neutral_point == "quantile":
+            if p.neutral_point == "quantile":
                 s = s + (1.0 - 2.0 * self.similarity_neutral)  # 2(S_raw − s₀) = (2 S_raw − 1) + (1 − 2 s₀)
             return (s, parts) if return_parts else s
 
