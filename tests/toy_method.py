@@ -6,7 +6,7 @@ tests/conftest.py imports it and names it in ``BITRIEVE_METHOD_MODULES`` (with t
 Not a published method. h_m = tanh(W_m · normalize(x_m)); the loss makes the scaled code inner products of the
 (global) batch match the cosine similarity of the concatenated normalised features, centred over the batch (an unsupervised, DJSRH-like
 similarity-preservation target, both within and across modalities) plus a quantization term mean((|h| - 1)^2).
-It uses :func:`bitrieve.engine.distributed.gather_batch`, so it also exercises the multi-process path.
+Its heads go through :func:`bitrieve.parallel.rowwise`, so it also exercises the multi-process path.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bitrieve.engine.distributed import gather_batch
 from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
+from bitrieve.parallel import rowwise
 
 
 class ToyLinearParams(Params):
@@ -61,10 +61,11 @@ class ToyLinear(HashMethod):
         if self.params.sleep_per_batch:
             time.sleep(self.params.sleep_per_batch)
         feats = [F.normalize(batch[m].reshape(batch[m].shape[0], -1).float(), dim=1) for m in self.modalities]
-        joint = gather_batch(torch.cat(feats, dim=1))
+        joint = torch.cat(feats, dim=1)
         joint = F.normalize(joint - joint.mean(0, keepdim=True), dim=1)  # centred: similarities in [-1, 1]
         target = joint @ joint.T
-        h = {m: gather_batch(self.encode(m, batch[m])) for m in self.modalities}
+        h = {m: rowwise(lambda rows, m=m: self.encode(m, rows), batch[m], modules=[self.heads[m]])
+             for m in self.modalities}
         hi, ht = h["image"], h["text"]
         sim = F.mse_loss(hi @ ht.T / self.bits, target) + F.mse_loss(hi @ hi.T / self.bits, target) \
             + F.mse_loss(ht @ ht.T / self.bits, target)

@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     debug = debug_requested(bool(getattr(args, "debug", False)))
+    if not debug and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "torch" not in sys.modules:
+        # torch's C++ store logs each failed connection attempt with a backtrace; the fault is reported in one
+        # line instead (engine/distributed.py). Set before torch loads; --debug or an explicit setting keeps them.
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
     try:
         from bitrieve import threads
 

@@ -183,6 +183,7 @@ class Environment(_Block):
     argv: list[str]
     torch_threads: int
     world_size: int | None = None
+    per_rank_batch: dict[str, int] | None = None  # torchrun: rows of a global batch one rank's networks compute
     cuda: str | None = None
     gpu: str | None = None
 

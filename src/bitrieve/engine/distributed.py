@@ -1,26 +1,47 @@
-"""Multi-process training (``torchrun --nproc_per_node=N -m bitrieve train CONFIG``).
+"""Multi-process training (``torchrun --nproc_per_node=N -m bitrieve train CONFIG``): the same training as one process.
 
 What changes against one process:
 - the process group is initialised from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
   ``MASTER_ADDR``/``MASTER_PORT``); backend NCCL on CUDA, gloo on CPU; each rank uses ``cuda:LOCAL_RANK`` when on CUDA;
-- every rank draws the SAME global batch order (same seeded generator) and takes its own shard of every global batch
-  (rows ``rank::world_size``), so the global batch is ``Stage.batch_size`` whatever the number of processes;
-- after ``backward`` the gradients are averaged over ranks with one all-reduce over a flat buffer. This is what
-  ``DistributedDataParallel`` does; the DDP module wrapper itself cannot be used because a ``Stage.loss`` closure calls
-  the method's sub-modules directly rather than through one ``forward``;
-- losses with batch-wide similarity (AGCH, DJSRH, contrastive ...) call :func:`gather_batch` to see the global batch;
-  its backward sums the gradients from every rank, so with the gradient averaging above the update equals the
-  single-process update on the same global batch (up to float summation order);
-- only rank 0 writes the run directory, logs, evaluates and checkpoints; the others wait at a barrier.
+- every rank draws the SAME global batch order (same seeded generator) and receives the WHOLE global batch; the
+  stage loss is computed on it on every rank, so it is the one-process loss (batch-wide targets, per-item random
+  draws from the same seeded generator). The per-row networks are split across ranks by the method through
+  :func:`bitrieve.parallel.rowwise` (each rank one contiguous shard, outputs all-gathered with gradient); that module
+  explains why the gradients are the one-process gradients;
+- after ``backward`` the gradients are averaged over ranks with one all-reduce over a flat buffer (what
+  ``DistributedDataParallel`` does; its module wrapper cannot be used because a ``Stage.loss`` closure calls the
+  method's sub-modules directly rather than through one ``forward``);
+- only rank 0 writes the run directory, logs, evaluates and checkpoints; the others wait for it
+  (:func:`wait_for_main`, which fails when rank 0 stops responding instead of hanging).
+
+Faults end every process within ``BITRIEVE_DIST_TIMEOUT`` seconds (default 60) with one line naming the cause: a
+world size larger than the ranks started, an unreachable master, a rank that dies. Collectives (gradient all-reduce,
+all-gather) use the same timeout; rank 0's solitary work (evaluation, checkpoints) is waited for with a heartbeat,
+not a timeout, so a long evaluation is not a fault.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from bitrieve.errors import BitrieveError
+
+TIMEOUT_ENV = "BITRIEVE_DIST_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0  # seconds
+_HEARTBEAT = "bitrieve/rank0-heartbeat"
+_meetings = 0
+
+
+class DistributedError(BitrieveError):
+    """A multi-process fault (start-up, a lost rank, a timeout), reported in one line."""
 
 
 @dataclass(frozen=True)
@@ -38,15 +59,68 @@ class DistInfo:
         return self.rank == 0
 
 
+def timeout_seconds() -> float:
+    """``BITRIEVE_DIST_TIMEOUT`` (seconds, > 0), default 60."""
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise DistributedError(f"{TIMEOUT_ENV}={raw!r}: expected a number of seconds > 0")
+    return value
+
+
+def _env_int(name: str) -> int:
+    raw = os.environ.get(name)
+    try:
+        return int(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise DistributedError(f"multi-process start: environment variable {name}={raw!r}, expected an integer "
+                               "(launch with torchrun, which sets RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__
+
+
 def init_from_env(device_type: str = "cpu") -> DistInfo:
-    """Initialise the process group when launched by torchrun (WORLD_SIZE > 1); a no-op otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    """Initialise the process group when launched by torchrun (WORLD_SIZE > 1); a no-op otherwise.
+
+    The rendezvous waits at most ``BITRIEVE_DIST_TIMEOUT`` seconds for every rank and for the master; past it every
+    process ends with a :class:`DistributedError` naming what was missing.
+    """
+    world = _env_int("WORLD_SIZE") if "WORLD_SIZE" in os.environ else 1
     if world <= 1:
         return DistInfo()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    return DistInfo(rank, world, local)
+    rank = _env_int("RANK")
+    local = _env_int("LOCAL_RANK") if "LOCAL_RANK" in os.environ else 0
+    if not 0 <= rank < world:
+        raise DistributedError(f"multi-process start: RANK={rank} is outside WORLD_SIZE={world}")
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if not os.environ.get(name):
+            raise DistributedError(f"multi-process start: WORLD_SIZE={world} but {name} is not set (launch with "
+                                   "torchrun)")
+    if dist.is_initialized():
+        return current()
+    timeout = timeout_seconds()
+    where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+    try:
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo",
+                                timeout=timedelta(seconds=timeout))
+    except Exception as e:  # noqa: BLE001 - every start-up failure becomes one line
+        what = ("the other ranks did not all join" if rank == 0 else "the master could not be reached or did not "
+                "answer")
+        raise DistributedError(f"multi-process start (rank {rank} of WORLD_SIZE={world}, master {where}): {what} "
+                               f"within {timeout:g} s ({TIMEOUT_ENV}); check WORLD_SIZE against the processes "
+                               f"started and the master's address [{_first_line(e)}]") from None
+    info = DistInfo(rank, world, local)
+    if info.is_main:
+        _start_heartbeat()
+    return info
 
 
 def current() -> DistInfo:
@@ -55,25 +129,75 @@ def current() -> DistInfo:
     return DistInfo()
 
 
-def shard_rows(rows: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """This rank's part of one global batch (rows ``rank::world_size``)."""
-    return rows[info.rank::info.world_size] if info.enabled else rows
+def _store():
+    return dist.distributed_c10d._get_default_store()
 
 
-def gather_batch(t: torch.Tensor) -> torch.Tensor:
-    """All-gather ``t`` (local batch, ...) into the global batch in rank order, keeping the gradient.
+def _start_heartbeat(period: float = 1.0) -> None:
+    """Rank 0 writes an increasing counter into the rendezvous store every ``period`` s while it lives."""
+    store = _store()
+    store.set(_HEARTBEAT, "0")
 
-    Single process: returns ``t`` unchanged. Under DDP the backward pass sums the incoming gradients over ranks and
-    hands each rank its own slice (``torch.distributed.nn.functional.all_gather``), which together with the engine's
-    gradient averaging reproduces the single-process gradient. Note the global order is rank-major (rank 0's rows
-    first), not the order of the global batch; a method that pairs rows must gather ``batch["index"]`` the same way.
-    Shards must have equal sizes (use ``drop_last`` or a global batch divisible by the world size).
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return t
-    from torch.distributed.nn.functional import all_gather
+    def beat() -> None:
+        n = 0
+        while dist.is_initialized():
+            n += 1
+            try:
+                store.set(_HEARTBEAT, str(n))
+            except Exception:  # noqa: BLE001 - the store is gone: the process group is ending
+                return
+            time.sleep(period)
 
-    return torch.cat(all_gather(t.contiguous()), dim=0)
+    threading.Thread(target=beat, name="bitrieve-heartbeat", daemon=True).start()
+
+
+def wait_for_main(info: DistInfo, tag: str) -> None:
+    """Every rank meets here; the others wait for rank 0's solitary work (evaluation, checkpoint) for as long as its
+    heartbeat goes on, and fail in one line when it stops for ``BITRIEVE_DIST_TIMEOUT`` seconds."""
+    if not info.enabled:
+        return
+    global _meetings
+    _meetings += 1  # every rank meets in the same order, so the n-th meeting has the same key on every rank
+    timeout = timeout_seconds()
+    key = f"bitrieve/reached/{_meetings}"
+    try:
+        store = _store()
+        if info.is_main:
+            store.set(key, "1")
+        else:
+            last, since = None, time.time()
+            while not store.check([key]):
+                beat = store.get(_HEARTBEAT)
+                if beat != last:
+                    last, since = beat, time.time()
+                elif time.time() - since > timeout:
+                    raise DistributedError(f"rank {info.rank}: rank 0 stopped responding (no heartbeat for "
+                                           f"{timeout:g} s, {TIMEOUT_ENV}) before '{tag}'")
+                time.sleep(0.05)
+        dist.barrier()
+    except DistributedError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise DistributedError(f"rank {info.rank}: lost the other processes at '{tag}' [{_first_line(e)}]") from None
+
+
+@contextlib.contextmanager
+def faults_as_one_line(info: DistInfo):
+    """Turn a failed collective (a rank that died, a timeout) into one :class:`DistributedError` line."""
+    if not info.enabled:
+        yield
+        return
+    try:
+        yield
+    except BitrieveError:
+        raise
+    except (RuntimeError, dist.DistError) as e:
+        text = str(e)
+        if not any(w in text.lower() for w in ("gloo", "nccl", "connection", "timed out", "timeout", "peer",
+                                               "socket", "store", "broken pipe")):
+            raise
+        raise DistributedError(f"rank {info.rank}: another process was lost or a collective timed out after "
+                               f"{timeout_seconds():g} s ({TIMEOUT_ENV}) [{_first_line(e)}]") from None
 
 
 def average_gradients(params: list[torch.nn.Parameter], info: DistInfo) -> None:
@@ -92,9 +216,9 @@ def average_gradients(params: list[torch.nn.Parameter], info: DistInfo) -> None:
         offset += n
 
 
-def barrier(info: DistInfo) -> None:
-    if info.enabled:
-        dist.barrier()
+def barrier(info: DistInfo, tag: str = "barrier") -> None:
+    """All ranks meet; rank 0 may arrive late (see :func:`wait_for_main`)."""
+    wait_for_main(info, tag)
 
 
 def shutdown(info: DistInfo) -> None:

@@ -16,6 +16,7 @@ import torch
 
 from bitrieve.engine import distributed as ddp
 from bitrieve.methods.base import Stage
+from bitrieve.parallel import split_rows
 
 
 def _checked_loss(out: Any, stage: Stage, where: str) -> torch.Tensor:
@@ -32,7 +33,7 @@ def _checked_loss(out: Any, stage: Stage, where: str) -> torch.Tensor:
 def _one_update(loss_fn: Callable, batch: dict[str, torch.Tensor], stage: Stage, groups: tuple[str, ...] | None,
                 opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], scaler, autocast,
                 info: ddp.DistInfo, where: str) -> dict[str, torch.Tensor]:
-    with autocast():
+    with autocast(), split_rows():  # per-row networks split across ranks under torchrun (bitrieve/parallel.py)
         out = loss_fn(batch)
     loss = _checked_loss(out, stage, where)
     opt.zero_grad(set_to_none=True)

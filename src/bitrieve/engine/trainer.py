@@ -197,7 +197,7 @@ def run_epoch(method: HashMethod, stage: Stage, si: int, epoch: int, loss_fn, op
     for b, rows in enumerate(bar):
         if stage.schedule_unit == "iter":
             set_lrs(opt, bases, stage, epoch * len(batches) + b)
-        batch = inputs.batch(ddp.shard_rows(rows, info))
+        batch = inputs.batch(rows)  # every rank the whole global batch (engine/distributed.py)
         out = update_batch(stage, loss_fn, batch, opt, params, scaler, autocast, info,  # engine/steps.py
                            f"epoch {epoch + 1} batch {b + 1}")
         loss = out["loss"]
@@ -208,11 +208,6 @@ def run_epoch(method: HashMethod, stage: Stage, si: int, epoch: int, loss_fn, op
             bar.set_postfix(loss=f"{loss.item():.4g}")
     bar.close()
     nb = max(len(batches), 1)
-    if info.enabled and sums:  # every rank logs the mean over ranks (equal for losses on gathered batches)
-        keys = sorted(sums)
-        stacked = torch.stack([sums[k] for k in keys])
-        torch.distributed.all_reduce(stacked)
-        sums = dict(zip(keys, stacked / info.world_size))
     means = {k: float(v) / nb for k, v in sums.items()}
     for g in opt.param_groups:
         means[f"lr/{g['name']}"] = float(g["lr"])
@@ -381,7 +376,7 @@ def _prepare_run_dir(run_dir: Path, sha: str, resume: bool, overwrite: bool, inf
             for name in (CHECKPOINT, STATE, RECORD_FILE, "summary.txt"):
                 (run_dir / name).unlink(missing_ok=True)
             shutil.rmtree(run_dir / "events", ignore_errors=True)
-    ddp.barrier(info)
+    ddp.barrier(info, "run directory ready")
     ckpt = load_checkpoint(run_dir) if resume else None
     if ckpt is not None and ckpt[2].get("config_sha256") != sha:
         raise ConfigError(f"{run_dir}: holds a checkpoint of a different config (config_sha256 "
@@ -412,8 +407,6 @@ def _open_run(cfg: RunConfig, run_dir: Path, sha: str, device: torch.device, inf
 def _build(run: _Run, ckpt) -> None:
     """Write the run files, build and prepare the method on the device, and restore the checkpoint's state."""
     cfg, data = run.cfg, run.data
-    if run.info.is_main:
-        write_run_files(run.run_dir, dump_config(cfg), data.card, run.env)
     method = run.method = build_method(cfg, data)
     split_extra_evaluations(method, cfg.eval.extra_evaluations)  # an unknown name fails before training
     run.say(f"{cfg.method}: preparing on the {len(data['train']):,} training items (statistics, graphs, closed-form "
@@ -423,6 +416,10 @@ def _build(run: _Run, ckpt) -> None:
     if cfg.channels_last:  # the methods' pixel pipelines follow their first convolution's layout
         method.to(memory_format=torch.channels_last)
     run.stages = method.stages()
+    if run.info.enabled:  # rows of each global batch that one rank's per-row networks compute (parallel.rowwise)
+        run.env["per_rank_batch"] = {st.name: -(-st.batch_size // run.info.world_size) for st in run.stages}
+    if run.info.is_main:
+        write_run_files(run.run_dir, dump_config(cfg), data.card, run.env)
     run.autocast = autocast_factory(run.device, cfg.amp)
     run.state = {"config_sha256": run.sha, "stage": 0, "epoch": 0, "history": [], "wall_seconds": 0.0}
     run.movement = ParameterMovement(method)  # the seeded initial weights (rebuilt identically on resume)
@@ -482,7 +479,7 @@ def _train_stages(run: _Run, deadline: float | None) -> None:
             late = deadline is not None and time.time() > deadline and not (last and si == len(stages) - 1)
             if last or late or (epoch + 1) % cfg.checkpoint_every == 0:
                 run.checkpoint(si, epoch + 1, opt, scaler)
-            ddp.barrier(info)
+            ddp.barrier(info, f"{stage.name} epoch {epoch + 1} saved")
             if late:
                 raise WallTimeExceeded(f"{run.run_dir}: wall-time limit reached after {stage.name} epoch "
                                        f"{epoch + 1}/{stage.epochs}; checkpoint saved (running again resumes)")
@@ -571,14 +568,15 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
     ckpt = _prepare_run_dir(run_dir, sha, resume and not overwrite, overwrite, info)
     run = _open_run(cfg, run_dir, sha, device, info, progress, t0)
     try:
-        _build(run, ckpt)
-        _train_stages(run, deadline)
+        with ddp.faults_as_one_line(info):
+            _build(run, ckpt)
+            _train_stages(run, deadline)
         record = None
         if info.is_main:
             kept = _select_kept_model(run)
             ev, tested = _evaluate_kept(run)
             record = _write_record(run, ev, tested, kept)
-        ddp.barrier(info)
+        ddp.barrier(info, "run record written")
         return record.to_json_dict() if record is not None else {}
     finally:
         run.tracker.close()

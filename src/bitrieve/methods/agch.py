@@ -62,6 +62,7 @@ from pydantic import Field
 from bitrieve.losses.reconstruction import code_alignment, similarity_reconstruction
 from bitrieve.methods import register_method
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
+from bitrieve.parallel import rowwise
 from bitrieve.parts.backbones import IMAGENET_MEAN, IMAGENET_STD
 from bitrieve.parts.encoders import AlexNetHashEncoder, FrozenAlexNetFC7, MLPHashEncoder
 from bitrieve.parts.fusion import ConcatFCFusion
@@ -137,6 +138,10 @@ class AGCHParams(Params):
     lr_fusion: float = 1e-2
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    weight_decay_gcn: float | None = Field(
+        None, ge=0, description="the GCN group's weight decay (None: weight_decay). Feature-mode configs that set "
+        "lr_gcn = 1e-3 / δ set it to weight_decay · δ, so the decay step lr · wd stays the paper's 1e-3 · 5e-4 "
+        "(docs/methods/agch.md, 'The GCN')")
 
 
 @register_method("agch")
@@ -224,6 +229,8 @@ class AGCH(HashMethod):
         }
         if self.gcn_image is not None:
             groups["gcn"] = {"params": [*self.gcn_image.parameters(), *self.gcn_text.parameters()], "lr": p.lr_gcn}
+            if p.weight_decay_gcn is not None:
+                groups["gcn"]["weight_decay"] = p.weight_decay_gcn
         if self.fusion is not None:
             groups["fusion"] = {"params": list(self.fusion.parameters()), "lr": p.lr_fusion}
         return groups
@@ -248,7 +255,7 @@ class AGCH(HashMethod):
         p = self.params
         with torch.no_grad():
             if self.image_reference is not None:
-                xv = self.image_reference(self._images(batch["image"]))
+                xv = rowwise(self.image_reference, self._images(batch["image"]), modules=[self.image_reference])
             else:
                 xv = batch["image"].reshape(batch["image"].shape[0], -1).float()
             xt = batch["text"].reshape(batch["text"].shape[0], -1).float()
@@ -262,11 +269,15 @@ class AGCH(HashMethod):
     def forward_codes(self, batch: Batch, s_parts: dict | None = None) -> dict[str, torch.Tensor]:
         """Every branch's continuous codes on a batch: v, t (encoders), h (fusion), gv, gt (GCNs)."""
         p = self.params
-        fv, bv = self.image_encoder(self._encoder_input("image", batch["image"]))
-        ft, bt = self.text_encoder(self._encoder_input("text", batch["text"]))
+        # encoders and fusion map rows to rows: split across ranks under torchrun (bitrieve/parallel.py); the GCNs
+        # mix the batch through the adjacency and run on the whole batch
+        fv, bv = rowwise(self.image_encoder, self._encoder_input("image", batch["image"]),
+                         modules=[self.image_encoder])
+        ft, bt = rowwise(self.text_encoder, self._encoder_input("text", batch["text"]), modules=[self.text_encoder])
         out = {"v": bv, "t": bt}
         if self.fusion is not None:
-            out["h"] = self.fusion(bv, bt) if p.fusion_input == "codes" else self.fusion(fv, ft)
+            out["h"] = rowwise(self.fusion, *((bv, bt) if p.fusion_input == "codes" else (fv, ft)),
+                               modules=[self.fusion])
         if self.gcn_image is not None:
             if s_parts is None:
                 raise ValueError("AGCH.forward_codes: the GCN branches need the similarity parts (s_parts)")

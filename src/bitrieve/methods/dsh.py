@@ -37,6 +37,7 @@ from bitrieve.losses.pairwise import dsh_pair_loss
 from bitrieve.losses.quantization import dsh_abs_regularizer
 from bitrieve.methods import register_method
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
+from bitrieve.parallel import rowwise
 from bitrieve.engine.checkpoint import load_checkpoint
 from bitrieve.errors import BitrieveError
 from bitrieve.parts.backbones import build_backbone, imagenet_pixels, like_first_conv
@@ -143,7 +144,8 @@ class DSH(HashMethod):
         if self.params.mirror and self.params.backbone != "identity" and x.ndim == 4:
             flip = torch.rand(x.shape[0], device=x.device) < 0.5
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        b = self.encode("image", x)
+        # the flips above are drawn for the whole (global) batch; the network is split across ranks (parallel.py)
+        b = rowwise(lambda rows: self.encode("image", rows), x, modules=[self.backbone, self.head])
         with torch.autocast(b.device.type, enabled=False):  # the loss in fp32 under --amp (module docstring)
             b = b.float()
             pair = dsh_pair_loss(b, batch["label"], self.margin, self.params.pair_weight)

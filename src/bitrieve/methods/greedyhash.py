@@ -27,6 +27,7 @@ from torch import nn
 from bitrieve.losses.quantization import greedy_cubic_penalty
 from bitrieve.methods import register_method
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
+from bitrieve.parallel import rowwise
 from bitrieve.errors import BitrieveError
 from bitrieve.parts.backbones import EffNetLite0Tail, build_backbone, imagenet_pixels, like_first_conv, lite_pixels
 from bitrieve.parts.hashing import sign_ste
@@ -112,7 +113,7 @@ class GreedyHash(HashMethod):
         return self.hash_fc(self._features(x))
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        h = self.encode("image", batch["image"])
+        h = rowwise(lambda rows: self.encode("image", rows), batch["image"], modules=[self.backbone, self.hash_fc])
         b = sign_ste(h)
         ce = F.cross_entropy(self.classifier(b), class_targets(batch["label"], self.name))
         penalty = greedy_cubic_penalty(h)

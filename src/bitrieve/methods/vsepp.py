@@ -29,6 +29,7 @@ from torch import nn
 from bitrieve.losses.triplet import vse_hinge_loss
 from bitrieve.methods import register_method
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
+from bitrieve.parallel import rowwise
 from bitrieve.parts.hashing import l2_normalize
 from bitrieve.parts.text import FeatureTextEncoder, GRUTextEncoder
 
@@ -105,8 +106,8 @@ class VSEPP(HashMethod):
         raise ValueError(f"vsepp encodes 'image' or 'text', got '{modality}'")
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        im = self.encode("image", batch["image"])
-        cap = self.encode("text", batch["text"])
+        im = rowwise(lambda rows: self.encode("image", rows), batch["image"], modules=[self.img_fc])
+        cap = rowwise(lambda rows: self.encode("text", rows), batch["text"], modules=[self.txt])
         if im.shape[0] < 2:  # a trailing batch of one pair has no negatives: contribute nothing
             zero = (im.sum() + cap.sum()) * 0.0
             return {"loss": zero, "i2t": zero.detach(), "t2i": zero.detach()}

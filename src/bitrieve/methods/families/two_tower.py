@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from bitrieve.methods.base import DataInfo, HashMethod, Stage
+from bitrieve.parallel import rowwise
 from bitrieve.parts.standardize import fit_standardization, register_standardization, standardize
 from bitrieve.parts.two_tower import MODALITIES, TwoTowerEncoders, sqrt_epoch_alpha
 
@@ -38,8 +39,10 @@ class TwoTowerHashing(HashMethod):
         return sqrt_epoch_alpha(self.steps_done, self.info.num_train // self.params.batch_size)  # drop_last
 
     def codes(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        """B = tanh(α · h) of one modality's (standardised) inputs."""
-        return self.encoders.codes(modality, standardize(self, modality, x), self.alpha())
+        """B = tanh(α · h) of one modality's (standardised) inputs (split across ranks under torchrun)."""
+        alpha = self.alpha()
+        return rowwise(lambda rows: self.encoders.codes(modality, standardize(self, modality, rows), alpha), x,
+                       modules=[self.encoders])
 
     encode = codes
 
