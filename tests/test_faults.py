@@ -936,3 +936,59 @@ def test_run_directory_files_follow_the_umask(tmp_path, umask, file_mode, dir_mo
         for f in d.rglob("*"):
             want = dir_mode if f.is_dir() else file_mode
             assert stat.S_IMODE(f.stat().st_mode) == want, f
+
+
+# --- second round (issue 22): strict types, duplicate keys, metric ranges ---------------------------------------------
+
+@pytest.mark.parametrize("override, key, shown", [
+    ("bits=true", "bits", "expected int"),
+    ("params.epochs=true", "params.epochs", "expected int"),
+    ("params.lr_image=yes", "params.lr_image", "expected float"),
+    ("params.milestones=[true]", "params.milestones", "expected list[int]"),
+    ("eval.ks=[10, false]", "eval.ks", "expected list[int]"),
+    ("seed=false", "seed", "expected int"),
+])
+def test_a_boolean_is_not_a_number(tmp_path, capsys, override, key, shown):
+    # before: pydantic's lax mode read true as 1 and false as 0, silently
+    run = tmp_path / "run"
+    _fails(capsys, ["train", _toy_config(tmp_path / "c.yaml"), "--set", override, "--out", run], f"key '{key}'",
+           "a boolean is not accepted here", shown)
+    assert not run.exists()
+
+
+def test_a_boolean_field_still_takes_a_boolean(tmp_path):
+    from bitrieve.config import load_config
+
+    cfg = load_config(_toy_config(tmp_path / "c.yaml"), ["params.drop_last=true", "eval.map_all=false"])
+    assert cfg.method_params().drop_last is True and cfg.eval.map_all is False
+
+
+def test_a_duplicate_yaml_key_is_refused_naming_both_lines(tmp_path, capsys):
+    # before: PyYAML kept the last value ('method: jdsh' below) without a word
+    config = tmp_path / "dup.yaml"
+    config.write_text("method: toy_linear\nbits: 8\nparams:\n  epochs: 1\n  epochs: 3\n")
+    _fails(capsys, ["train", config, "--out", tmp_path / "run"], str(config), "key 'epochs' is given twice",
+           "lines 4 and 5")
+    config.write_text("method: toy_linear\nbits: 8\nmethod: jdsh\n")
+    _fails(capsys, ["train", config, "--out", tmp_path / "run"], "key 'method' is given twice (lines 1 and 3)")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("key, value, shown", [
+    ("map@all", float("nan"), "is nan: a metric must be finite and in [0, 1]"),
+    ("map@all", 7.5, "is 7.5: a metric must be finite and in [0, 1]"),
+    ("map@50", -0.1, "is -0.1"),
+    ("queries_without_relevant", -2, "is -2"),
+])
+def test_a_results_json_metric_out_of_range_is_refused(toy_run, tmp_path, capsys, key, value, shown):
+    import json
+
+    run = _copy(toy_run, tmp_path / "run")
+    record = json.loads((run / "results.json").read_text())
+    record["metrics"]["i2t"][key] = value
+    (run / "results.json").write_text(json.dumps(record))  # json writes NaN as the bare token NaN
+    assert _cli(["report", run, "--out", tmp_path / "t.md"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("bitrieve report: error: "), err
+    assert "results.json" in err[0] and f"key 'metrics.i2t.{key}' {shown}" in err[0], err
+    assert not (tmp_path / "t.md").exists()

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bitrieve.errors import BitrieveError
+from bitrieve.validation import StrictNumbers
 
 
 class ConfigError(BitrieveError, ValueError):
@@ -46,7 +47,7 @@ def upgrade_config(d: Any) -> Any:
     return d
 
 
-class EvalConfig(BaseModel):
+class EvalConfig(StrictNumbers):
     model_config = ConfigDict(extra="forbid")
 
     every: int = Field(0, ge=0, description="evaluate every N epochs (0: only at the end)")
@@ -72,7 +73,7 @@ class EvalConfig(BaseModel):
         return v
 
 
-class SelectionConfig(BaseModel):
+class SelectionConfig(StrictNumbers):
     """Model selection on a validation split (bitrieve.engine.selection; docs/engine.md "Model selection")."""
 
     model_config = ConfigDict(extra="forbid")
@@ -92,7 +93,7 @@ class SelectionConfig(BaseModel):
                                                   "evaluates the chosen candidate's runs afterwards)")
 
 
-class RunConfig(BaseModel):
+class RunConfig(StrictNumbers):
     model_config = ConfigDict(extra="forbid")
 
     method: str
@@ -204,6 +205,24 @@ def set_override(d: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(value)
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last value silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise DuplicateKeyError(f"key '{key}' is given twice (lines {seen[key]} and {line})")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def load_yaml_mapping(path: str | Path, error: type[Exception] = None) -> dict[str, Any]:
     """A YAML file whose top level is a mapping (empty file -> {}); ``error`` (default ConfigError) names the file
     when it is missing, not YAML, or not a mapping. Every config / spec / stored config.yaml is read through here."""
@@ -212,7 +231,9 @@ def load_yaml_mapping(path: str | Path, error: type[Exception] = None) -> dict[s
     if not path.is_file():
         raise error(f"file not found: {path}")
     try:
-        d = yaml.safe_load(path.read_text()) or {}
+        d = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKeyError as e:
+        raise error(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         raise error(f"{path}: not valid YAML: {e}") from None
     if not isinstance(d, dict):

@@ -16,10 +16,11 @@ migration in `_MIGRATIONS` (stored files are never rewritten).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, model_validator
 
 from bitrieve.atomic import write_bytes_atomic
 from bitrieve.errors import BitrieveError
@@ -188,6 +189,34 @@ class Environment(_Block):
     gpu: str | None = None
 
 
+def metric_range(name: str) -> tuple[float, float] | None:
+    """The values a metric can take: mAP, precision and p@h<=r in [0, 1]; recall r@K in percent [0, 100]; a count
+    ``queries_without_relevant`` >= 0; None (finite only) for a key this reader does not know (e.g. rsum)."""
+    if name.startswith(("map", "p@", "precision")):
+        return (0.0, 1.0)
+    if name.startswith("r@"):
+        return (0.0, 100.0)
+    if name == "queries_without_relevant":
+        return (0.0, math.inf)
+    return None
+
+
+def check_task_metrics(tasks: dict[str, Any], where: str) -> None:
+    """Every number finite and in its :func:`metric_range` (a NaN or 7.5 mAP would print as a result)."""
+    for task, metrics in tasks.items():
+        if not isinstance(metrics, dict):  # e.g. rsum at the task level of a matching evaluation
+            metrics, prefix = {task: metrics}, where
+        else:
+            prefix = f"{where}.{task}"
+        for name, v in metrics.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                continue
+            lo, hi = metric_range(name) or (-math.inf, math.inf)
+            if not math.isfinite(v) or not lo <= v <= hi:
+                raise ValueError(f"key '{prefix}.{name}' is {v!r}: a metric must be finite"
+                                 + (f" and in [{lo:g}, {hi:g}]" if metric_range(name) else ""))
+
+
 class RunRecord(_Block):
     """The record of one finished run (``results.json``)."""
 
@@ -208,6 +237,13 @@ class RunRecord(_Block):
     selection: Selection | None = None
     env: Environment
     wall_seconds: Number
+
+    @model_validator(mode="after")
+    def _metrics_in_range(self) -> "RunRecord":
+        check_task_metrics(self.metrics, "metrics")
+        for name, block in self.extra_evaluations.items():
+            check_task_metrics(block.tasks(), f"protocols.{name}")
+        return self
 
     def to_json_dict(self) -> dict[str, Any]:
         """The JSON object written to results.json (the keys a stored record had, in the model's order). Python
@@ -262,6 +298,8 @@ def _first_problem(e: ValidationError) -> str:
         return f"missing key '{key}'{more}"
     if err["type"] == "extra_forbidden":
         return f"unknown key '{key}'{more}"
+    if err["type"] == "value_error" and not key:  # a check across keys (the record's metric ranges): its own words
+        return str(err["msg"]).removeprefix("Value error, ") + more
     msg = "expected a number" if {x["type"] for x in errs} == {"int_type", "float_type"} else err["msg"]
     return f"key '{key}': {msg}, got {type(err['input']).__name__} {err['input']!r:.60}{more}"
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from bitrieve.validation import StrictNumbers
 
 Batch = dict[str, torch.Tensor]  # keys: modality names ("image", "text"), "index" (rows of train split), "label" if supervised
 
@@ -82,7 +83,7 @@ def _declares_bound(info) -> bool:
     return any(type(m).__name__ in ("Ge", "Gt", "Le", "Lt", "Interval") for m in info.metadata)
 
 
-class Params(BaseModel):
+class Params(StrictNumbers):
     """Base for a method's hyper-parameters. Unknown keys are errors (typos fail before anything runs); numbers must
     be finite and lie in their `BOUNDS` range (the error names the key, the value and the range)."""
 
