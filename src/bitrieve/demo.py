@@ -10,6 +10,8 @@ import argparse
 import time
 from pathlib import Path
 
+from bitrieve.options import int_option
+
 DEMO_CONFIGS = [("CCA-ITQ", "cca_itq_wiki.yaml"), ("AGCH", "agch_wiki_demo.yaml")]
 DEMO_BITS = (16, 32, 64, 128)
 
@@ -25,9 +27,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("demo", help="train CCA-ITQ and AGCH on the embedded Wiki data at 16/32/64/128 bits")
     p.add_argument("--root", default="runs/demo", help="where run directories go (default: runs/demo)")
     p.add_argument("--bits", default=",".join(map(str, DEMO_BITS)), help="comma-separated code lengths")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_option(0), default=0)
     p.add_argument("--methods", default=None, help="comma-separated subset of: " + ",".join(m for m, _ in DEMO_CONFIGS))
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=int_option(1), default=None,
                    help="train the deep method(s) for this many epochs instead of their config's (a quick check; "
                         "the run directories then carry a config-hash suffix, as `train --set` does)")
     p.set_defaults(func=run_demo)

@@ -31,6 +31,11 @@ class WeightsError(BitrieveError, ValueError):
     """A pretrained-weights file that is refused (it would execute code) or cannot be read."""
 
 
+class TooFewItems(BitrieveError, ValueError):
+    """The data is smaller than a method or protocol needs (a split of one item, a batch of one pair, more bits than
+    feature dimensions); the message says what is needed and what there is."""
+
+
 def format_errors() -> tuple[type[BaseException], ...]:
     """Errors of the libraries that read files (a truncated archive, a corrupt pickle or safetensors file...).
     Readers turn them into a `BitrieveError` naming the file; this tuple is the safety net of `cli.main`."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bitrieve.errors import BitrieveError
+from bitrieve.options import positive_float_option
 
 
 class PackError(BitrieveError):
@@ -249,7 +250,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stores", default=None, help="where the pixel stores are (built when missing; default: "
                                                   "stores/, or OUT/stores with --smoke)")
     p.add_argument("--configs", default="configs", help="the configs directory (default: configs)")
-    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--time-limit", type=positive_float_option, default=None, metavar="SECONDS",
                    help="wall-time limit of the pack (default 600; 300 with --smoke); stops after the epoch that "
                         "crosses it, checkpointed: running again resumes")
     p.add_argument("--amp", choices=["off", "bf16"], default=None,

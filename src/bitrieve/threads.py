@@ -118,7 +118,7 @@ def configure(cli_threads: int | None = None) -> int:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see the module docstring
     if "numba" in sys.modules:  # otherwise the package's numba kernels call set_numba_threads when imported
         set_numba_threads(n)
-    if "faiss" in sys.modules:
+    if sys.modules.get("faiss") is not None:  # None: marked absent
         set_faiss_threads(sys.modules["faiss"], n)
     return n
 

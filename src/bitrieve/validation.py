@@ -47,3 +47,4 @@ class StrictNumbers(BaseModel):
             if not _accepts_bool(annotation):
                 raise ValueError(f"a boolean is not accepted here (expected {_describe(annotation)})")
         return v
+

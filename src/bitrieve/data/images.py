@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bitrieve.data.types import DataError
+from bitrieve.optional import require
 from bitrieve.errors import reading
 
 
@@ -52,8 +53,7 @@ class ImageSource:
 
     def load(self, i: int):
         """Image ``i`` as an RGB PIL image."""
-        from PIL import Image
-
+        Image = require("PIL.Image", "reading images")
         if self.arrays is not None:
             a = self.arrays[i]
             return Image.fromarray(a).convert("RGB")

@@ -83,6 +83,17 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) 
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def _write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    """``save_file`` through a temp file and a rename; a failed write (full disk: safetensors says only "Error while
+    serializing: I/O error ...") names the file and says the previous one is intact."""
+    from safetensors import SafetensorError
+
+    try:
+        write_with_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    except SafetensorError as e:
+        raise OSError(f"{path}: could not be written ({e}); the previous file, if any, is unchanged") from None
+
+
 # --- checkpoint ---------------------------------------------------------------------------------------------------
 def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     state: dict[str, Any]) -> None:
@@ -94,7 +105,7 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torc
     full_state = dict(state, optimizer=opt_meta)
     state_json = json.dumps(full_state, default=_json_default)
     meta = {"state": state_json, "format": "bitrieve-checkpoint-1", "sha256": checkpoint_sha256(tensors, state_json)}
-    write_with_atomic(run_dir / CHECKPOINT, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    _write_safetensors(run_dir / CHECKPOINT, tensors, meta)
     atomic_write_json(run_dir / STATE, full_state)
 
 
@@ -138,7 +149,7 @@ def save_model(path: str | Path, model: torch.nn.Module) -> None:
     model of a validation-selected run."""
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": "bitrieve-model-1", "sha256": checkpoint_sha256(tensors, "")}
-    write_with_atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
+    _write_safetensors(Path(path), tensors, meta)
 
 
 def load_model(path: str | Path, model: torch.nn.Module, device: str | torch.device = "cpu") -> None:

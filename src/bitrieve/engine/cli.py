@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from bitrieve.options import int_option
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one method on one dataset (resumes; skips finished runs)",
@@ -14,8 +16,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="run config YAML (see configs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set params.epochs=5 (repeatable; value parsed as YAML)")
-    p.add_argument("--bits", type=int, help="code length (overrides 'bits')")
-    p.add_argument("--seed", type=int, help="training seed (overrides 'seed')")
+    p.add_argument("--bits", type=int_option(1, 1024), help="code length (overrides 'bits')")
+    p.add_argument("--seed", type=int_option(0), help="training seed (overrides 'seed')")
     p.add_argument("--out", help="run directory (default: runs/<method>-<data>/b<bits>-s<seed>; another config file "
                                  "of the method and data adds its name (agch_wiki_demo.yaml: runs/agch-wiki-demo/...),"
                                  " overrides that change the config add their hash: runs/<method>-<data>-<hash>/...)")

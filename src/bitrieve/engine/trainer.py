@@ -35,7 +35,7 @@ from bitrieve.engine.runs import card_sha256, clear_run_dir, environment, finish
 from bitrieve.engine.seeding import INIT, batch_order, derive_seed, seed_epoch, seed_everything
 from bitrieve.engine.steps import update_batch
 from bitrieve.engine.tracking import Tracker
-from bitrieve.errors import BitrieveError
+from bitrieve.errors import BitrieveError, TooFewItems
 from bitrieve.methods.base import DataInfo, HashMethod, Stage
 from bitrieve.record import RECORD_FILE, SCHEMA_VERSION, RunRecord, jsonable, write_record
 
@@ -416,6 +416,11 @@ def _build(run: _Run, ckpt) -> None:
     if cfg.channels_last:  # the methods' pixel pipelines follow their first convolution's layout
         method.to(memory_format=torch.channels_last)
     run.stages = method.stages()
+    for st in run.stages:  # a stage that would take no update on this training split is an error, not a no-op
+        n = len(data["train"]) if st.max_rows is None else min(st.max_rows, len(data["train"]))
+        if n < 1 or (st.drop_last and n < st.batch_size):
+            raise TooFewItems(f"{cfg.method} stage '{st.name}': needs at least {st.batch_size if st.drop_last else 1} "
+                              f"training items (batch {st.batch_size}, last incomplete batch dropped), got {n}")
     if run.info.enabled:  # rows of each global batch that one rank's per-row networks compute (parallel.rowwise)
         run.env["per_rank_batch"] = {st.name: -(-st.batch_size // run.info.world_size) for st in run.stages}
     if run.info.is_main:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bitrieve.errors import TooFewItems
+
 from .hamming import Codes
 from .metrics import TASKS, pack_labels, ranking_summary
 from .map_definitions import check_tie
@@ -42,7 +44,7 @@ def leave_one_out_retrieval(codes: dict, labels, tasks=("i2t", "t2i"), ks=(50,),
         raise ValueError(f"unseen-database: every modality must code the same items, got row counts {sizes}")
     n = next(iter(sizes.values()))
     if n < 2:
-        raise ValueError(f"unseen-database: needs at least 2 items, got {n}")
+        raise TooFewItems(f"unseen-database: needs at least 2 query items (each ranks the others), got {n}")
     lab = np.asarray(labels)
     if lab.shape[0] != n:
         raise ValueError(f"unseen-database: labels have {lab.shape[0]} rows but there are {n} coded items")

@@ -17,6 +17,7 @@ from bitrieve.errors import BinaryIndexError
 from bitrieve.index.faiss_backend import check_bits
 from bitrieve.atomic import RefusedToReplace, check_free_space, check_replaceable, check_writable
 from bitrieve.index.store import is_index_dir, read_manifest
+from bitrieve.options import int_option
 
 QUERY_SPLIT_ORDER = ("query", "retrieval", "train")
 
@@ -32,9 +33,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, help="index directory to write (replaced atomically)")
     b.add_argument("--backend", default="exact", choices=BACKENDS,
                    help="exact (ours, stable ties) | faiss-flat (exact distances) | faiss-ivf | faiss-hnsw (approx.)")
-    b.add_argument("--chunk", type=int, default=8192, help="items encoded per chunk (bounds memory)")
-    b.add_argument("--nlist", type=int, default=None, help="faiss-ivf: number of lists (default ~4*sqrt(N))")
-    b.add_argument("--hnsw-m", type=int, default=32, help="faiss-hnsw: links per node")
+    b.add_argument("--chunk", type=int_option(1), default=8192, help="items encoded per chunk (bounds memory)")
+    b.add_argument("--nlist", type=int_option(1), default=None, help="faiss-ivf: number of lists (default ~4*sqrt(N))")
+    b.add_argument("--hnsw-m", type=int_option(2, 512), default=32, help="faiss-hnsw: links per node")
     b.add_argument("--device", default="cpu", help="device for encoding (cpu, cuda, cuda:N)")
     b.set_defaults(func=_reported(_build))
     a = verbs.add_parser("add", help="append a split's items to an index (encoded by the run that built it)",
@@ -47,7 +48,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--data", default=None, help="'wiki' or a canonical store directory (default: the index's data)")
     a.add_argument("--modality", default=None, choices=["image", "text"],
                    help="modality to encode (default: the index's)")
-    a.add_argument("--chunk", type=int, default=8192, help="items encoded per chunk (bounds memory)")
+    a.add_argument("--chunk", type=int_option(1), default=8192, help="items encoded per chunk (bounds memory)")
     a.add_argument("--device", default="cpu", help="device for encoding (cpu, cuda, cuda:N)")
     a.set_defaults(func=_reported(_add))
     i = verbs.add_parser("info", help="print an index's manifest (and verify its files)")
@@ -65,13 +66,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--data", default=None, help="data for --ids (default: the data the index was built from)")
     s.add_argument("--modality", default=None, choices=["image", "text"],
                    help="query modality (default: the index's modality; the other one for cross-modal search)")
-    s.add_argument("-k", type=int, default=None, help="results per query (default 10)")
-    s.add_argument("--radius", type=int, default=None, metavar="R",
+    s.add_argument("-k", type=int_option(1), default=None, help="results per query (default 10)")
+    s.add_argument("--radius", type=int_option(0), default=None, metavar="R",
                    help="instead of top-k: every item within Hamming distance R (exact, any backend)")
     s.add_argument("--no-labels", action="store_true",
                    help="do not load the data to show each item's labels (or caption)")
-    s.add_argument("--nprobe", type=int, default=None, help="faiss-ivf: lists probed")
-    s.add_argument("--ef-search", type=int, default=None, help="faiss-hnsw: search breadth")
+    s.add_argument("--nprobe", type=int_option(1), default=None, help="faiss-ivf: lists probed")
+    s.add_argument("--ef-search", type=int_option(1), default=None, help="faiss-hnsw: search breadth")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.add_argument("--device", default="cpu", help="device for encoding the queries")
     s.set_defaults(func=_reported(_search))

@@ -23,11 +23,9 @@ FAISS_BACKENDS = ("faiss-flat", "faiss-ivf", "faiss-hnsw")
 
 
 def import_faiss():
-    try:
-        import faiss
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise BinaryIndexError("the FAISS backends need faiss: install the `index` extra "
-                               "(pip install 'bitrieve[index]', i.e. faiss-cpu) or use --backend exact") from e
+    from bitrieve.optional import require
+
+    faiss = require("faiss", "the FAISS backends (or use --backend exact)")
     from bitrieve.threads import set_faiss_threads
 
     set_faiss_threads(faiss)  # the package's one thread count (bitrieve/threads.py), not FAISS's default
@@ -50,6 +48,12 @@ def build_faiss(codes: Codes, backend: str, nlist: int | None = None, hnsw_m: in
     """Build a FAISS binary index of ``backend`` over ``codes`` (positions 0..N-1 are FAISS's labels)."""
     faiss = import_faiss()
     check_bits(codes.bits, backend)
+    # every option is checked before FAISS sees it: FAISS asserts (SIGABRT) or overflows on bad values
+    if backend == "faiss-ivf" and nlist is not None and not 1 <= int(nlist) <= len(codes):
+        raise BinaryIndexError(f"nlist (--nlist) must be in [1, {len(codes)}] (at most the number of items), "
+                               f"got {nlist}")
+    if backend == "faiss-hnsw" and not 2 <= int(hnsw_m) <= 512:
+        raise BinaryIndexError(f"hnsw_m (--hnsw-m) must be in [2, 512], got {hnsw_m}")
     data = codes.to_bytes()
     d = codes.bits
     if backend == "faiss-flat":
@@ -82,6 +86,9 @@ def faiss_search(index, queries: Codes, k: int, nprobe: int | None = None,
                  ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(positions (Q, k') int64, distances (Q, k') int32) with -1 in slots FAISS left empty; k' = min(k, N)."""
     faiss = import_faiss()
+    for name, value in (("k", k), ("nprobe", nprobe), ("ef_search", ef_search)):
+        if value is not None and int(value) < 1:
+            raise BinaryIndexError(f"{name} (--{name.replace('_', '-')}) must be >= 1, got {value}")
     if nprobe is not None and hasattr(index, "nprobe"):
         index.nprobe = int(nprobe)
     if ef_search is not None and isinstance(index, faiss.IndexBinaryHNSW):

@@ -61,6 +61,7 @@ from pydantic import Field
 
 from bitrieve.losses.reconstruction import code_alignment, similarity_reconstruction
 from bitrieve.methods import register_method
+from bitrieve.errors import TooFewItems
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
 from bitrieve.parallel import rowwise
 from bitrieve.parts.backbones import IMAGENET_MEAN, IMAGENET_STD
@@ -324,7 +325,8 @@ class AGCH(HashMethod):
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The Stage loss: L = α L1 + δ L2 + L3 on one mini-batch (Eq. 16; module docstring)."""
         if batch["image"].shape[0] < 2:
-            raise ValueError("AGCH.loss: a batch needs at least 2 pairs (the similarity is between batch items)")
+            raise TooFewItems(f"AGCH: a training batch needs at least 2 pairs (the similarity is between batch "
+                              f"items), got {batch['image'].shape[0]}")
         s, parts = self.similarity(batch, return_parts=True)
         parts = {**parts, "S": s}
         return self.loss_terms(s, self.forward_codes(batch, parts))

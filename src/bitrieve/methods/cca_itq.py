@@ -24,6 +24,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from bitrieve.errors import TooFewItems
 from bitrieve.methods import register_method
 from bitrieve.methods.base import DataInfo, HashMethod, Params
 
@@ -77,6 +78,8 @@ class CCAITQ(HashMethod):
     def prepare(self, train) -> None:
         p = self.params
         n = len(train)
+        if n < 2:  # covariances (and the kernel's centring) of one item are undefined
+            raise TooFewItems(f"CCA-ITQ: the closed-form fit needs at least 2 training items, got {n}")
         seed = p.anchor_seed if p.anchor_seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         rng = np.random.default_rng(seed)
         views = []
@@ -110,7 +113,7 @@ def _cca(x: np.ndarray, y: np.ndarray, k: int, reg: float) -> tuple[np.ndarray, 
     n, dx = x.shape
     dy = y.shape[1]
     if k > dx + dy:
-        raise ValueError(f"CCA: {k} bits requested but the two views have only {dx}+{dy} dimensions; "
+        raise TooFewItems(f"CCA: {k} bits requested but the two views have only {dx}+{dy} dimensions; "
                          "turn on kernel=True or use fewer bits")
     cxx, cyy, cxy = x.T @ x / n, y.T @ y / n, x.T @ y / n
     cxx += reg * np.trace(cxx) / dx * np.eye(dx)

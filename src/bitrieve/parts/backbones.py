@@ -78,11 +78,9 @@ def alexnet_fc7_layers(weights: str | Path | None = None, what: str = "AlexNet w
     """
     from bitrieve.errors import WeightsError
 
-    try:
-        from torchvision.models import alexnet
-    except ImportError as e:  # optional extra
-        raise ImportError("the AlexNet backbone needs torchvision: pip install 'bitrieve[vision]'") from e
-    net = alexnet(weights=None)
+    from bitrieve.optional import require
+
+    net = require("torchvision.models", "the AlexNet backbone").alexnet(weights=None)
     if weights is not None:
         state = load_state_dict_file(weights, what)
         result = net.load_state_dict(state, strict=False)

@@ -42,6 +42,10 @@ def fit_standardization(owner: nn.Module, inputs: Mapping[str, object], modaliti
                         accumulate: torch.dtype = torch.float32) -> None:
     """Fill ``owner``'s buffers of ``modalities`` with the statistics of the training inputs ``inputs[m]``."""
     for m in modalities:
+        if len(inputs[m]) < 2:  # the Bessel-corrected std of one row is undefined (NaN)
+            from bitrieve.errors import TooFewItems
+
+            raise TooFewItems(f"input standardisation ('{m}'): needs at least 2 training items, got {len(inputs[m])}")
         mean, std = feature_statistics(inputs[m], accumulate)
         getattr(owner, f"{m}_mean").copy_(mean)
         getattr(owner, f"{m}_std").copy_(std)

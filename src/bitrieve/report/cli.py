@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bitrieve.atomic import check_writable
 from bitrieve.report.results import ReportError
+from bitrieve.options import int_option
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +54,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", action="store_true",
                    help="one table per dataset/protocol group (what happens anyway when the runs mix protocols and "
                         "--allow-mixed is not given); groups without the metric are skipped, and named on stderr")
-    p.add_argument("--digits", type=int, default=3, help="decimals shown (default 3)")
+    p.add_argument("--digits", type=int_option(0, 15), default=3, help="decimals shown (default 3)")
     p.add_argument("--results-md", default=None, metavar="FILE",
                    help="write the full results page (mAP@all and mAP@50 tables, protocol, figures) to FILE")
     p.add_argument("--figures-dir", default=None, help="figures linked from --results-md (default: FILE's dir/figures)")
@@ -80,9 +81,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--kinds", default="pr,pn,train,examples",
                    help="comma-separated subset of pr,pn,train,examples (default: all)")
-    p.add_argument("--examples-bits", type=int, default=None,
+    p.add_argument("--examples-bits", type=int_option(1, 1024), default=None,
                    help="bit length of the run used for retrieval examples (default: the largest)")
-    p.add_argument("--examples-k", type=int, default=8, help="retrieved items shown per query (default 8)")
+    p.add_argument("--examples-k", type=int_option(1), default=8, help="retrieved items shown per query (default 8)")
     p.set_defaults(func=cmd_figures)
 
 

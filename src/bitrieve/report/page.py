@@ -30,7 +30,7 @@ from bitrieve.config import ConfigError, load_yaml_mapping
 from bitrieve.record import RECORD_FILE
 from bitrieve.report.results import TASK_NAMES, TASK_ORDER, ReportError, RunResult, find_results, load_result, \
     row_labels
-from bitrieve.report.results_md import code_summary, protocol_paragraph
+from bitrieve.report.results_md import code_summary, protocol_paragraph, write_generated_page
 from bitrieve.report.tables import build_tables, markdown_blocks, metric_name, to_long_csv
 
 
@@ -80,7 +80,7 @@ class PageSpec(_Strict):
     output: str = "docs/results.md"
     figures: str = "docs/figures"
     root: str = "results"
-    sections: list[Section]
+    sections: list[Section] = Field(min_length=1)
 
 
 def load_page_spec(path: str | Path) -> PageSpec:
@@ -297,9 +297,9 @@ def build_page(spec_path: str | Path, report_only: bool = False, sets: list[str]
             f"Every stored metric of every run above, one line per (run, task, metric): [{long_csv.name}]"
             f"({long_csv.name}).", ""]
     runs = sorted(all_runs.values(), key=lambda r: str(r.path))
+    write_generated_page(md_path, "\n".join(head + body + tail))
     if runs:
         write_text_atomic(long_csv, to_long_csv(runs))
-    write_text_atomic(md_path, "\n".join(head + body + tail))
     return md_path, failed
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bitrieve.atomic import write_text_atomic
-from bitrieve.report.results import RunResult, load_results, row_labels
+from bitrieve.report.results import ReportError, RunResult, load_results, row_labels
 from bitrieve.report.tables import build_tables, markdown_blocks, metric_name, protocol_groups, to_long_csv
 
 TABLE_METRICS = ("map@all", "map@50")
@@ -141,12 +141,26 @@ def render_results_md(runs: list[RunResult], md_path: Path, command: str, fig_di
     return "\n".join(out)
 
 
+GENERATED_MARKER = "<!-- Generated file: do not edit by hand."
+
+
+def write_generated_page(md_path: Path, text: str) -> None:
+    """Write a generated page atomically, refusing to replace a file that bitrieve did not write (one without the
+    marker line in its first lines): a hand-written page of the same name is never overwritten."""
+    if md_path.exists():
+        head = md_path.read_text(encoding="utf-8", errors="replace").splitlines()[:10] if md_path.is_file() else []
+        if not any(line.startswith(GENERATED_MARKER) for line in head):
+            raise ReportError(f"{md_path}: exists and was not written by bitrieve (no '{GENERATED_MARKER} ...' line "
+                              "at its top); refusing to replace it: move it or write the page elsewhere")
+    write_text_atomic(md_path, text)
+
+
 def write_results_md(paths: list[str | Path], md_path: str | Path, command: str, fig_dir: str | Path | None = None,
                      method_order: list[str] | None = None) -> Path:
     """Write ``md_path`` and ``<stem>_long.csv`` beside it (atomically)."""
     md_path = Path(md_path)
     runs = load_results(paths)
     text = render_results_md(runs, md_path, command, Path(fig_dir) if fig_dir else None, method_order)
+    write_generated_page(md_path, text)
     write_text_atomic(md_path.with_name(md_path.stem + "_long.csv"), to_long_csv(runs))
-    write_text_atomic(md_path, text)
     return md_path
