@@ -1220,3 +1220,13 @@ def test_a_store_too_small_for_the_method_is_one_line(one_item_store, tmp_path, 
         argv += ["--set", s]
     _fails(capsys, argv, shown)
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+@pytest.mark.parametrize("length", [200, 240, 255])
+def test_a_long_legal_target_name_works(tmp_path, length):
+    # before: a 240-character store name failed with "File name too long" from the .NAME.partial-* suffix
+    target = tmp_path / ("s" * length)
+    assert _convert(target) == 0
+    assert load_store(target).card["name"] == "wiki"
+    assert _convert(target, "--overwrite") == 0  # replace: old copy and lock beside it, then cleaned up
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]

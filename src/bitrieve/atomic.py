@@ -44,6 +44,17 @@ def being_written(dest: str | Path) -> Iterator[None]:
 INTERRUPTED: list[Path] = []
 
 
+def hidden_stem(name: str) -> str:
+    """The part of ``name`` used in the hidden temp, lock and old-copy names beside it (``.NAME.partial-*``): names
+    up to 200 characters as they are; a longer one (legal up to 255) shortened with a hash of the whole, so the
+    hidden names stay within the file-system limit and stay unique."""
+    if len(name) <= 200:
+        return name
+    import hashlib
+
+    return name[:180] + "~" + hashlib.sha256(name.encode()).hexdigest()[:10]
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (creating parent directories)."""
     return write_with_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
@@ -54,7 +65,7 @@ def write_with_atomic(path: str | Path, writer: Callable[[str], object]) -> Path
     (matplotlib picks the format from it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{hidden_stem(path.stem)}.", suffix=path.suffix[:20], dir=path.parent)
     os.close(fd)
     try:
         writer(tmp)
@@ -178,7 +189,7 @@ def exclusive_lock(target: str | Path, what: str = "target") -> Iterator[Path]:
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    lock = target.parent / f".{target.name}.lock"
+    lock = target.parent / f".{hidden_stem(target.name)}.lock"
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -217,7 +228,7 @@ def remove_stale_siblings(dest: str | Path, tags: tuple[str, ...] = ("partial", 
     if not dest.parent.is_dir():
         return removed
     for tag in tags:
-        for p in dest.parent.glob(f".{glob.escape(dest.name)}.{tag}-*"):
+        for p in dest.parent.glob(f".{glob.escape(hidden_stem(dest.name))}.{tag}-*"):
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p)
@@ -241,13 +252,13 @@ def atomic_directory(dest: str | Path, tag: str = "partial", *, is_ours: Callabl
     check_replaceable(dest, ours, what)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(dest, what), being_written(dest):
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{tag}-", dir=dest.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{hidden_stem(dest.name)}.{tag}-", dir=dest.parent))
         try:
             yield tmp
             os.chmod(tmp, default_mode(directory=True))
             check_replaceable(dest, ours, what)  # the target may have changed while we built
             if dest.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+                old = Path(tempfile.mkdtemp(prefix=f".{hidden_stem(dest.name)}.old-", dir=dest.parent))
                 os.replace(dest, old / dest.name)
                 os.replace(tmp, dest)
                 shutil.rmtree(old, ignore_errors=True)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from bitrieve.atomic import check_replaceable, check_writable, exclusive_lock
+from bitrieve.atomic import check_replaceable, check_writable, exclusive_lock, hidden_stem
 from bitrieve.config import ConfigError
 from bitrieve.data.types import card_bytes, card_sha256  # noqa: F401  (re-exported: the engine writes card.json)
 from bitrieve.engine.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -133,7 +133,7 @@ def clear_run_dir(run_dir: str | Path) -> None:
     run_dir = Path(run_dir)
     check_replaceable(run_dir, is_run_dir, "bitrieve run directory")
     if run_dir.exists():
-        aside = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.old-", dir=run_dir.parent))
+        aside = Path(tempfile.mkdtemp(prefix=f".{hidden_stem(run_dir.name)}.old-", dir=run_dir.parent))
         os.replace(run_dir, aside / run_dir.name)
         shutil.rmtree(aside, ignore_errors=True)
 
