@@ -50,7 +50,7 @@ def run_batches(fn: Callable[..., Any], method, arrays: Sequence[np.ndarray], *,
                 rows: int | None = None, drop_last: bool = False, autocast: Callable[[], Any] | None = None,
                 progress: bool = False, desc: str = "encode") -> Iterator[tuple[int, Any]]:
     """Yield ``(start, fn(*batch))`` for consecutive batches of the first ``rows`` rows (all when None) of
-    ``arrays`` (same length), ``method`` in eval mode under ``torch.no_grad()``. ``drop_last`` leaves out a last
+    ``arrays`` (same length), ``method`` in eval mode under ``torch.inference_mode()``. ``drop_last`` leaves out a last
     incomplete batch (only the released pair-input evaluation asks for that)."""
     n = len(arrays[0]) if rows is None else min(int(rows), len(arrays[0]))
     stop = n - n % batch_size if drop_last else n
@@ -59,7 +59,7 @@ def run_batches(fn: Callable[..., Any], method, arrays: Sequence[np.ndarray], *,
         from bitrieve.console import progress as progress_bar
 
         starts = progress_bar(starts, desc=desc, leave=False, unit="batch", total=len(starts))
-    with eval_mode(method), torch.no_grad():
+    with eval_mode(method), torch.inference_mode():  # no autograd records, no version counters
         for s in starts:
             e = min(s + batch_size, n)
             batch = [as_tensor(a[s:e]).to(device, non_blocking=True) for a in arrays]
