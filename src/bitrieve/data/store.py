@@ -60,12 +60,109 @@ def write_json_atomic(obj: Any, path: str | Path) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1, default=_json_default) + "\n")
 
 
-def _split_arrays(split: Split) -> dict[str, np.ndarray]:
-    arrays: dict[str, np.ndarray] = {}
+STREAM_BLOCK_BYTES = 32 << 20  # source rows read per step when a split array is written by rows
+
+
+class RowSelection:
+    """The rows ``rows`` (in that order) of a row-readable ``source`` as a split array that is written by streaming,
+    never held whole: ``source`` is an in-memory array, or a reader's lazy array (``read_rows(start, stop)``, e.g. a
+    MATLAB v7.3 matrix read through h5py, readers/matfile.py). ``dtype``: the stored dtype. ``what`` names the
+    source (file and key) in errors."""
+
+    def __init__(self, source: Any, rows: np.ndarray, dtype: Any, what: str) -> None:
+        self.source, self.rows, self.what = source, np.asarray(rows, dtype=np.int64), what
+        self.dtype = np.dtype(dtype)
+        self.shape = (len(self.rows),) + tuple(source.shape[1:])
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        src = self.source
+        return src.read_rows(start, stop) if hasattr(src, "read_rows") else src[start:stop]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.empty(self.shape, self.dtype)
+        stream_selections([(self, _ArrayRows(out))], self.what)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+class _ArrayRows:
+    def __init__(self, out: np.ndarray) -> None:
+        self.out = out
+
+    def write_rows(self, positions: np.ndarray, rows: np.ndarray) -> None:
+        self.out[positions] = rows
+
+
+class NpyRowWriter:
+    """A ``.npy`` file of a known shape and dtype written row by row at any position (``os.pwrite``): the memory
+    used is the rows being written, not the file (a memory map's written pages would count as resident)."""
+
+    def __init__(self, f: Path, shape: tuple[int, ...], dtype: Any) -> None:
+        self.dtype = np.dtype(dtype)
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        with open(f, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                      "fortran_order": False, "shape": tuple(shape)})
+            self.offset = fh.tell()
+            fh.truncate(self.offset + self.row_bytes * int(shape[0]))
+        self.fd = os.open(f, os.O_WRONLY)
+
+    def write_rows(self, positions: np.ndarray, rows: np.ndarray) -> None:
+        if not len(positions):
+            return
+        order = np.argsort(positions, kind="stable")
+        pos = positions[order]
+        data = np.ascontiguousarray(rows[order], dtype=self.dtype)
+        breaks = np.concatenate(([0], np.flatnonzero(np.diff(pos) != 1) + 1, [len(pos)]))
+        for a, b in zip(breaks[:-1], breaks[1:]):  # one write per run of consecutive positions
+            buf = memoryview(data[a:b]).cast("B")
+            at = self.offset + int(pos[a]) * self.row_bytes
+            while buf:
+                n = os.pwrite(self.fd, buf, at)
+                buf, at = buf[n:], at + n
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def stream_selections(targets: list[tuple[RowSelection, NpyRowWriter]], name: str = "<dataset>") -> None:
+    """Write every ``RowSelection`` of one source in one pass over the source's rows, block by block: each block is
+    read once and its rows go to every split that drew them. Float rows are checked to be finite on the way."""
+    sel0 = targets[0][0]
+    n_src = int(sel0.source.shape[0])
+    row_bytes = max(1, int(np.prod(sel0.source.shape[1:], dtype=np.int64)) * max(sel0.dtype.itemsize, 4))
+    block = max(1, STREAM_BLOCK_BYTES // row_bytes)
+    plans = []
+    for sel, w in targets:
+        order = np.argsort(sel.rows, kind="stable")
+        plans.append((sel, w, order, sel.rows[order]))
+    for start in range(0, n_src, block):
+        stop = min(start + block, n_src)
+        parts = [(sel, w, order[i0:i1], sorted_rows[i0:i1] - start) for sel, w, order, sorted_rows in plans
+                 for i0, i1 in [(np.searchsorted(sorted_rows, start), np.searchsorted(sorted_rows, stop))] if i1 > i0]
+        if not parts:
+            continue
+        chunk = sel0.read_rows(start, stop)
+        for sel, w, pos, local in parts:
+            rows = np.asarray(chunk[local], dtype=sel.dtype)
+            if rows.dtype.kind == "f":
+                bad = ~np.isfinite(rows.reshape(len(rows), -1)).all(1)
+                if bad.any():
+                    first = int(start + local[np.flatnonzero(bad)[0]])
+                    raise DataError(f"{name}: {sel.what} has NaN/inf values (first in source row {first}); the "
+                                    "release is damaged or not features")
+            w.write_rows(pos, rows)
+
+
+def _split_arrays(split: Split) -> dict[str, Any]:
+    arrays: dict[str, Any] = {}
     for m, a in split.inputs.items():
         if m in _RESERVED or m.startswith(EXTRA_PREFIX):
             raise DataError(f"modality name '{m}' is reserved in the store")
-        arrays[m] = np.ascontiguousarray(a)
+        arrays[m] = a if isinstance(a, RowSelection) else np.ascontiguousarray(a)
     arrays["labels"] = np.ascontiguousarray(split.labels, dtype=np.uint8)
     arrays["ids"] = np.ascontiguousarray(split.ids, dtype=np.int64)
     for k, a in extras_of(split).items():
@@ -123,6 +220,12 @@ class StoreWriter:
             raise DataError(f"split '{split}': key '{key}' written twice")
         self.keys[split].append(key)
         return self.tmp / split / f"{key}.npy"
+
+    def rows_writer(self, split: str, key: str, shape: tuple[int, ...], dtype: Any) -> NpyRowWriter:
+        """A `NpyRowWriter` for ``split/key.npy`` (close it when written)."""
+        f = self._path(split, key)
+        self.shapes[split][key] = (tuple(shape), np.dtype(dtype))
+        return NpyRowWriter(f, tuple(shape), dtype)
 
     def put(self, split: str, key: str, a: np.ndarray) -> None:
         a = np.ascontiguousarray(a)
@@ -222,9 +325,20 @@ def save_store(data: CrossModalData, path: str | Path, *, split_indices: dict[st
             _save_format1(data, tmp, split_indices, sidecars)
             return path
         w = StoreWriter(tmp)
-        for name, split in data.splits.items():
-            for k, a in _split_arrays(split).items():
-                w.put(name, k, a)
+        streamed: dict[int, list[tuple[RowSelection, NpyRowWriter]]] = {}
+        try:
+            for name, split in data.splits.items():
+                for k, a in _split_arrays(split).items():
+                    if isinstance(a, RowSelection):  # written below, in one pass over its source
+                        streamed.setdefault(id(a.source), []).append((a, w.rows_writer(name, k, a.shape, a.dtype)))
+                    else:
+                        w.put(name, k, a)
+            for targets in streamed.values():
+                stream_selections(targets, str(data.card.get("name", "<dataset>")))
+        finally:
+            for targets in streamed.values():
+                for _, writer in targets:
+                    writer.close()
         w.finish(data.card, split_indices, sidecars)
     return path
 
