@@ -458,10 +458,11 @@ def read_npy(f: Path, key: str, mmap: bool = True) -> np.ndarray:
                         "damaged, convert the release again") from None
 
 
-class WidenedArray:
+class WidenedArray(np.lib.mixins.NDArrayOperatorsMixin):
     """A read-only 2-d ``uint8`` array (binary tags) seen as float32: indexing returns float32 rows, so a batch is
     widened when it is taken, never the whole array; ``np.asarray`` gives the whole array as float32. ``raw`` is the
-    stored uint8 array (memory-mapped)."""
+    stored uint8 array (memory-mapped). Arithmetic, numpy functions and ndarray methods (``x.sum(1)``) work on the
+    whole array widened (convenient for small splits; batch code slices first)."""
 
     dtype = np.dtype(np.float32)
 
@@ -492,6 +493,15 @@ class WidenedArray:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return np.asarray(self.raw, dtype=np.float32 if dtype is None else dtype)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        inputs = tuple(np.asarray(i) if isinstance(i, WidenedArray) else i for i in inputs)
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "raw":
+            raise AttributeError(name)
+        return getattr(np.asarray(self), name)
 
     def __repr__(self) -> str:
         return f"WidenedArray(uint8 -> float32, shape={self.shape})"
