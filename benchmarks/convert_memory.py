@@ -48,11 +48,24 @@ def write_release(root: Path, n: int, seed: int = 0, block: int = 4096) -> None:
             x[:, s:e] = rng.random((DIM, e - s), dtype=np.float32)
 
 
+def convert(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in bytes, output) of one `bitrieve data convert` child."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **env})
+    out = p.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(p.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"convert failed ({env or 'this checkout'}):\n{out[-3000:]}")
+    return time.perf_counter() - t0, usage.ru_maxrss * 1024, out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=FULL_ROWS)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the release and the store")
+    ap.add_argument("--baseline-src", type=Path, default=None,
+                    help="also convert with another checkout's src/ (e.g. the code before issue 21), same release")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bitrieve-convert-memory-"))
     try:
@@ -62,21 +75,18 @@ def main() -> int:
             write_release(release, args.rows)
             print(f"wrote the synthetic v7.3 release ({args.rows:,} rows) in {time.perf_counter() - t0:.1f} s: "
                   + ", ".join(f"{p.name} {p.stat().st_size / 2**20:,.0f} MiB" for p in sorted(release.iterdir())))
-        shutil.rmtree(store, ignore_errors=True)
         if args.rows == FULL_ROWS:
             how = ["--from", "nuswide10"]
         else:
             how = ["--from", "mscoco-mat", "--prefix", "nus-wide-tc10", "--split", f"nuswide10-scaled-{args.rows}"]
         argv = [sys.executable, "-m", "bitrieve", "data", "convert", *how, str(release), "--to", str(store),
                 "--no-progress"]
-        t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        out = p.stdout.read().decode(errors="replace")
-        _, status, usage = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"convert failed:\n{out[-3000:]}")
-        peak = usage.ru_maxrss * 1024
+        baseline = None
+        if args.baseline_src is not None:
+            shutil.rmtree(store, ignore_errors=True)
+            baseline = convert(argv, {"PYTHONPATH": str(args.baseline_src.resolve())})
+        shutil.rmtree(store, ignore_errors=True)
+        wall, peak, out = convert(argv, {})
         splits = {d.name: sum(f.stat().st_size for f in d.glob("*.npy")) for d in store.iterdir() if d.is_dir()}
         largest = max(splits, key=splits.get)
         print(" ".join(argv[1:]))
@@ -86,6 +96,10 @@ def main() -> int:
         print("split sizes: " + ", ".join(f"{k} {v / 2**30:.3f} GiB" for k, v in splits.items()))
         print(f"convert: {wall:.1f} s wall, peak RSS {peak / 2**30:.3f} GiB = {peak / splits[largest]:.2f}x the "
               f"largest split ({largest}, {splits[largest] / 2**30:.3f} GiB); target <= 1.3x")
+        if baseline is not None:
+            print(f"baseline ({args.baseline_src}), same release: {baseline[0]:.1f} s wall, peak RSS "
+                  f"{baseline[1] / 2**30:.3f} GiB = {baseline[1] / splits[largest]:.2f}x the largest split -> "
+                  f"{baseline[1] / peak:.1f}x the memory of this checkout")
     finally:
         if args.work is None and not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -512,14 +512,26 @@ def materialized(a: Any) -> np.ndarray:
     return np.array(a) if isinstance(a, (np.memmap, WidenedArray)) else np.asarray(a)
 
 
+def whole(arrays: Mapping, key: str, widen: bool = True) -> np.ndarray:
+    """``arrays[key]`` read whole into a plain, writable ndarray. For a lazily opened store file it is read with
+    ordinary file reads, not through its memory map, so the process does not also hold the mapped pages (which count
+    as resident memory); ``widen=False`` keeps binary tags uint8 (the engine widens them per batch)."""
+    if isinstance(arrays, LazyArrays):
+        return arrays.read_whole(key, widen)
+    a = arrays[key]
+    if isinstance(a, WidenedArray):
+        return np.array(a.raw) if not widen else np.asarray(a)
+    return materialized(a)
+
+
 def in_memory(split: Split) -> Split:
     """``split`` with every array read into memory (widened tags as float32): what a method's ``prepare`` gets,
     since methods treat inputs as plain arrays. A split that is already in memory is returned as it is."""
     lazy = getattr(split.inputs, "checked_on_open", False) or getattr(split.extras, "checked_on_open", False)
     if not lazy:
         return split
-    return Split({m: materialized(a) for m, a in split.inputs.items()}, split.labels, split.ids,
-                 {k: materialized(a) for k, a in split.extras.items()})
+    return Split({m: whole(split.inputs, m) for m in split.inputs}, split.labels, split.ids,
+                 {k: whole(split.extras, k) for k in split.extras})
 
 
 class LazyArrays(Mapping):
@@ -549,6 +561,16 @@ class LazyArrays(Mapping):
         out = WidenedArray(a) if key in self._widened else a
         self._open[key] = out
         return out
+
+    def read_whole(self, key: str, widen: bool = True) -> np.ndarray:
+        """``self[key]`` (verified, row count checked) read whole with file reads (no memory map); a widened
+        modality as float32, or as stored (uint8) with ``widen=False``."""
+        a = self[key]
+        f = self._path / f"{self._split}/{self._prefix}{key}.npy"
+        out = read_npy(f, self._prefix + key, mmap=False)
+        if out.shape != a.shape:  # the file was replaced after it was opened and verified
+            raise DataError(f"{f}: shape {out.shape} differs from {a.shape} read a moment ago; the store changed")
+        return out.astype(np.float32) if widen and isinstance(a, WidenedArray) else out
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys)

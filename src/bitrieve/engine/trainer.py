@@ -150,19 +150,16 @@ class TrainInputs:
     """The train split as tensors (on the device when small), and batch assembly."""
 
     def __init__(self, split: Split, method: HashMethod, device: torch.device):
-        from bitrieve.data.store import WidenedArray
+        from bitrieve.data.store import WidenedArray, whole
 
         self.device = device
         self.supervised = bool(method.supervised)
         self.tensors = {}
         self.widen: set[str] = set()  # kept uint8 (binary tags, labels) and widened to float32 batch by batch
         for m in method.modalities:
-            a = split.inputs[m]
-            if isinstance(a, WidenedArray):
-                self.tensors[m] = to_tensor(a.raw)
+            if isinstance(split.inputs[m], WidenedArray):
                 self.widen.add(m)
-            else:
-                self.tensors[m] = to_tensor(a)
+            self.tensors[m] = to_tensor(whole(split.inputs, m, widen=False))  # a store file read once, as stored
         if self.supervised:
             self.tensors["label"] = to_tensor(np.asarray(split.labels))
             if self.tensors["label"].dtype != torch.float32:
