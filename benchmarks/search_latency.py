@@ -11,9 +11,10 @@ What it builds when not given (`--store`, `--run`, `--index`): the PROXY store `
 tags), a DJSRH run on it trained for one epoch (the model's size is what matters here, not its quality), and an
 exact image index of the retrieval split. Then it runs `bitrieve search INDEX --run RUN --ids <5 query ids>
 --modality text` `--repeat` times, each in a fresh process, and reports each call's wall time and peak resident
-memory (``ru_maxrss`` of the child, which counts memory-mapped pages it touched). Baseline in the same run: a child
-that opens the store the way every command did before issue 21 (every split file read and sha256-verified).
-Targets: <= 2 s wall after the first call, <= 1 GiB peak.
+memory (``ru_maxrss`` of the child, which counts memory-mapped pages it touched). `--baseline-src DIR/src` runs the
+same search with another checkout (e.g. the commit before issue 21, which reads only store format 1: a format-1
+copy of the store and of the run are made for it) in the same run. Targets: <= 2 s wall after the first call,
+<= 1 GiB peak.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ import numpy as np
 FULL_ROWS = 186_577
 
 
-def child(argv: list[str]) -> tuple[float, float, str]:
+def child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """(wall seconds, peak RSS in MiB, stderr+stdout tail) of one child process."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     out = p.stdout.read().decode(errors="replace")
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
@@ -72,6 +73,10 @@ def main() -> int:
     ap.add_argument("--index", type=Path, default=None)
     ap.add_argument("--repeat", type=int, default=3, help="search calls (the first one warms the page cache)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the whole-store baseline")
+    ap.add_argument("--baseline-src", type=Path, default=None,
+                    help="also run the search with another checkout's src/ (e.g. the code before issue 21, which "
+                         "reads only store format 1): a format-1 copy of the store and a copy of the run pointing at "
+                         "it are made under the work directory")
     args = ap.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bitrieve-search-latency-"))
@@ -112,11 +117,30 @@ def main() -> int:
         later = walls[1:] or walls
         print(f"after the first call: median {np.median(later):.2f} s (target <= 2 s), peak RSS max "
               f"{max(rsss):,.0f} MiB (target <= 1024 MiB)")
+        if args.baseline_src is not None:
+            old_store, old_run = work / "store-format1", work / "run-format1"
+            if not (old_store / "card.json").is_file():
+                child([sys.executable, "-c", "import sys; from bitrieve.data.store import load_store, save_store; "
+                       "save_store(load_store(sys.argv[1]), sys.argv[2], store_format=1)", str(store), str(old_store)])
+            if not (old_run / "config.yaml").is_file():
+                shutil.copytree(run, old_run)
+                text = (old_run / "config.yaml").read_text().replace(f"data: {store}\n", f"data: {old_store}\n")
+                (old_run / "config.yaml").write_text(text)
+            env = {**os.environ, "PYTHONPATH": str(args.baseline_src.resolve())}
+            bw, br = [], []
+            for i in range(2):
+                wall, rss, _ = child(bitrieve("search", index, "--run", old_run, "--ids", ids, "--modality", "text",
+                                              "--data", old_store), env)
+                bw.append(wall)
+                br.append(rss)
+                print(f"  baseline ({args.baseline_src}, format-1 copy of the store) call {i + 1}: {wall:.2f} s wall, "
+                      f"peak RSS {rss:,.0f} MiB")
+            print(f"this checkout vs the baseline, same run: {bw[-1] / np.median(later):.1f}x faster after the first "
+                  f"call, {max(br) / max(rsss):.1f}x less peak memory")
         if not args.no_baseline:
             wall, rss, _ = child([sys.executable, "-c", FULL_LOAD, str(store)])
-            print(f"baseline, same run: reading + verifying the whole store (what every command did before): "
-                  f"{wall:.2f} s, peak RSS {rss:,.0f} MiB -> search is {wall / np.median(later):.1f}x faster, "
-                  f"{rss / max(rsss):.1f}x less memory")
+            print(f"for scale, same run: reading + verifying the whole store once (what load_run alone did before): "
+                  f"{wall:.2f} s, peak RSS {rss:,.0f} MiB")
     finally:
         if args.work is None and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
