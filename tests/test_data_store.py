@@ -117,6 +117,11 @@ def test_binary_tags_stay_uint8_in_the_store_and_widen_per_slice(tmp_path):
     assert load_store(tmp_path / "s")["train"].inputs["image"].dtype == np.uint8  # pixels are not widened
     mem = in_memory(load_store(tmp_path / "s")["train"])
     assert type(mem.inputs["text"]) is np.ndarray and mem.inputs["text"].dtype == np.float32
+    save_store(load_store(tmp_path / "s"), tmp_path / "again")  # a loaded store written again stays narrow
+    assert np.load(tmp_path / "again" / "train" / "text.npy").dtype == np.uint8
+    save_store(load_store(tmp_path / "s"), tmp_path / "old", store_format=1)  # format 1 knows no widening
+    old = load_store(tmp_path / "old")["train"].inputs["text"]
+    assert type(old) is np.ndarray and old.dtype == np.float32 and np.array_equal(old, tags)
 
 
 def test_train_inputs_widen_tags_per_batch_exactly(tmp_path):

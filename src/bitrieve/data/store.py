@@ -157,11 +157,15 @@ def stream_selections(targets: list[tuple[RowSelection, NpyRowWriter]], name: st
             w.write_rows(pos, rows)
 
 
-def _split_arrays(split: Split) -> dict[str, Any]:
+def _split_arrays(split: Split, narrow: bool = True) -> dict[str, Any]:
+    """The arrays of one split file by key; ``narrow``: binary tags of a loaded store (`WidenedArray`) as stored
+    (uint8), else as methods see them (float32, the format-1 layout)."""
     arrays: dict[str, Any] = {}
     for m, a in split.inputs.items():
         if m in _RESERVED or m.startswith(EXTRA_PREFIX):
             raise DataError(f"modality name '{m}' is reserved in the store")
+        if isinstance(a, WidenedArray) and narrow:
+            a = a.raw
         arrays[m] = a if isinstance(a, RowSelection) else np.ascontiguousarray(a)
     arrays["labels"] = np.ascontiguousarray(split.labels, dtype=np.uint8)
     arrays["ids"] = np.ascontiguousarray(split.ids, dtype=np.int64)
@@ -279,11 +283,11 @@ class StoreWriter:
 
 def _save_format1(data: CrossModalData, tmp: Path, split_indices, sidecars) -> None:
     """The format-1 layout (one ``.npz`` per split); kept so that tests can make the stores older versions wrote."""
-    card = dict(data.card)
+    card = {k: v for k, v in data.card.items() if k not in ("split_files", "stored_dtypes", "widened_on_load")}
     files: dict[str, str] = {}
     for name, split in data.splits.items():
         f = tmp / f"{name}.npz"
-        np.savez(f, **_split_arrays(split))
+        np.savez(f, **_split_arrays(split, narrow=False))
         files[f.name] = sha256_file(f)
     if split_indices is not None:
         f = tmp / "split_indices.npz"
