@@ -367,17 +367,33 @@ def test_object_array_in_an_old_format_store_npz_is_named(tmp_path, capsys):
     _fails(capsys, ["data", "verify", store], store / "query.npz", "key 'text'", "without unpickling")
 
 
-def test_readers_never_write_into_a_store(wiki_store, tmp_path):
-    """eval, index build and search on a store leave every file of it as it was (bytes and modification times)."""
+def test_readers_never_write_into_a_store(wiki_store, tmp_path, monkeypatch):
+    """eval, index build and search on a store leave every file of it as it was (bytes and modification times), and
+    index build and search open only the files they use."""
+    import bitrieve.data.store as st
+
     store = _copy(wiki_store, tmp_path / "wiki")
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in store.rglob("*") if p.is_file()}
     run = tmp_path / "run"
     assert _cli(["train", _toy_config(tmp_path / "c.yaml"), "--set", f"data={store}", "--out", run,
                  "--no-progress"]) == 0
     assert _cli(["eval", run]) == 0
+    opened: list[str] = []
+    real = st.read_npy
+    monkeypatch.setattr(st, "read_npy", lambda f, key, mmap=True: opened.append(Path(f).relative_to(store)
+                                                                                .as_posix()) or real(f, key, mmap))
+    from bitrieve.index import cli as index_cli
+
+    index_cli._load_resolved.cache_clear()  # each command is a fresh process on the command line
     assert _cli(["index", "build", "--run", run, "--modality", "image", "--out", tmp_path / "idx"]) == 0
+    assert "retrieval/image.npy" in opened and not {"retrieval/text.npy", "query/image.npy",
+                                                     "query/text.npy"} & set(opened)
+    opened.clear()
+    index_cli._load_resolved.cache_clear()
     qids = ",".join(str(i) for i in np.load(store / "query" / "ids.npy")[:2])
     assert _cli(["search", tmp_path / "idx", "--run", run, "--ids", qids, "--modality", "text"]) == 0
+    assert "query/text.npy" in opened and not {"retrieval/image.npy", "retrieval/text.npy", "query/image.npy"} \
+        & set(opened), opened  # the run's train split (its prepare), ids and labels, the queries' text: no more
     after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in store.rglob("*") if p.is_file()}
     assert after == before
 
