@@ -43,22 +43,106 @@ def test_round_trip_exact_and_pickle_free(tmp_path):
         np.testing.assert_array_equal(got.ids, split.ids)
         np.testing.assert_array_equal(got.extras["group"], split.extras["group"])
         np.testing.assert_array_equal(got.extras["caption"], split.extras["caption"])
-    for f in (tmp_path / "s").glob("*.npz"):
-        with np.load(f, allow_pickle=False) as z:  # raises if anything needs pickle
-            for k in z.files:
-                assert z[k].dtype != object
+    npy = sorted((tmp_path / "s").glob("*/*.npy"))
+    assert len(npy) == 3 * 6  # image, text, labels, ids, extra.group, extra.caption per split
+    for f in npy:
+        assert np.load(f, allow_pickle=False).dtype != object  # raises if anything needs pickle
     card = json.loads((tmp_path / "s" / "card.json").read_text())
+    assert card["store_format"] == 2
     assert card["counts"] == {"train": 6, "query": 3, "retrieval": 4}
     assert card["feature_widths"] == {"image": 5, "text": 4}
-    assert set(card["store_files_sha256"]) >= {"train.npz", "query.npz", "retrieval.npz", "split_indices.npz"}
+    assert set(card["store_files_sha256"]) == {str(f.relative_to(tmp_path / "s")) for f in npy} | {"split_indices.npz"}
 
 
 def test_verify_detects_a_changed_file(tmp_path):
     save_store(_tiny(), tmp_path / "s")
-    load_store(tmp_path / "s", verify=True)
-    np.savez(tmp_path / "s" / "query.npz", **dict(np.load(tmp_path / "s" / "retrieval.npz")))
+    load_store(tmp_path / "s", verify=True)["query"].inputs["text"]
+    np.save(tmp_path / "s" / "query" / "text.npy", np.load(tmp_path / "s" / "query" / "text.npy") + 1)
+    data = load_store(tmp_path / "s", verify=True)  # ids and labels verified; text only when used
+    with pytest.raises(DataError, match=r"query/text\.npy: sha256 differs"):
+        data["query"].inputs["text"]
+
+
+def test_old_format_1_store_still_loads(tmp_path):
+    data = _tiny()
+    save_store(data, tmp_path / "old", store_format=1)
+    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == ["card.json", "query.npz", "retrieval.npz",
+                                                                       "train.npz"]
+    back = load_store(tmp_path / "old")
+    for name, split in data.splits.items():
+        np.testing.assert_array_equal(back[name].inputs["image"], split.inputs["image"])
+        np.testing.assert_array_equal(back[name].extras["caption"], split.extras["caption"])
+    np.savez(tmp_path / "old" / "query.npz", **dict(np.load(tmp_path / "old" / "retrieval.npz")))
     with pytest.raises(DataError, match=r"query\.npz: sha256 differs"):
-        load_store(tmp_path / "s", verify=True)
+        load_store(tmp_path / "old")
+    assert main(["data", "info", str(tmp_path / "old")]) == 0
+
+
+def test_lazy_store_reads_and_verifies_only_what_is_used(tmp_path, monkeypatch):
+    import bitrieve.data.store as store
+
+    save_store(_tiny(), tmp_path / "s")
+    hashed, opened = [], []
+    real_sha, real_read = store.sha256_file, store.read_npy
+    monkeypatch.setattr(store, "sha256_file", lambda f: hashed.append(Path(f).relative_to(tmp_path / "s").as_posix())
+                        or real_sha(f))
+    monkeypatch.setattr(store, "read_npy", lambda f, k, mmap=True: opened.append(k) or real_read(f, k, mmap))
+    store._VERIFIED.clear()
+    data = load_store(tmp_path / "s", splits=("query", "retrieval"))
+    assert sorted(hashed) == ["query/ids.npy", "query/labels.npy", "retrieval/ids.npy", "retrieval/labels.npy"]
+    x = data["retrieval"].inputs["image"]
+    assert isinstance(x, np.memmap) and not x.flags.writeable  # memory-mapped, read-only: a reader never writes
+    assert hashed[-1] == "retrieval/image.npy" and "text" not in opened and "extra.caption" not in opened
+    data["retrieval"].inputs["image"]
+    load_store(tmp_path / "s", splits=("retrieval",))["retrieval"].inputs["image"]  # another open, same process
+    assert hashed.count("retrieval/image.npy") == 1 and hashed.count("retrieval/ids.npy") == 1  # hashed once
+
+
+def test_binary_tags_stay_uint8_in_the_store_and_widen_per_slice(tmp_path):
+    from bitrieve.data.store import WidenedArray, in_memory
+
+    rng = np.random.default_rng(1)
+    tags = (rng.random((7, 5)) < 0.3).astype(np.uint8)
+    pixels = rng.integers(0, 256, (7, 1, 2, 2)).astype(np.uint8)
+    split = Split({"text": tags, "image": pixels}, np.eye(2, dtype=np.uint8)[rng.integers(0, 2, 7)], np.arange(7))
+    save_store(CrossModalData({"train": split}, {"name": "t"}), tmp_path / "s")
+    stored = np.load(tmp_path / "s" / "train" / "text.npy")
+    assert stored.dtype == np.uint8 and stored.nbytes == 35
+    card = json.loads((tmp_path / "s" / "card.json").read_text())
+    assert card["widened_on_load"] == ["text"] and card["input_dtypes"] == {"image": "uint8", "text": "float32"}
+    t = load_store(tmp_path / "s")["train"].inputs["text"]
+    assert isinstance(t, WidenedArray) and t.shape == (7, 5) and t.dtype == np.float32
+    assert t[2:4].dtype == np.float32 and np.array_equal(t[2:4], tags[2:4].astype(np.float32))
+    assert np.array_equal(np.asarray(t), tags.astype(np.float32))
+    assert load_store(tmp_path / "s")["train"].inputs["image"].dtype == np.uint8  # pixels are not widened
+    mem = in_memory(load_store(tmp_path / "s")["train"])
+    assert type(mem.inputs["text"]) is np.ndarray and mem.inputs["text"].dtype == np.float32
+    save_store(load_store(tmp_path / "s"), tmp_path / "again")  # a loaded store written again stays narrow
+    assert np.load(tmp_path / "again" / "train" / "text.npy").dtype == np.uint8
+    save_store(load_store(tmp_path / "s"), tmp_path / "old", store_format=1)  # format 1 knows no widening
+    old = load_store(tmp_path / "old")["train"].inputs["text"]
+    assert type(old) is np.ndarray and old.dtype == np.float32 and np.array_equal(old, tags)
+
+
+def test_train_inputs_widen_tags_per_batch_exactly(tmp_path):
+    import torch
+
+    from bitrieve.engine.trainer import TrainInputs
+
+    rng = np.random.default_rng(2)
+    tags = (rng.random((9, 4)) < 0.5).astype(np.uint8)
+    labels = np.eye(3, dtype=np.uint8)[rng.integers(0, 3, 9)]
+    save_store(CrossModalData({"train": Split({"text": tags}, labels, np.arange(9))}, {"name": "t"}), tmp_path / "s")
+
+    class M:
+        supervised, modalities = True, ("text",)
+
+    inputs = TrainInputs(load_store(tmp_path / "s")["train"], M(), torch.device("cpu"))
+    assert inputs.tensors["text"].dtype == torch.uint8  # the train split is held as stored
+    b = inputs.batch(torch.tensor([4, 0, 8]))
+    assert b["text"].dtype == torch.float32 and b["label"].dtype == torch.float32
+    np.testing.assert_array_equal(b["text"].numpy(), tags[[4, 0, 8]].astype(np.float32))
+    np.testing.assert_array_equal(b["label"].numpy(), labels[[4, 0, 8]].astype(np.float32))
 
 
 def test_refuses_existing_and_interrupted_write_leaves_no_store(tmp_path, monkeypatch):
@@ -82,7 +166,8 @@ def test_refuses_existing_and_interrupted_write_leaves_no_store(tmp_path, monkey
 
 def test_incomplete_directory_is_rejected(tmp_path):
     (tmp_path / "half").mkdir()
-    np.savez(tmp_path / "half" / "train.npz", ids=np.arange(3))
+    (tmp_path / "half" / "train").mkdir()
+    np.save(tmp_path / "half" / "train" / "ids.npy", np.arange(3))
     with pytest.raises(DataError, match="no card.json"):
         load_store(tmp_path / "half")
 

@@ -152,8 +152,8 @@ def test_written_files_follow_the_users_umask(tmp_path):
         os.umask(old)
     for d in (tmp_path / "s", tmp_path / "idx"):
         assert stat.S_IMODE(d.stat().st_mode) == 0o755
-        for f in d.iterdir():
-            assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
+        for f in d.rglob("*"):  # a format-2 store has one directory per split
+            assert stat.S_IMODE(f.stat().st_mode) == (0o755 if f.is_dir() else 0o644), f
 
 
 # --- shared fixtures for the rows below ------------------------------------------------------------------------------
@@ -309,41 +309,93 @@ def test_damaged_checkpoint_is_refused_by_eval_and_resume(toy_run, tmp_path, cap
 
 # --- silent wrong results: stores are verified on load --------------------------------------------------------------
 
-def _rewrite_npz(path: Path, **changes) -> None:
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    arrays.update(changes)
-    np.savez(path, **arrays)
-
-
 def test_store_changed_after_conversion_fails_to_load_and_verify(wiki_store, tmp_path, capsys):
     store = _copy(wiki_store, tmp_path / "wiki")
     assert _cli(["data", "verify", store]) == 0
     assert "files verified against card.json" in capsys.readouterr().out
-    with np.load(store / "train.npz") as z:
-        image = z["image"].copy()
+    image = np.load(store / "train" / "image.npy")
     image[0, 0] += 1.0  # one value changed after conversion
-    _rewrite_npz(store / "train.npz", image=image)
-    _fails(capsys, ["data", "verify", store], store / "train.npz", "sha256 differs from card.json")
+    np.save(store / "train" / "image.npy", image)
+    _fails(capsys, ["data", "verify", store], store / "train" / "image.npy", "sha256 differs from card.json")
     run = tmp_path / "run"
     _fails(capsys, ["train", _toy_config(tmp_path / "c.yaml"), "--set", f"data={store}", "--out", run,
-                    "--no-progress"], store / "train.npz", "sha256 differs")
+                    "--no-progress"], store / "train" / "image.npy", "sha256 differs")
     assert not (run / "results.json").exists()
 
 
-def test_object_array_in_a_store_npz_is_named(wiki_store, tmp_path, capsys):
+def test_store_of_the_old_format_changed_after_conversion_fails_to_load(tmp_path, capsys):
+    from bitrieve.data import load_data
+
+    store = save_store(load_data("wiki"), tmp_path / "wiki1", store_format=1)  # the layout before issue 21
+    assert _cli(["data", "verify", store]) == 0
+    with np.load(store / "train.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["image"][0, 0] += 1.0
+    np.savez(store / "train.npz", **arrays)
+    _fails(capsys, ["data", "verify", store], store / "train.npz", "sha256 differs from card.json")
+    _fails(capsys, ["train", _toy_config(tmp_path / "c.yaml"), "--set", f"data={store}", "--out", tmp_path / "run",
+                    "--no-progress"], store / "train.npz", "sha256 differs")
+
+
+def test_object_array_in_a_store_file_is_named(wiki_store, tmp_path, capsys):
     import hashlib
     import json
 
     store = _copy(wiki_store, tmp_path / "wiki")
+    f = store / "query" / "text.npy"
+    np.save(f, np.array([object()] * 693, dtype=object))  # np.save pickles object arrays
+    card = json.loads((store / "card.json").read_text())  # a hand-made store whose card matches its files
+    card["store_files_sha256"]["query/text.npy"] = hashlib.sha256(f.read_bytes()).hexdigest()
+    (store / "card.json").write_text(json.dumps(card))
+    _fails(capsys, ["data", "verify", store], f, "key 'text'", "without unpickling")
+
+
+def test_object_array_in_an_old_format_store_npz_is_named(tmp_path, capsys):
+    import hashlib
+    import json
+
+    from bitrieve.data import load_data
+
+    store = save_store(load_data("wiki"), tmp_path / "wiki1", store_format=1)
     with np.load(store / "query.npz") as z:
         arrays = {k: z[k] for k in z.files}
     arrays["text"] = np.array([object()] * len(arrays["ids"]), dtype=object)
     np.savez(store / "query.npz", **arrays)  # np.savez pickles object arrays
-    card = json.loads((store / "card.json").read_text())  # a hand-made store whose card matches its files
+    card = json.loads((store / "card.json").read_text())
     card["store_files_sha256"]["query.npz"] = hashlib.sha256((store / "query.npz").read_bytes()).hexdigest()
     (store / "card.json").write_text(json.dumps(card))
     _fails(capsys, ["data", "verify", store], store / "query.npz", "key 'text'", "without unpickling")
+
+
+def test_readers_never_write_into_a_store(wiki_store, tmp_path, monkeypatch):
+    """eval, index build and search on a store leave every file of it as it was (bytes and modification times), and
+    index build and search open only the files they use."""
+    import bitrieve.data.store as st
+
+    store = _copy(wiki_store, tmp_path / "wiki")
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in store.rglob("*") if p.is_file()}
+    run = tmp_path / "run"
+    assert _cli(["train", _toy_config(tmp_path / "c.yaml"), "--set", f"data={store}", "--out", run,
+                 "--no-progress"]) == 0
+    assert _cli(["eval", run]) == 0
+    opened: list[str] = []
+    real = st.read_npy
+    monkeypatch.setattr(st, "read_npy", lambda f, key, mmap=True: opened.append(Path(f).relative_to(store)
+                                                                                .as_posix()) or real(f, key, mmap))
+    from bitrieve.index import cli as index_cli
+
+    index_cli._load_resolved.cache_clear()  # each command is a fresh process on the command line
+    assert _cli(["index", "build", "--run", run, "--modality", "image", "--out", tmp_path / "idx"]) == 0
+    assert "retrieval/image.npy" in opened and not {"retrieval/text.npy", "query/image.npy",
+                                                     "query/text.npy"} & set(opened)
+    opened.clear()
+    index_cli._load_resolved.cache_clear()
+    qids = ",".join(str(i) for i in np.load(store / "query" / "ids.npy")[:2])
+    assert _cli(["search", tmp_path / "idx", "--run", run, "--ids", qids, "--modality", "text"]) == 0
+    assert "query/text.npy" in opened and not {"retrieval/image.npy", "retrieval/text.npy", "query/image.npy"} \
+        & set(opened), opened  # the run's train split (its prepare), ids and labels, the queries' text: no more
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in store.rglob("*") if p.is_file()}
+    assert after == before
 
 
 # --- silent wrong results: index manifests are sealed -------------------------------------------------------------

@@ -30,8 +30,13 @@ class EncodeShapeError(CodesError):
 
 
 def as_tensor(a: np.ndarray) -> torch.Tensor:
-    """A torch view of a numpy batch; float64 becomes float32 (what every method trains on)."""
-    t = torch.from_numpy(np.ascontiguousarray(a))
+    """A torch view of a numpy batch; float64 becomes float32 (what every method trains on). A read-only array (a
+    slice of a memory-mapped store file) is copied, so torch never holds a view it may not write; a store's
+    `WidenedArray` (binary tags kept uint8) gives float32 rows when sliced, so a batch is widened, not the store."""
+    a = np.ascontiguousarray(a)
+    if not a.flags.writeable:
+        a = a.copy()
+    t = torch.from_numpy(a)
     return t.float() if t.dtype == torch.float64 else t
 
 

@@ -189,7 +189,7 @@ def label_stats(labels: np.ndarray, names: list[str] | None) -> dict:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from bitrieve.data.store import read_card, read_npz
+    from bitrieve.data.store import read_card, read_labels
 
     card = read_card(args.store)
     if args.json:
@@ -201,7 +201,7 @@ def _info(args: argparse.Namespace) -> int:
             continue
         print(f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}")
     for split in card["counts"]:
-        labels = read_npz(Path(args.store) / f"{split}.npz", ("labels",))["labels"]
+        labels = read_labels(args.store, split)
         print(f"labels[{split}]: " + json.dumps(label_stats(labels, card.get("label_names"))))
     return 0
 
@@ -209,11 +209,12 @@ def _info(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     import time
 
-    from bitrieve.data.store import load_store, verify_store
+    from bitrieve.data.store import check_values, load_store, verify_store
 
     t0 = time.perf_counter()
     names = verify_store(args.store)
     data = load_store(args.store, verify=False)  # every split parses and passes validation
+    check_values(data)  # every array of every split opened and read (in row chunks)
     size = sum((Path(args.store) / n).stat().st_size for n in names)
     print(f"{args.store}: {len(names)} files verified against card.json ({', '.join(names)}; {size / 2**20:,.1f} MiB, "
           f"{time.perf_counter() - t0:.2f} s); splits " + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items()))

@@ -76,13 +76,30 @@ def _check_space(src: Source, n_rows: int, opts: ConvertOptions) -> None:
 
     need = 0
     for a in src.inputs.values():
-        if not isinstance(a, ImageSource):
+        if hasattr(a, "read_rows"):  # a lazy v7.3 array: its row size in the stored dtype
+            need += int(np.prod(a.shape[1:])) * np.dtype(getattr(a, "out_dtype", a.dtype)).itemsize * n_rows
+        elif not isinstance(a, ImageSource):
             need += int(np.asarray(a[:1]).nbytes) * n_rows if len(a) else 0
         elif opts.extractor is not None:
             need += n_rows * int(getattr(opts.extractor, "dim", 0)) * 4
         elif opts.image_size:
             need += n_rows * 3 * opts.image_size ** 2
     check_free_space(opts.dest.parent, need, "canonical store", error=DataError)
+
+
+class _Streamed(dict):
+    """The inputs of a converted split as `RowSelection`s: rows and values are checked while the store is written
+    (validate_source checked the in-memory arrays already)."""
+
+    checked_on_open = True
+
+
+STREAM_MIN_BYTES = 64 << 20  # in-memory release arrays at least this large are written to the store by streaming
+
+
+def _streamed(a) -> bool:
+    """Lazy release arrays (v7.3, read by row blocks) always, large in-memory ones too (no per-split copies)."""
+    return hasattr(a, "read_rows") or a.nbytes >= STREAM_MIN_BYTES
 
 
 def build(fmt: str, path: str | Path, opts: ConvertOptions) -> Converted:
@@ -122,7 +139,7 @@ def build_source(src: Source, fmt: str, opts: ConvertOptions, recipe: SplitRecip
             inputs_all[m] = full
             card["features"][m] = info
         else:
-            inputs_all[m] = np.asarray(a)
+            inputs_all[m] = a if hasattr(a, "read_rows") else np.asarray(a)  # a v7.3 array stays lazy
     extras = dict(src.extras)
     if "text" not in inputs_all and "caption" in extras:
         train_caps = extras["caption"][indices["train"]]
@@ -154,9 +171,17 @@ def build_source(src: Source, fmt: str, opts: ConvertOptions, recipe: SplitRecip
         else:
             raise DataError(f"--text '{opts.text}': choose tokens, bow or clip")
 
+    from bitrieve.data.store import RowSelection
+
     splits: dict[str, Split] = {}
     for name, rows in indices.items():
-        ins = {m: a[rows] for m, a in inputs_all.items()}
+        # each split's arrays are written by streaming (data/store.py: one pass over each source array, by row
+        # blocks), never copied whole: the release array and its per-split copies are not in memory together
+        ins = {m: RowSelection(a, rows, getattr(a, "out_dtype", a.dtype),
+                               f"modality '{m}'" + (f" ({a.path}, key '{a.key}')" if hasattr(a, "key") else ""))
+               if _streamed(a) else a[rows] for m, a in inputs_all.items()}
+        if any(isinstance(a, RowSelection) for a in ins.values()):
+            ins = _Streamed(ins)
         ex = {k: a[rows] for k, a in extras.items()}
         splits[name] = (SplitWithExtras(ins, src.labels[rows], src.ids[rows], ex) if ex
                         else Split(ins, src.labels[rows], src.ids[rows]))

@@ -249,7 +249,8 @@ def proxy_source(name: str, kind: str, rows: int | None = None, mir: str | Path 
         citation=f"PROXY of {shape.citation}",
         features={"image": {"kind": f"PROXY synthetic {kind}", "formula": FORMULAS[kind], "dtype": "float32",
                             "dim": CLIP_DIM if kind == "clip" else IMAGE_DIM},
-                  "text": {"kind": text, "dtype": "float32"}},
+                  "text": {"kind": text, "dtype": "float32" if kind == "clip" else
+                           "uint8 in the store, float32 on load (binary tags)"}},
         proxy={"of": name, "kind": kind, "generator": FORMULAS[kind], "generator_version": GENERATOR_VERSION,
                "parameters": _parameters(kind, name), "generator_seed": seed, "rows": n,
                "rows_subset": None if full_rows is None else f"a seeded subset of the {shape.rows:,} full-size rows "
@@ -372,7 +373,7 @@ def build_proxy(ps: ProxySource, split_seed: int = 0, dest: str | Path | None = 
         out = build_source(validate_source(src), "proxy", opts, recipe=get_split("official"))
         _record_measured(out.data)
         return out, {"proxy_rows.json": rows_file}
-    src = validate_source(Source({"text": ps.tags.astype(np.float32)}, ps.labels, ids, ps.card))
+    src = validate_source(Source({"text": ps.tags}, ps.labels, ids, ps.card))  # binary tags: stored uint8
     out = build_source(src, "proxy", opts, recipe=recipe)
     del src
     if dest is not None:
@@ -390,7 +391,7 @@ def _record_measured(data) -> None:
     # a wall-clock time would make two builds with the same seeds differ in card.json (and in the card's sha256)
     data.card.pop("conversion_seconds", None)
     sp = data.splits["retrieval"]
-    x = sp.inputs["image"]
+    x = np.asarray(sp.inputs["image"])  # a streamed split array (data/store.py: RowSelection) is read here
     sample = x[:1000] / np.linalg.norm(x[:1000], axis=1, keepdims=True)
     cos = sample @ sample.T
     measured = {"on": "retrieval split", "image_zero_fraction": round(1 - np.count_nonzero(x) / x.size, 4),
@@ -398,7 +399,7 @@ def _record_measured(data) -> None:
                 "image_min_pairwise_cosine": round(float(cos.min()), 4),
                 "labels_per_row": round(float(sp.labels.sum(1).mean()), 4)}
     if data.card["proxy"]["kind"] != "clip":
-        measured["tags_per_row"] = round(float(sp.inputs["text"].sum(1).mean()), 4)
+        measured["tags_per_row"] = round(float(np.asarray(sp.inputs["text"]).sum(1).mean()), 4)
     data.card["proxy"] = {**data.card["proxy"], "measured": measured}
 
 
@@ -435,7 +436,8 @@ def write_release_layout(ps: ProxySource, data, directory: str | Path, progress:
     if ps.kind == "clip":
         for part in ("train", "query", "retrieval"):
             sp = data.splits[part]
-            obj = {"image": sp.inputs["image"], "text": sp.inputs["text"], "label": sp.labels}
+            obj = {"image": np.asarray(sp.inputs["image"]), "text": np.asarray(sp.inputs["text"]),
+                   "label": sp.labels}  # plain arrays (a streamed split array is read here)
 
             def dump(tmp: str, obj=obj) -> None:
                 with open(tmp, "wb") as f:

@@ -43,7 +43,8 @@ class Source:
 
     def subset(self, rows: np.ndarray) -> "Source":
         rows = np.asarray(rows, dtype=np.int64)
-        return Source({m: a[rows] for m, a in self.inputs.items()}, self.labels[rows], self.ids[rows], self.card,
+        return Source({m: a.subset(rows) if hasattr(a, "read_rows") else a[rows] for m, a in self.inputs.items()},
+                      self.labels[rows], self.ids[rows], self.card,
                       None if self.official is None else self.official[rows],
                       {k: a[rows] for k, a in self.extras.items()})
 

@@ -22,6 +22,7 @@ import torch
 from bitrieve.codes.encode import as_tensor as to_tensor
 from bitrieve.config import ConfigError, RunConfig, dump_config
 from bitrieve.console import interactive, progress as progress_bar, status
+from bitrieve.data.store import in_memory
 from bitrieve.data.types import CrossModalData, Split
 from bitrieve.engine import distributed as ddp
 from bitrieve.engine import selection
@@ -149,11 +150,20 @@ class TrainInputs:
     """The train split as tensors (on the device when small), and batch assembly."""
 
     def __init__(self, split: Split, method: HashMethod, device: torch.device):
+        from bitrieve.data.store import WidenedArray, whole
+
         self.device = device
         self.supervised = bool(method.supervised)
-        self.tensors = {m: to_tensor(split.inputs[m]) for m in method.modalities}
+        self.tensors = {}
+        self.widen: set[str] = set()  # kept uint8 (binary tags, labels) and widened to float32 batch by batch
+        for m in method.modalities:
+            if isinstance(split.inputs[m], WidenedArray):
+                self.widen.add(m)
+            self.tensors[m] = to_tensor(whole(split.inputs, m, widen=False))  # a store file read once, as stored
         if self.supervised:
-            self.tensors["label"] = torch.from_numpy(np.ascontiguousarray(split.labels)).float()
+            self.tensors["label"] = to_tensor(np.asarray(split.labels))
+            if self.tensors["label"].dtype != torch.float32:
+                self.widen.add("label")
         total = sum(t.numel() * t.element_size() for t in self.tensors.values())
         self.on_device = device.type != "cpu" and total < _ON_DEVICE_BYTES
         if self.on_device:
@@ -163,6 +173,8 @@ class TrainInputs:
     def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         idx = rows.to(self.device) if self.on_device else rows
         out = {k: t[idx].to(self.device, non_blocking=True) for k, t in self.tensors.items()}
+        for k in self.widen:
+            out[k] = out[k].float()
         out["index"] = rows.to(self.device)
         return out
 
@@ -411,7 +423,7 @@ def _build(run: _Run, ckpt) -> None:
     split_extra_evaluations(method, cfg.eval.extra_evaluations)  # an unknown name fails before training
     run.say(f"{cfg.method}: preparing on the {len(data['train']):,} training items (statistics, graphs, closed-form "
             "fits)")
-    method.prepare(data["train"])
+    method.prepare(in_memory(data["train"]))  # a store's train split read once (methods take plain arrays)
     method.to(run.device)
     if cfg.channels_last:  # the methods' pixel pipelines follow their first convolution's layout
         method.to(memory_format=torch.channels_last)
@@ -589,11 +601,14 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
             ddp.shutdown(info)
 
 
-def load_run(run_dir: str | Path, device: str | None = None, data: CrossModalData | None = None):
+def load_run(run_dir: str | Path, device: str | None = None, data: CrossModalData | None = None,
+             loader: Callable[[str], CrossModalData] | None = None):
     """``(cfg, method)`` of a run: config.yaml -> build on the run's data -> ``prepare`` -> checkpoint's tensors.
 
     The method is on ``device`` (default: the run's configured device), in eval mode. Loading executes no code from
-    the run directory (YAML + safetensors). ``data``: the already loaded dataset, to avoid reading it twice.
+    the run directory (YAML + safetensors). ``data``: the already loaded dataset, to avoid reading it twice;
+    ``loader``: ``data spec -> CrossModalData`` used instead of ``load_data`` (a command's per-process cache, so a
+    store is opened once). A store opens lazily: only its train split is read here.
     """
     from bitrieve.config import load_config
     from bitrieve.data import load_data
@@ -609,9 +624,10 @@ def load_run(run_dir: str | Path, device: str | None = None, data: CrossModalDat
         raise FileNotFoundError(f"{run_dir}: no {CHECKPOINT} (train the run first: bitrieve train CONFIG --out "
                                 f"{run_dir})")
     dev = resolve_device(cfg.device)
-    data = load_data(cfg.data) if data is None else data
+    if data is None:
+        data = loader(cfg.data) if loader is not None else load_data(cfg.data)
     method = build_method(cfg, data)
-    method.prepare(data["train"])
+    method.prepare(in_memory(data["train"]))  # only the train split is read (lazily opened stores)
     method.to(dev)
     method.load_state_dict({k: v.to(dev) for k, v in ckpt[0].items()})
     method.eval()

@@ -103,7 +103,6 @@ def _check_chunk(chunk: int) -> None:
 
 def _build(args) -> int:
     from bitrieve.console import status
-    from bitrieve.data import load_data
 
     _check_chunk(args.chunk)
     out = Path(args.out)
@@ -113,11 +112,11 @@ def _build(args) -> int:
         raise BinaryIndexError(str(e)) from None
     check_writable(out.parent, "index", error=BinaryIndexError)
     status(f"index build: loading the run {args.run} (config, data, checkpoint)")
-    cfg, method = _model.load_run_model(args.run, device=args.device)
+    cfg, method = _model.load_run_model(args.run, device=args.device, loader=_load)
     if args.backend != "exact":
         check_bits(int(method.bits), args.backend)  # before spending time on encoding
     spec = args.data or cfg.data
-    data = load_data(spec)
+    data = _load(spec)  # the store opened once per command; only this split's modality is read
     split = data[args.split]
     if args.modality not in split.inputs:
         raise BinaryIndexError(f"data '{spec}' split '{args.split}' has no modality '{args.modality}' "
@@ -160,19 +159,18 @@ def _info(args) -> int:
 
 def _add(args) -> int:
     from bitrieve.console import status
-    from bitrieve.data import load_data
 
     _check_chunk(args.chunk)
     status(f"index add: verifying {args.index_dir} and loading the run {args.run}")
     index = BinaryIndex.load(args.index_dir)  # every checksum verified before anything changes
-    cfg, method = _model.load_run_model(args.run, device=args.device)
+    cfg, method = _model.load_run_model(args.run, device=args.device, loader=_load)
     h = _model.model_hash(method)
     index.check_model(h, where=f"run {args.run}")
     spec = args.data or index.meta.get("data") or cfg.data
     modality = args.modality or index.meta.get("modality")
     if modality is None:
         raise BinaryIndexError(f"{args.index_dir}: the index records no modality; pass --modality")
-    data = load_data(spec)
+    data = _load(spec)
     if args.split not in data.splits:
         raise BinaryIndexError(f"data '{spec}' has no split '{args.split}' (has {', '.join(data.splits)})")
     split = data[args.split]
@@ -279,7 +277,7 @@ def _search(args) -> int:
         raise BinaryIndexError(f"--radius must be >= 0, got {args.radius}")
     status(f"search: loading the index {args.index_dir} and the run {args.run} (config, data, checkpoint)")
     index = BinaryIndex.load(args.index_dir)
-    cfg, method = _model.load_run_model(args.run, device=args.device)
+    cfg, method = _model.load_run_model(args.run, device=args.device, loader=_load)
     index.check_model(_model.model_hash(method), where=f"run {args.run}")
     modality = args.modality or index.meta.get("modality")
     if modality is None:
@@ -332,9 +330,18 @@ def _search(args) -> int:
     return 0
 
 
-@functools.lru_cache(maxsize=2)
 def _load(spec: str):
-    """The data of a spec, read once per command (queries by id and the items' labels come from the same data)."""
+    """The data of a spec, opened once per command: the run's model, queries by id and the items' labels all come
+    from the same (lazily opened) store, whichever way its path is spelled."""
+    if spec == "wiki" or not Path(spec).is_dir():
+        return _load_resolved(spec, None)
+    card = Path(spec) / "card.json"
+    st = card.stat() if card.is_file() else None  # a store replaced on disk is opened again
+    return _load_resolved(str(Path(spec).resolve()), st and (st.st_ino, st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_resolved(spec: str, _stamp):
     from bitrieve.data import load_data
 
     return load_data(spec)

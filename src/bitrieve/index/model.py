@@ -15,14 +15,15 @@ from pathlib import Path
 from bitrieve.errors import BinaryIndexError
 
 
-def load_run_model(run_dir: str | Path, device: str = "cpu"):
-    """``(cfg, method)`` of a trained run, weights loaded, in eval mode on ``device`` (``bitrieve.engine.load_run``)."""
+def load_run_model(run_dir: str | Path, device: str = "cpu", loader=None):
+    """``(cfg, method)`` of a trained run, weights loaded, in eval mode on ``device`` (``bitrieve.engine.load_run``);
+    ``loader``: ``data spec -> CrossModalData`` (the command's cache, so the store is opened once per command)."""
     from bitrieve.engine import load_run
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory not found: {run_dir}")
-    cfg, method = load_run(run_dir, device=device)
+    cfg, method = load_run(run_dir, device=device, loader=loader)
     if getattr(method, "output", "hash") != "hash":
         raise BinaryIndexError(f"{run_dir}: method '{cfg.method}' outputs real-valued embeddings, not hash codes; "
                                "a binary index does not apply")

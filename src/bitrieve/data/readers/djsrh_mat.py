@@ -23,7 +23,7 @@ import numpy as np
 
 from bitrieve.data.images import ImageSource
 from bitrieve.data.readers.common import hashes, require_file
-from bitrieve.data.readers.matfile import H5ImageArray, load_mat_array
+from bitrieve.data.readers.matfile import H5ImageArray, H5Rows, load_mat_array, open_mat_rows
 from bitrieve.data.source import Source
 from bitrieve.data.types import DataError
 
@@ -53,7 +53,7 @@ def read(path: str, fmt: str = "mirflickr25k", prefix: str | None = None, labels
     lall = require_file(root / f"{pre}-lall.mat", f"labels, key LAll ({n_txt}{spec['labels'] or 'C'} multi-hot)")
     yall = require_file(root / f"{pre}-yall.mat", f"tag bag-of-words, key YAll ({n_txt}{spec['tags'] or 'T'} binary)")
     labels = load_mat_array(lall, "LAll", "multi-hot labels")
-    tags = load_mat_array(yall, "YAll", "tag bag-of-words")
+    tags = open_mat_rows(yall, "YAll", "tag bag-of-words")  # v7.3: read by row blocks when the store is written
     files = [lall, yall]
     n = labels.shape[0]
     if spec["rows"] and n != spec["rows"]:
@@ -65,16 +65,20 @@ def read(path: str, fmt: str = "mirflickr25k", prefix: str | None = None, labels
         raise DataError(f"row counts disagree: {lall.name} LAll {n} rows, {yall.name} YAll {tags.shape[0]} rows")
     if spec["tags"] and tags.shape[1] != spec["tags"]:
         raise DataError(f"{yall}: YAll has {tags.shape[1]} columns, the {fmt} release has {spec['tags']}")
-    inputs: dict = {"text": tags.astype(np.float32)}
+    inputs: dict = {"text": _binary_as_uint8(tags)}
     features = {"text": f"{tags.shape[1]}-d binary tag bag-of-words (YAll)"}
     if not labels_only:
         raw, vgg = root / f"{pre}-iall.mat", [root / f"{pre}-iall-vgg.mat", root / f"{pre}-xall-vgg.mat"]
         vgg_found = [p for p in vgg if p.is_file()]
         if vgg_found:
-            x = load_mat_array(vgg_found[0], "XAll", "image features")
+            x = open_mat_rows(vgg_found[0], "XAll", "image features")
             if x.shape[0] != n:
                 raise DataError(f"row counts disagree: {vgg_found[0].name} XAll {x.shape[0]} rows, LAll {n}")
-            inputs["image"] = x.astype(np.float32)
+            if isinstance(x, H5Rows):
+                x.out_dtype = np.dtype(np.float32)  # narrowed block by block as the store is written
+            else:
+                x = x.astype(np.float32, copy=False)  # no copy when the release holds float32 already
+            inputs["image"] = x
             features["image"] = f"{x.shape[1]}-d precomputed features XAll from {vgg_found[0].name}"
             files.append(vgg_found[0])
         elif raw.is_file():
@@ -95,3 +99,14 @@ def read(path: str, fmt: str = "mirflickr25k", prefix: str | None = None, labels
                                 "alphabetical order (unverified)" if fmt == "mirflickr25k" else None,
             "modalities_missing": [] if not labels_only else ["image"]}
     return Source(inputs, labels, np.arange(n, dtype=np.int64), card)  # validate_source checks NaN and 0/1
+
+
+def _binary_as_uint8(tags):
+    """Binary tags as uint8 (the store keeps them narrow and widens them per batch on load); other values as
+    float32. A v7.3 array stays lazy (its values are checked by row blocks)."""
+    if isinstance(tags, H5Rows):
+        tags.out_dtype = np.dtype(np.uint8) if tags.is_binary() else np.dtype(np.float32)
+        return tags
+    if np.isin(tags, (0, 1)).all():
+        return tags.astype(np.uint8, copy=False)
+    return tags.astype(np.float32, copy=False)
