@@ -1182,7 +1182,8 @@ def test_a_missing_optional_package_names_its_extra(monkeypatch, module):
 
     from bitrieve.optional import EXTRAS, MissingExtraError, require
 
-    monkeypatch.setitem(sys.modules, module, None)  # what an environment without the package gives: ImportError
+    for name in [m for m in sys.modules if m == module or m.startswith(module + ".")] or [module]:
+        monkeypatch.setitem(sys.modules, name, None)  # what an environment without the package gives: ImportError
     with pytest.raises(MissingExtraError) as e:
         require(module + (".models" if module == "torchvision" else ""), "this command")
     extra, dist = EXTRAS[module]

@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     debug = debug_requested(bool(getattr(args, "debug", False)))
+    from bitrieve.atomic import INTERRUPTED
+
+    INTERRUPTED.clear()  # what this command's Ctrl-C stops (main() may run many times in one process)
     if not debug and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "torch" not in sys.modules:
         # torch's C++ store logs each failed connection attempt with a backtrace; the fault is reported in one
         # line instead (engine/distributed.py). Set before torch loads; --debug or an explicit setting keeps them.

@@ -48,7 +48,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     prox.add_argument("--kind", required=True, choices=KINDS, help="dense (relu, all-positive cosines) | sparse "
                       "(VGG-fc7-like, ~80%% zeros) | clip (512-d image + text, UCMFH layout)")
     prox.add_argument("--to", required=True, help="store directory to create")
-    prox.add_argument("--rows", type=int_option(2), default=None, help="a seeded N-row subset with the split recipe scaled to N")
+    prox.add_argument("--rows", type=int_option(1), default=None, help="a seeded N-row subset with the split recipe scaled to N")
     prox.add_argument("--mir", default=None, help="mirflickr25k: the release directory with the real LAll/YAll "
                       "(default ../shared/data/mirflickr25k, relative to the working directory)")
     prox.add_argument("--release-layout", default=None, metavar="DIR",
