@@ -21,23 +21,12 @@ from bitrieve.engine.steps import update_batch
 from bitrieve.engine.trainer import TrainInputs, make_optimizer
 from bitrieve.methods import get_method
 from bitrieve.methods.base import DataInfo
+from small_methods import small_settings
 
 DIMS = {"image": 12, "text": 6}
 N_TRAIN, N_LABELS, BITS, STEPS = 64, 3, 16, 3
 BATCH = 11  # odd: the two ranks' shards differ in size (6 + 5), so the padding of parallel.rowwise is exercised
-FUSION = dict(modality_dim=16, nhead=2, dim_feedforward=32, head_hidden=32, max_rows=None)
-SMALL = {  # small, fast settings; switches that add a stage are on, so every kind of stage runs
-    "agch": dict(hidden=16, gcn_dims=[8, 8]),
-    "ucmfh": dict(FUSION, pretrain_epochs=1),
-    "ucmfh_variant": dict(FUSION, encoder_epochs=1),
-    "agch_fusion_balanced": dict(FUSION, pretrain_epochs=1),
-    "djsrh": dict(hidden=32),
-    "jdsh": dict(hidden=32),
-    "dgcpn": dict(hidden=32, knn_number=30, scale=8.0),
-    "greedyhash": dict(backbone="identity"),
-    "dsh": dict(backbone="identity"),
-    "vsepp": dict(embed_dim=16),
-}
+SMALL = small_settings(BATCH)  # tests/small_methods.py (the batch size is set again per method below)
 
 
 def train_split(modalities) -> Split:

@@ -17,23 +17,11 @@ import torch
 from bitrieve.data.types import Split
 from bitrieve.methods import REGISTRY, get_method
 from bitrieve.methods.base import DataInfo
+from small_methods import small_settings
 
 DIMS = {"image": 12, "text": 6}
 N_TRAIN, N_LABELS, BATCH = 40, 3, 8
-FUSION = dict(modality_dim=16, nhead=2, dim_feedforward=32, head_hidden=32, batch_size=BATCH, max_rows=None)
-# small, fast settings; switches that add a stage are turned on so that every kind of stage is checked
-SMALL = {
-    "agch": dict(hidden=16, gcn_dims=[8, 8]),
-    "ucmfh": dict(FUSION, pretrain_epochs=1),
-    "ucmfh_variant": dict(FUSION, encoder_epochs=1),
-    "agch_fusion_balanced": dict(FUSION, pretrain_epochs=1),
-    "djsrh": dict(hidden=32),
-    "jdsh": dict(hidden=32),
-    "dgcpn": dict(hidden=32, knn_number=30, scale=8.0),
-    "greedyhash": dict(backbone="identity"),
-    "dsh": dict(backbone="identity"),
-    "vsepp": dict(embed_dim=16),
-}
+SMALL = small_settings(BATCH)  # tests/small_methods.py
 
 
 def _info(modalities):
