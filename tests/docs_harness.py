@@ -292,7 +292,8 @@ def classify(cmd: Command, ws: Path) -> None:
                                                          "--eval-images", "8", "--image-size", "64"],
                       "benchmarks/index_search.py": ["--n", "20000", "--queries", "50", "--repeats", "1"],
                       "benchmarks/search_latency.py": ["--rows", "3000", "--repeat", "2"],
-                      "benchmarks/convert_memory.py": ["--rows", "3000"]}.get(script, [])
+                      "benchmarks/convert_memory.py": ["--rows", "3000"],
+                      "benchmarks/encode_speed.py": ["--rows", "600", "--repeats", "1"]}.get(script, [])
         elif words[0].startswith("scripts/reproduce_cifar10"):
             slow = True
             out = words[words.index("--out") + 1] if "--out" in words[:-1] else None
