@@ -1283,3 +1283,17 @@ def test_a_long_legal_target_name_works(tmp_path, length):
     assert load_store(target).card["name"] == "wiki"
     assert _convert(target, "--overwrite") == 0  # replace: old copy and lock beside it, then cleaned up
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+@pytest.mark.parametrize("policy, shown", [
+    ("drop", "all 30 rows have no label; --empty-labels drop would leave an empty dataset"),
+    ("keep", "split recipe 'mirflickr25k' on 30 rows leaves the split(s) ['query'] empty (sizes: train 30, query 0"),
+])
+def test_a_split_that_ends_empty_is_refused(tmp_path, capsys, policy, shown):
+    # before: `drop` wrote a store with 0 rows (exit 0); `keep` split 30 unlabelled rows and evaluation later met
+    # numpy's "Mean of empty slice"
+    root = _mat_family(tmp_path / "rel", labels=np.zeros((30, 5), np.uint8))
+    out = tmp_path / "store"
+    _fails(capsys, ["data", "convert", "--from", "mscoco-mat", root, "--prefix", "toy", "--to", out,
+                    "--empty-labels", policy, "--split", "mirflickr25k", "--no-progress"], shown)
+    assert not out.exists()

@@ -118,6 +118,10 @@ def build_source(src: Source, fmt: str, opts: ConvertOptions, recipe: SplitRecip
     t0 = time.time() if t0 is None else t0
     recipe = recipe or get_split(opts.split or READERS[fmt].default_split)
     indices = recipe.split(src, opts.split_seed if recipe.seeded else None)
+    empty = [name for name, idx in indices.items() if len(idx) == 0]
+    if empty:  # a protocol that cannot be met on this data: say which split and how many rows there are
+        raise DataError(f"split recipe '{recipe.name}' on {len(src)} rows leaves the split(s) {empty} empty "
+                        f"(sizes: {', '.join(f'{k} {len(v)}' for k, v in indices.items())})")
     card = dict(src.card)
     card["format"] = fmt
     card["protocol"] = {"name": recipe.name, "citation": recipe.citation, "description": recipe.description,

@@ -97,6 +97,8 @@ def validate_source(src: Source, empty_labels: str = "fail") -> Source:
         raise DataError(f"{name}: {n_empty} of {n} rows have no label (use --empty-labels drop to remove them, or "
                         "keep to keep them)")
     if n_empty and empty_labels == "drop":
+        if n_empty == n:  # nothing would be left to split: an error, not an empty store
+            raise DataError(f"{name}: all {n} rows have no label; --empty-labels drop would leave an empty dataset")
         warnings.warn(f"{name}: dropped {n_empty} of {n} rows that have no label", stacklevel=2)
         src = src.subset(np.flatnonzero(~empty))
         src.card = {**src.card, "dropped_empty_label_rows": n_empty}
