@@ -1297,3 +1297,35 @@ def test_a_split_that_ends_empty_is_refused(tmp_path, capsys, policy, shown):
     _fails(capsys, ["data", "convert", "--from", "mscoco-mat", root, "--prefix", "toy", "--to", out,
                     "--empty-labels", policy, "--split", "mirflickr25k", "--no-progress"], shown)
     assert not out.exists()
+
+
+def test_a_run_directory_works_from_any_working_directory(tmp_path, monkeypatch, capsys, wiki_store):
+    # before: `data 'stores/wiki': not 'wiki' and not a canonical store directory` from any other directory
+    import shutil
+
+    import yaml
+
+    project = tmp_path / "project"
+    shutil.copytree(wiki_store, project / "stores" / "wiki")
+    config = project / "toy.yaml"
+    config.write_text(yaml.safe_dump({**TOY, "data": "stores/wiki"}))
+    monkeypatch.chdir(project)
+    assert _cli(["train", "toy.yaml", "--out", "runs/toy", "--no-progress"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    run = project / "runs" / "toy"
+    capsys.readouterr()
+    assert _cli(["eval", run]) == 0  # found under a parent of the run directory, card checked
+    assert _cli(["index", "build", "--run", run, "--modality", "image", "--out", elsewhere / "idx"]) == 0
+    assert _cli(["search", elsewhere / "idx", "--run", run, "--ids", "0", "-k", "3", "--no-labels"]) == 0
+    # a moved store: one line with the hint, then found through BITRIEVE_STORES
+    shutil.move(project / "stores", tmp_path / "moved")
+    _fails(capsys, ["eval", run], "its data 'stores/wiki' was not found", "BITRIEVE_STORES")
+    monkeypatch.setenv("BITRIEVE_STORES", str(tmp_path / "moved"))
+    assert _cli(["eval", run]) == 0
+    # a different store under the same name is not taken for the run's data
+    other = tmp_path / "other"
+    _convert(other / "wiki", "--split-seed", "5")
+    monkeypatch.setenv("BITRIEVE_STORES", str(other))
+    _fails(capsys, ["eval", run], "hold(s) a store of another card")

@@ -184,3 +184,57 @@ def stored_record(run_dir: str | Path) -> RunRecord | None:
     except json.JSONDecodeError:
         return None
     return record_from_dict(data, str(path))
+
+
+STORES_ENV = "BITRIEVE_STORES"  # a folder holding stores, searched for a run's data wherever the command runs
+
+
+def resolve_run_data(run_dir: str | Path, spec: str) -> str:
+    """Where a run's data is, from any working directory: ``spec`` (config.yaml's ``data``) as given, when it exists
+    from here; else the same relative path under each parent of the run directory (a project's ``runs/...`` beside
+    its ``stores/``); else under ``$BITRIEVE_STORES`` (as given, then by its last name). A store found by searching
+    counts only when its card is the one the run was trained on (the run's card.json, by sha256), so a different
+    store of the same name is never picked up."""
+    from bitrieve.data.types import DataError
+
+    given = Path(spec)
+    if spec == "wiki" or given.is_dir():  # as given, from here: as before (the store may have been rebuilt)
+        return spec
+    run_card = Path(run_dir) / "card.json"
+    candidates = [] if given.is_absolute() else [p / given for p in Path(run_dir).resolve().parents]
+    roots = [Path(r) for r in os.environ.get(STORES_ENV, "").split(os.pathsep) if r]
+    candidates += [c for r in roots for c in ((r / given.name,) if given.is_absolute() else (r / given, r / given.name))]
+    other = []
+    for c in candidates:
+        if (c / "card.json").is_file():
+            if _same_card(run_dir, c):
+                return str(c)
+            other.append(str(c))
+    looked = "the current directory, the run directory's parents" + (f", ${STORES_ENV}" if roots else "")
+    seen = f"; {', '.join(other)} hold(s) a store of another card (not this run's data)" if other else ""
+    raise DataError(f"{run_dir}: its data '{spec}' was not found (looked in {looked}){seen}; run the command "
+                    f"from the directory the run was trained in, or set {STORES_ENV} to the folder that holds the "
+                    f"store{'' if run_card.is_file() else ' (the run has no card.json to check a store against)'}")
+
+
+def _same_card(run_dir: str | Path, store: Path) -> bool:
+    """The store's card is the run's (card.json sha256); True when the run keeps no card to compare with."""
+    mine = Path(run_dir) / "card.json"
+    theirs = store / "card.json"
+    if not mine.is_file():
+        return True
+    if not theirs.is_file():
+        return False
+    try:
+        return card_sha256(json.loads(mine.read_text())) == card_sha256(json.loads(theirs.read_text()))
+    except (OSError, ValueError):
+        return False
+
+
+def load_run_config(run_dir: str | Path):
+    """A run's config.yaml with ``data`` pointing at where the run's store is from here (:func:`resolve_run_data`)."""
+    from bitrieve.config import load_config
+
+    cfg = load_config(Path(run_dir) / "config.yaml")
+    where = resolve_run_data(run_dir, cfg.data)
+    return cfg if where == cfg.data else cfg.model_copy(update={"data": where})

@@ -179,10 +179,9 @@ def setup(cfg, data: CrossModalData) -> tuple[CrossModalData, CrossModalData | N
 def evaluate_test_split(run_dir: str | Path, progress: bool = False) -> RunRecord:
     """Evaluate the test split of a finished ``evaluate_test: false`` run from its kept checkpoint and write the test
     metrics into its results.json (atomically). Used by ``bitrieve sweep --select`` for the chosen candidate only."""
-    from bitrieve.engine.runs import stored_record
+    from bitrieve.engine.runs import load_run_config, stored_record
     from bitrieve.engine.trainer import autocast_factory, evaluate_all, fixed_batch, load_run, resolve_device, \
         with_test_evaluation
-    from bitrieve.config import load_config
     from bitrieve.data import load_data
     from bitrieve.record import RECORD_FILE, write_record
 
@@ -192,7 +191,7 @@ def evaluate_test_split(run_dir: str | Path, progress: bool = False) -> RunRecor
         raise FileNotFoundError(f"{run_dir}: no {RECORD_FILE} (train the run first)")
     if record.selection is not None and record.selection.test_evaluated:
         return record
-    cfg0 = load_config(run_dir / "config.yaml")
+    cfg0 = load_run_config(run_dir)
     data, _, _ = setup(cfg0, load_data(cfg0.data))
     cfg, method = load_run(run_dir, data=data)
     dev = resolve_device(cfg.device)

@@ -31,8 +31,8 @@ from bitrieve.engine.checkpoint import CHECKPOINT, STATE, atomic_write_text, loa
 from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, evaluation_status, \
     split_extra_evaluations
 from bitrieve.engine.movement import ParameterMovement
-from bitrieve.engine.runs import card_sha256, clear_run_dir, environment, finished_run, locked_run_dir, \
-    write_run_files
+from bitrieve.engine.runs import card_sha256, clear_run_dir, environment, finished_run, load_run_config, \
+    locked_run_dir, write_run_files
 from bitrieve.engine.seeding import INIT, batch_order, derive_seed, seed_epoch, seed_everything
 from bitrieve.engine.steps import update_batch
 from bitrieve.engine.tracking import Tracker
@@ -616,7 +616,7 @@ def load_run(run_dir: str | Path, device: str | None = None, data: CrossModalDat
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir}: no config.yaml (not a bitrieve run directory)")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_run_config(run_dir) if data is None else load_config(run_dir / "config.yaml")  # data from any cwd
     if device is not None:
         cfg = cfg.model_copy(update={"device": device})
     ckpt = load_checkpoint(run_dir)
@@ -644,7 +644,7 @@ def evaluate_run(run_dir: str | Path, device: str | None = None, progress: bool 
     from bitrieve.data import load_data
 
     if (Path(run_dir) / "config.yaml").is_file():
-        cfg0 = load_config(Path(run_dir) / "config.yaml")
+        cfg0 = load_run_config(run_dir)
         data = selection.setup(cfg0, load_data(cfg0.data))[0]  # the run's own train / query splits
     else:
         data = None

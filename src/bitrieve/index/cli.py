@@ -115,7 +115,7 @@ def _build(args) -> int:
     cfg, method = _model.load_run_model(args.run, device=args.device, loader=_load)
     if args.backend != "exact":
         check_bits(int(method.bits), args.backend)  # before spending time on encoding
-    spec = args.data or cfg.data
+    spec = _data_spec(args, cfg)
     data = _load(spec)  # the store opened once per command; only this split's modality is read
     split = data[args.split]
     if args.modality not in split.inputs:
@@ -166,7 +166,7 @@ def _add(args) -> int:
     cfg, method = _model.load_run_model(args.run, device=args.device, loader=_load)
     h = _model.model_hash(method)
     index.check_model(h, where=f"run {args.run}")
-    spec = args.data or index.meta.get("data") or cfg.data
+    spec = _data_spec(args, cfg, index)
     modality = args.modality or index.meta.get("modality")
     if modality is None:
         raise BinaryIndexError(f"{args.index_dir}: the index records no modality; pass --modality")
@@ -293,7 +293,7 @@ def _search(args) -> int:
             raise BinaryIndexError(f"--ids expects comma-separated integers, got '{args.ids}'") from None
         if not wanted:
             raise BinaryIndexError("--ids is empty")
-        spec = args.data or index.meta.get("data") or cfg.data
+        spec = _data_spec(args, cfg, index)
         x = _lookup_ids(_load(spec), wanted, modality, spec)
         names = [f"id {i}" for i in wanted]
     status(f"search: encoding {len(x)} {modality} quer{'y' if len(x) == 1 else 'ies'} and searching "
@@ -330,6 +330,17 @@ def _search(args) -> int:
     return 0
 
 
+def _data_spec(args, cfg, index: BinaryIndex | None = None) -> str:
+    """``--data``; else the data the index recorded, where it is found from here; else the run's (``load_run`` found
+    it from any working directory: engine/runs.py ``resolve_run_data``)."""
+    if args.data:
+        return args.data
+    recorded = index.meta.get("data") if index is not None else None
+    if recorded and (recorded == "wiki" or Path(recorded).is_dir()):
+        return recorded
+    return cfg.data
+
+
 def _load(spec: str):
     """The data of a spec, opened once per command: the run's model, queries by id and the items' labels all come
     from the same (lazily opened) store, whichever way its path is spelled."""
@@ -352,7 +363,7 @@ def _describer(args, index: BinaryIndex, cfg):
     with --no-labels or when that data is not here (said on stderr)."""
     if args.no_labels:
         return None
-    spec = args.data or index.meta.get("data") or cfg.data
+    spec = _data_spec(args, cfg, index)
     try:
         return item_describer(_load(spec))
     except (OSError, ValueError) as e:

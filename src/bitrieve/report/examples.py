@@ -34,7 +34,7 @@ def load_codes(run_dir: str | Path) -> tuple[Any, dict[str, np.ndarray], dict[st
     import torch
 
     from bitrieve.codes import sign
-    from bitrieve.config import load_config
+    from bitrieve.engine.runs import load_run_config
     from bitrieve.data import load_data
     from bitrieve.engine import load_run
     from bitrieve.engine.checkpoint import CHECKPOINT
@@ -46,7 +46,7 @@ def load_codes(run_dir: str | Path) -> tuple[Any, dict[str, np.ndarray], dict[st
         raise ReportError(f"{run_dir}: no config.yaml (not a run directory)")
     if not (run_dir / CHECKPOINT).is_file():  # before reading the data: most stored runs keep no checkpoint
         raise ReportError(f"{run_dir}: no {CHECKPOINT}; retrieval examples need the trained model")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_run_config(run_dir)
     data = setup(cfg, load_data(cfg.data))[0]  # a validation carve changes the splits the run was evaluated on
     try:
         _, method = load_run(run_dir, device="cpu", data=data)
