@@ -1329,3 +1329,15 @@ def test_a_run_directory_works_from_any_working_directory(tmp_path, monkeypatch,
     _convert(other / "wiki", "--split-seed", "5")
     monkeypatch.setenv("BITRIEVE_STORES", str(other))
     _fails(capsys, ["eval", run], "hold(s) a store of another card")
+
+
+def test_overwrite_keeps_a_users_file_inside_a_store(tmp_path, capsys, wiki_store):
+    # before: `--overwrite` deleted notes.txt placed inside the store without a word
+    store = _copy(wiki_store, tmp_path / "wiki")
+    (store / "notes.txt").write_text("my notes")
+    before = _tree(store)
+    _fails(capsys, ["data", "convert", "--from", "wiki", WIKI_MAT, "--to", store, "--overwrite", "--no-progress"],
+           f"{store}: holds files that are not part of the store (notes.txt)", "move them out first")
+    assert _tree(store) == before
+    (store / "notes.txt").unlink()
+    assert _convert(store, "--overwrite") == 0  # a store alone is replaced as before

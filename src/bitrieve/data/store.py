@@ -186,6 +186,23 @@ def is_store(path: str | Path) -> bool:
         return False
 
 
+def foreign_files(path: str | Path) -> list[str]:
+    """Files inside a store that the store does not list (its card.json's ``store_files_sha256``): a user's own file
+    put there, which ``--overwrite`` must not delete."""
+    path = Path(path)
+    try:
+        listed = set(json.loads((path / "card.json").read_text()).get("store_files_sha256") or {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    return sorted(str(f.relative_to(path)) for f in path.rglob("*")
+                  if f.is_file() and f.name != "card.json" and str(f.relative_to(path)) not in listed)
+
+
+def is_store_alone(path: str | Path) -> bool:
+    """A store bitrieve wrote and nothing else: what ``--overwrite`` may replace."""
+    return is_store(path) and not foreign_files(path)
+
+
 def check_store_target(path: str | Path, overwrite: bool) -> None:
     """Fail early (before any decoding or extraction) if ``path`` cannot receive a store: it exists and overwriting
     was not asked for, or overwriting would replace something that is not a store, or its parent is not writable."""
@@ -193,6 +210,11 @@ def check_store_target(path: str | Path, overwrite: bool) -> None:
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise DataError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)")
+        extra = foreign_files(path) if is_store(path) else []
+        if extra:
+            shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+            raise DataError(f"{path}: holds files that are not part of the store ({shown}); refusing to delete them "
+                            "with --overwrite: move them out first")
         try:
             check_replaceable(path, is_store, "canonical store")
         except RefusedToReplace as e:
@@ -323,7 +345,7 @@ def save_store(data: CrossModalData, path: str | Path, *, split_indices: dict[st
     if store_format not in READABLE_FORMATS:
         raise DataError(f"store_format {store_format!r}: this bitrieve writes {READABLE_FORMATS}")
     check_store_target(path, overwrite)
-    with atomic_directory(path, "partial", is_ours=is_store, what="canonical store") as tmp:
+    with atomic_directory(path, "partial", is_ours=is_store_alone, what="canonical store") as tmp:
         # an interrupted conversion leaves only .NAME.partial-* (removed by the next successful write of NAME)
         if store_format == 1:
             _save_format1(data, tmp, split_indices, sidecars)
