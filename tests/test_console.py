@@ -73,3 +73,26 @@ def test_version(capsys):
 
     assert main(["--version"]) == 0  # main returns argparse's exit status (usage errors: 2, one line)
     assert capsys.readouterr().out.strip() == f"bitrieve {__version__}"
+
+
+def test_no_progress_keeps_status_lines_and_quiet_drops_them(tmp_path, capsys):
+    # before: --no-progress also silenced the status lines, and there was no --quiet
+    import yaml
+
+    from bitrieve.cli import main
+
+    cfg = tmp_path / "toy.yaml"
+    cfg.write_text(yaml.safe_dump({"method": "toy_linear", "device": "cpu", "tracking": "none", "bits": 8,
+                                   "params": {"epochs": 1, "batch_size": 64, "max_rows": 128},
+                                   "eval": {"query_limit": 30, "ks": [10]}}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "a"), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "bitrieve: loading data 'wiki'" in err and "epoch 1/1" not in err  # status lines, no bars
+    assert main(["train", str(cfg), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "map@all" in captured.out  # results only
+    from bitrieve.engine import train_run
+    from bitrieve.config import load_config
+
+    train_run(load_config(cfg), tmp_path / "b", progress=False)  # the Python API after a command: its own choice
+    assert capsys.readouterr().err == ""

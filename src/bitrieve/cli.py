@@ -56,6 +56,9 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
             leaf.add_argument("--threads", type=int_option(1), default=argparse.SUPPRESS, metavar="N",
                               help="CPU threads for torch, numba and FAISS (default: OMP_NUM_THREADS, else all "
                                    "cores)")
+        if "--quiet" not in leaf._option_string_actions:
+            leaf.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                              help="no status lines and no progress bars (errors and results only)")
         if "--debug" not in leaf._option_string_actions:
             leaf.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                               help="show the full traceback of an error (also BITRIEVE_DEBUG=1)")
@@ -115,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     debug = debug_requested(bool(getattr(args, "debug", False)))
+    from bitrieve import console
+
+    # --quiet: no status lines; --no-progress: no progress bars, status lines still shown; else each caller decides
+    quiet = bool(getattr(args, "quiet", False))
+    if quiet and hasattr(args, "no_progress"):
+        args.no_progress = True  # --quiet hides the bars too
+    console.set_status_lines(False if quiet else True if getattr(args, "no_progress", False) else None)
     from bitrieve.atomic import INTERRUPTED
 
     INTERRUPTED.clear()  # what this command's Ctrl-C stops (main() may run many times in one process)
@@ -146,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"bitrieve: error: {one_line(e)}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        console.set_status_lines(None)  # the Python API after a command (tests, notebooks): the callers decide
 
 
 if __name__ == "__main__":

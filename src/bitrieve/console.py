@@ -35,8 +35,22 @@ def interactive(stream: Any = None) -> bool:
         return False
 
 
-def status(message: str) -> None:
-    """One status line on stderr (stdout stays the command's result: tables, JSON)."""
+# the command line's choice for status lines: None = follow each caller's ``progress`` flag (the Python API);
+# True = shown even with --no-progress (which hides progress bars only); False = --quiet (none)
+_STATUS_LINES: bool | None = None
+
+
+def set_status_lines(on: bool | None) -> None:
+    """``--quiet`` (False), ``--no-progress`` (True: bars off, status lines on), or back to the callers' choice."""
+    global _STATUS_LINES
+    _STATUS_LINES = on
+
+
+def status(message: str, enabled: bool = True) -> None:
+    """One status line on stderr (stdout stays the command's result: tables, JSON). ``enabled``: the caller's
+    ``progress`` flag, overridden by the command line's ``--quiet`` / ``--no-progress`` (:func:`set_status_lines`)."""
+    if _STATUS_LINES is False or (_STATUS_LINES is None and not enabled):
+        return
     print(f"bitrieve: {message}", file=sys.stderr, flush=True)
 
 

@@ -56,8 +56,7 @@ def config_from_args(args: argparse.Namespace, table_axes_only: bool = False):
 def _train(args: argparse.Namespace) -> int:
     from bitrieve.console import status
 
-    if not args.no_progress:
-        status(f"train {args.config}: loading the method and its libraries")
+    status(f"train {args.config}: loading the method and its libraries")
     from bitrieve.engine import train_run
     from bitrieve.engine.distributed import current
     from bitrieve.engine.runs import override_suffix, train_run_dir
@@ -67,7 +66,7 @@ def _train(args: argparse.Namespace) -> int:
     # get their own directory
     plain = config_from_args(args, table_axes_only=True)
     out = Path(args.out) if args.out else train_run_dir(args.config, cfg, plain)
-    if not args.no_progress and current().is_main:
+    if current().is_main:
         h = "" if args.out else override_suffix(cfg, plain)
         status(f"train {cfg.method} on {cfg.data}, {cfg.bits} bits, seed {cfg.seed} -> {out}"
                + (f" (-{h}: the config hash of {args.config} with the command-line overrides)" if h else ""))

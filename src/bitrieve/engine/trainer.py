@@ -352,8 +352,8 @@ class _Run:
         return self.state["history"]
 
     def say(self, msg: str) -> None:
-        if self.progress and self.info.is_main:
-            status(msg)
+        if self.info.is_main:
+            status(msg, self.progress)
 
     def checkpoint(self, si: int, epoch: int, opt, scaler=None) -> None:
         if self.info.is_main:
@@ -402,8 +402,8 @@ def _open_run(cfg: RunConfig, run_dir: Path, sha: str, device: torch.device, inf
     """Load the data (and carve the validation split), record the environment and open the tracker."""
     from bitrieve.data import load_data
 
-    if progress and info.is_main:
-        status(f"loading data '{cfg.data}'")
+    if info.is_main:
+        status(f"loading data '{cfg.data}'", progress)
     data = load_data(cfg.data)
     card_hash = card_sha256(data.card)
     data, val_data, val_record = selection.setup(cfg, data)  # carve a validation split (selection block only)
@@ -652,8 +652,7 @@ def evaluate_run(run_dir: str | Path, device: str | None = None, progress: bool 
     dev = resolve_device(cfg.device)
     stages = method.stages()
     diag_batch = fixed_batch(data["train"], method, dev, stages[0].batch_size if stages else 256)
-    if progress:
-        status(evaluation_status(data, cfg))
+    status(evaluation_status(data, cfg), progress)
     res = evaluate_all(method, data, cfg, dev, autocast_factory(dev, cfg.amp), diag_batch, progress)
     return {"method": cfg.method, "dataset": str(data.card.get("name", cfg.data)), "bits": cfg.bits,
             "seed": cfg.seed, "protocol": res["protocol"], "metrics": res["metrics"],

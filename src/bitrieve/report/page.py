@@ -275,9 +275,9 @@ def build_page(spec_path: str | Path, report_only: bool = False, sets: list[str]
     body: list[str] = []
     for s in spec.sections:
         runs, missing = collect_runs(spec, s, points[s.id])
-        if progress:  # a page takes ~25 s (figures): say which section is being written
-            status(f"results: section '{s.id}' ({len(runs)} run{'s' if len(runs) != 1 else ''}): tables"
-                   + (", figures" if s.figures and figures else ""))
+        # a page takes ~25 s (figures): say which section is being written
+        status(f"results: section '{s.id}' ({len(runs)} run{'s' if len(runs) != 1 else ''}): tables"
+               + (", figures" if s.figures and figures else ""), progress)
         for r in runs:
             all_runs.setdefault(r.path.resolve(), r)
         body += render_section(s, runs, missing, fig_root, md_dir, method_order)
