@@ -249,3 +249,31 @@ def test_runs_under_an_older_dataset_card_are_named(tmp_path):
     assert tables.notes == [note]
     with pytest.raises(ReportError, match="older 'wiki' dataset card"):
         build_tables(runs)  # the refusal says it too
+
+
+def test_an_older_card_note_lands_on_the_group_whose_data_changed(tmp_path):
+    """Two data sources named 'wiki': the embedded copy (current) and a converted store whose card.json has changed
+    since its runs were evaluated. The note belongs to the store's runs; the embedded runs are current. (Before, the
+    first group's data stood for every group of the name, and the note went to the wrong table.)"""
+    import yaml
+
+    from bitrieve.data import load_data
+    from bitrieve.data.types import card_bytes, card_sha256
+
+    embedded = dict(load_data("wiki").card)
+    store = tmp_path / "stores" / "wiki-copy"
+    store.mkdir(parents=True)
+    store_now = {**embedded, "source": "a converted copy", "split_seed": 3}
+    (store / "card.json").write_bytes(card_bytes(store_now))
+    store_then = {**store_now, "split_seed": 1}  # what the store's card said when its runs were evaluated
+    for root, card, data in (("b", embedded, "wiki"), ("a", store_then, str(store))):  # the store's runs first
+        for d in write_grid(tmp_path / root, methods=("agch",) if root == "b" else ("djsrh",), seeds=(0,)):
+            (d / "card.json").write_bytes(card_bytes(card))
+            _set(d, dataset_card_sha256=card_sha256(card))
+            cfg = yaml.safe_load((d / "config.yaml").read_text())
+            (d / "config.yaml").write_text(yaml.safe_dump({**cfg, "data": data}))
+    tables = build_tables(load_results([tmp_path]), split=True)
+    by_rows = {tuple(t.rows): t for t in tables}
+    assert not by_rows[("agch",)].warnings  # the embedded Wiki's runs: current
+    (note,) = by_rows[("djsrh",)].warnings
+    assert "older 'wiki' dataset card" in note and "split_seed" in note and str(tmp_path / "a") in note

@@ -190,15 +190,18 @@ def card_notes(groups: list[tuple[dict[str, Any], list[RunResult]]]) -> dict[int
     for dataset, idx in by_dataset.items():
         if len({groups[i][0]["dataset_card_sha256"] for i in idx}) < 2:
             continue
-        try:
-            now = current_card(groups[idx[0]][1][0])
-        except Exception:  # noqa: BLE001 (the data is optional here: no note rather than no report)
-            now = None
-        if now is None:
-            continue
-        now_sha = card_sha256(now)
         for i in idx:
             p, runs = groups[i]
+            # the current card of THIS group's data (runs of one dataset name may come from different stores,
+            # e.g. the embedded Wiki and a converted copy): compared with another group's data, a note would land
+            # on the wrong table
+            try:
+                now = current_card(runs[0])
+            except Exception:  # noqa: BLE001 (the data is optional here: no note rather than no report)
+                now = None
+            if now is None:
+                continue
+            now_sha = card_sha256(now)
             if p["dataset_card_sha256"] == now_sha:
                 continue
             old = read_card(runs[0])
