@@ -277,3 +277,18 @@ def test_an_older_card_note_lands_on_the_group_whose_data_changed(tmp_path):
     assert not by_rows[("agch",)].warnings  # the embedded Wiki's runs: current
     (note,) = by_rows[("djsrh",)].warnings
     assert "older 'wiki' dataset card" in note and "split_seed" in note and str(tmp_path / "a") in note
+
+
+def test_a_row_label_never_shows_an_absolute_store_path(tmp_path):
+    # before: the VSE++ COCO-mini row of docs/results.md read "vsepp (data=/work/stores/coco-mini-effnet, ...)"
+    import yaml
+
+    from bitrieve.report.results import row_labels
+
+    dirs = write_grid(tmp_path, methods=("agch",), seeds=(0,), bits=(16,))
+    other = write_run(tmp_path, "agch", 32, 0, 0.4, 0.4, group="agch-copy")
+    for d, data in ((dirs[0], "/srv/lab/stores/wiki-a"), (other, "stores/wiki-b")):
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        (d / "config.yaml").write_text(yaml.safe_dump({**cfg, "data": data}))
+    labels = sorted(row_labels(load_results([tmp_path])).values())
+    assert labels == ["agch (data=.../wiki-a)", "agch (data=stores/wiki-b)"]

@@ -245,12 +245,15 @@ def row_labels(runs: list[RunResult]) -> dict[tuple[str, str], str]:
         keys = sorted({k for v in variants.values() for k in v})
         differing = [k for k in keys if len({json.dumps(v.get(k), default=str) for v in variants.values()}) > 1]
         for sha, v in variants.items():
-            parts = [f"{k.removeprefix('params.')}={_fmt_value(v.get(k))}" for k in differing if k != "method"]
+            parts = [f"{k.removeprefix('params.')}={_fmt_value(v.get(k), k)}" for k in differing if k != "method"]
             labels[(method, sha)] = f"{method} ({', '.join(parts)})" if parts else f"{method} [{sha}]"
     return labels
 
 
-def _fmt_value(v: Any) -> str:
+def _fmt_value(v: Any, key: str = "") -> str:
+    if key == "data" and isinstance(v, str) and Path(v).is_absolute():
+        # no machine path on a page: a store by its folder name (the run's card.json identifies it)
+        return f".../{Path(v).name}"
     if isinstance(v, bool):
         return "true" if v else "false"
     if v is None:
