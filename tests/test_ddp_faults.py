@@ -46,10 +46,12 @@ def _one_line_failure(p: subprocess.Popen, within: float) -> str:
     out, err = p.communicate(timeout=within)
     assert p.returncode != 0
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("warning")]
-    assert len(lines) == 1, err[-2000:]  # one line: no traceback, no C++ backtrace
-    assert lines[0].startswith("bitrieve: error:"), lines
+    errors = [ln for ln in lines if ln.startswith("bitrieve: error:")]
+    # one error line, last; the rest are status lines (no traceback, no C++ backtrace)
+    assert len(errors) == 1 and lines[-1] == errors[0], err[-2000:]
+    assert all(ln.startswith("bitrieve: ") for ln in lines), err[-2000:]
     assert time.time() - t0 < within
-    return lines[0]
+    return errors[0]
 
 
 def test_world_size_larger_than_the_ranks_started(tmp_path):

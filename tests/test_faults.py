@@ -1306,9 +1306,9 @@ def test_a_run_directory_works_from_any_working_directory(tmp_path, monkeypatch,
     import yaml
 
     project = tmp_path / "project"
-    shutil.copytree(wiki_store, project / "stores" / "wiki")
+    shutil.copytree(wiki_store, project / "stores" / "wiki-anycwd")  # a name no other test uses
     config = project / "toy.yaml"
-    config.write_text(yaml.safe_dump({**TOY, "data": "stores/wiki"}))
+    config.write_text(yaml.safe_dump({**TOY, "data": "stores/wiki-anycwd"}))
     monkeypatch.chdir(project)
     assert _cli(["train", "toy.yaml", "--out", "runs/toy", "--no-progress"]) == 0
     elsewhere = tmp_path / "elsewhere"
@@ -1321,13 +1321,15 @@ def test_a_run_directory_works_from_any_working_directory(tmp_path, monkeypatch,
     assert _cli(["search", elsewhere / "idx", "--run", run, "--ids", "0", "-k", "3", "--no-labels"]) == 0
     # a moved store: one line with the hint, then found through BITRIEVE_STORES
     shutil.move(project / "stores", tmp_path / "moved")
-    _fails(capsys, ["eval", run], "its data 'stores/wiki' was not found", "BITRIEVE_STORES")
+    capsys.readouterr()
+    _fails(capsys, ["eval", run], "its data 'stores/wiki-anycwd' was not found", "BITRIEVE_STORES")
     monkeypatch.setenv("BITRIEVE_STORES", str(tmp_path / "moved"))
     assert _cli(["eval", run]) == 0
     # a different store under the same name is not taken for the run's data
     other = tmp_path / "other"
-    _convert(other / "wiki", "--split-seed", "5")
+    _convert(other / "wiki-anycwd", "--split-seed", "5")
     monkeypatch.setenv("BITRIEVE_STORES", str(other))
+    capsys.readouterr()
     _fails(capsys, ["eval", run], "hold(s) a store of another card")
 
 
