@@ -1326,9 +1326,12 @@ def test_a_run_directory_works_from_any_working_directory(tmp_path, monkeypatch,
     monkeypatch.setenv("BITRIEVE_STORES", str(tmp_path / "moved"))
     assert _cli(["eval", run]) == 0
     # a different store under the same name is not taken for the run's data
-    other = tmp_path / "other"
-    _convert(other / "wiki-anycwd", "--split-seed", "5")
-    monkeypatch.setenv("BITRIEVE_STORES", str(other))
+    import json
+
+    other = _copy(wiki_store, tmp_path / "other" / "wiki-anycwd")
+    card = json.loads((other / "card.json").read_text())
+    (other / "card.json").write_text(json.dumps({**card, "source": "another release"}))  # another card
+    monkeypatch.setenv("BITRIEVE_STORES", str(other.parent))
     capsys.readouterr()
     _fails(capsys, ["eval", run], "hold(s) a store of another card")
 
