@@ -1346,3 +1346,12 @@ def test_overwrite_keeps_a_users_file_inside_a_store(tmp_path, capsys, wiki_stor
     assert _tree(store) == before
     (store / "notes.txt").unlink()
     assert _convert(store, "--overwrite") == 0  # a store alone is replaced as before
+
+
+def test_a_run_record_holds_no_absolute_machine_path(tmp_path, monkeypatch):
+    # before: env.argv kept e.g. /work/main/src/bitrieve/__main__.py and absolute config paths
+    from bitrieve.engine.runs import portable_argv
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["/opt/lab/src/bitrieve/__main__.py", "train", str(tmp_path / "c.yaml"), "--out", "/srv/runs/x/b32-s0"]
+    assert portable_argv(argv) == ["bitrieve", "train", "c.yaml", "--out", ".../x/b32-s0"]

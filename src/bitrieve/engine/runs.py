@@ -148,6 +148,26 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def portable_argv(argv: list[str]) -> list[str]:
+    """The command line as recorded in a run: no absolute machine path (a record travels between machines and into
+    pages): the program as ``bitrieve`` / its file name, a path under the working directory relative to it, any other
+    absolute path as ``.../<last two parts>``."""
+    cwd = Path.cwd()
+    out = []
+    for i, a in enumerate(argv):
+        p = Path(a)
+        if i == 0:
+            out.append("bitrieve" if p.name in ("__main__.py", "bitrieve") else p.name)
+        elif p.is_absolute():
+            try:
+                out.append(str(p.relative_to(cwd)))
+            except ValueError:
+                out.append(str(Path("...", *p.parts[-2:])))
+        else:
+            out.append(a)
+    return out
+
+
 def environment(device: torch.device, seed: int) -> dict[str, Any]:
     env = {
         "python": platform.python_version(),
@@ -157,7 +177,7 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         "device": str(device),
         "seed": seed,
         "git_commit": git_commit(),
-        "argv": sys.argv,
+        "argv": portable_argv(sys.argv),
         "torch_threads": torch.get_num_threads(),
     }
     if device.type == "cuda":
