@@ -22,26 +22,20 @@ def default_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~mask
 
 
-# the targets being written right now (stores, indexes, files): an interrupted command names them (cli.main)
-_IN_PROGRESS: list[Path] = []
+# targets whose writing a Ctrl-C stopped (their partial output was removed; the target is as before): an
+# interrupted command names them (cli.main)
+INTERRUPTED: list[Path] = []
 
 
 @contextlib.contextmanager
 def being_written(dest: str | Path) -> Iterator[None]:
-    """Record ``dest`` as being written for the duration of the block."""
-    _IN_PROGRESS.append(Path(dest))
+    """A Ctrl-C inside the block records ``dest`` in :data:`INTERRUPTED`."""
     try:
         yield
     except KeyboardInterrupt:
         if Path(dest) not in INTERRUPTED:
             INTERRUPTED.append(Path(dest))
         raise
-    finally:
-        _IN_PROGRESS.remove(Path(dest))
-
-
-# targets whose writing a Ctrl-C stopped (their partial output was removed; the target is as before)
-INTERRUPTED: list[Path] = []
 
 
 def hidden_stem(name: str) -> str:

@@ -145,8 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        from bitrieve.atomic import INTERRUPTED
-
         left = "; ".join(f"{t} unchanged" for t in INTERRUPTED) or "nothing half-written is left"
         INTERRUPTED.clear()  # main() may run again in this process (tests, notebooks)
         print(f"bitrieve: interrupted; {left}", file=sys.stderr)

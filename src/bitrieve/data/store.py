@@ -191,8 +191,8 @@ def foreign_files(path: str | Path) -> list[str]:
     put there, which ``--overwrite`` must not delete."""
     path = Path(path)
     try:
-        listed = set(json.loads((path / "card.json").read_text()).get("store_files_sha256") or {})
-    except (OSError, ValueError, AttributeError):
+        listed = _listed(path)
+    except DataError:  # not a store this bitrieve reads: check_replaceable decides about it
         return []
     return sorted(str(f.relative_to(path)) for f in path.rglob("*")
                   if f.is_file() and f.name != "card.json" and str(f.relative_to(path)) not in listed)

@@ -12,7 +12,7 @@ What changes against one process:
   ``DistributedDataParallel`` does; its module wrapper cannot be used because a ``Stage.loss`` closure calls the
   method's sub-modules directly rather than through one ``forward``);
 - only rank 0 writes the run directory, logs, evaluates and checkpoints; the others wait for it
-  (:func:`wait_for_main`, which fails when rank 0 stops responding instead of hanging).
+  (:func:`barrier`, which fails when rank 0 stops responding instead of hanging).
 
 Faults end every process within ``BITRIEVE_DIST_TIMEOUT`` seconds (default 60) with one line naming the cause: a
 world size larger than the ranks started, an unreachable master, a rank that dies. Collectives (gradient all-reduce,
@@ -151,7 +151,7 @@ def _start_heartbeat(period: float = 1.0) -> None:
     threading.Thread(target=beat, name="bitrieve-heartbeat", daemon=True).start()
 
 
-def wait_for_main(info: DistInfo, tag: str) -> None:
+def barrier(info: DistInfo, tag: str = "barrier") -> None:
     """Every rank meets here; the others wait for rank 0's solitary work (evaluation, checkpoint) for as long as its
     heartbeat goes on, and fail in one line when it stops for ``BITRIEVE_DIST_TIMEOUT`` seconds."""
     if not info.enabled:
@@ -214,11 +214,6 @@ def average_gradients(params: list[torch.nn.Parameter], info: DistInfo) -> None:
         if p.grad is not None:  # a parameter this rank's loss never touched stays without gradient, as in 1 process
             p.grad = flat[offset:offset + n].view_as(p).clone()
         offset += n
-
-
-def barrier(info: DistInfo, tag: str = "barrier") -> None:
-    """All ranks meet; rank 0 may arrive late (see :func:`wait_for_main`)."""
-    wait_for_main(info, tag)
 
 
 def shutdown(info: DistInfo) -> None:

@@ -96,15 +96,9 @@ def _reported(command):
     return run
 
 
-def _check_chunk(chunk: int) -> None:
-    if chunk < 1:
-        raise BinaryIndexError(f"--chunk must be >= 1, got {chunk}")
-
-
 def _build(args) -> int:
     from bitrieve.console import status
 
-    _check_chunk(args.chunk)
     out = Path(args.out)
     try:  # before loading the model and encoding: the same rule the save applies at the end
         check_replaceable(out, is_index_dir, "bitrieve index directory")
@@ -160,7 +154,6 @@ def _info(args) -> int:
 def _add(args) -> int:
     from bitrieve.console import status
 
-    _check_chunk(args.chunk)
     status(f"index add: verifying {args.index_dir} and loading the run {args.run}")
     index = BinaryIndex.load(args.index_dir)  # every checksum verified before anything changes
     cfg, method = _model.load_run_model(args.run, device=args.device, loader=_load)
@@ -270,11 +263,7 @@ def _search(args) -> int:
 
     if args.k is not None and args.radius is not None:
         raise BinaryIndexError("give -k (top-k search) or --radius (every item within a Hamming distance), not both")
-    k = 10 if args.k is None else args.k
-    if k < 1:
-        raise BinaryIndexError(f"-k must be >= 1, got {k}")
-    if args.radius is not None and args.radius < 0:
-        raise BinaryIndexError(f"--radius must be >= 0, got {args.radius}")
+    k = 10 if args.k is None else args.k  # -k >= 1, --radius >= 0, --chunk >= 1: checked by the parser (options.py)
     status(f"search: loading the index {args.index_dir} and the run {args.run} (config, data, checkpoint)")
     index = BinaryIndex.load(args.index_dir)
     cfg, method = _model.load_run_model(args.run, device=args.device, loader=_load)

@@ -187,6 +187,7 @@ def card_notes(groups: list[tuple[dict[str, Any], list[RunResult]]]) -> dict[int
     for i, (p, _) in enumerate(groups):
         by_dataset.setdefault(p["dataset"], []).append(i)
     notes: dict[int, str] = {}
+    cards: dict[str, dict[str, Any] | None] = {}  # data spec -> its current card (read once per spec)
     for dataset, idx in by_dataset.items():
         if len({groups[i][0]["dataset_card_sha256"] for i in idx}) < 2:
             continue
@@ -195,10 +196,13 @@ def card_notes(groups: list[tuple[dict[str, Any], list[RunResult]]]) -> dict[int
             # the current card of THIS group's data (runs of one dataset name may come from different stores,
             # e.g. the embedded Wiki and a converted copy): compared with another group's data, a note would land
             # on the wrong table
-            try:
-                now = current_card(runs[0])
-            except Exception:  # noqa: BLE001 (the data is optional here: no note rather than no report)
-                now = None
+            spec = str(runs[0].variant.get("data"))
+            if spec not in cards:
+                try:
+                    cards[spec] = current_card(runs[0])
+                except Exception:  # noqa: BLE001 (the data is optional here: no note rather than no report)
+                    cards[spec] = None
+            now = cards[spec]
             if now is None:
                 continue
             now_sha = card_sha256(now)

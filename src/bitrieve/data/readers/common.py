@@ -50,13 +50,19 @@ def reading(path: Path, what: str):
     return _reading(path, what, DataError)
 
 
-def numeric_matrix(a, path: Path, key: str, what: str) -> "np.ndarray":
-    """``a`` as a numeric (N, D) array, or a DataError naming the file and key (3-d arrays, strings, cells...)."""
+def numeric_matrix(a, path: Path, key: str, what: str, finite: bool = False) -> "np.ndarray":
+    """``a`` as a numeric (N, D) array, or a DataError naming the file and key (3-d arrays, strings, cells...;
+    with ``finite``, NaN/inf values, counted)."""
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
         raise DataError(f"{path}: key '{key}' ({what}) holds {a.dtype} values, expected numbers")
     if a.ndim != 2:
         raise DataError(f"{path}: key '{key}' ({what}) has shape {a.shape}, expected a 2-d (N, D) array")
+    if finite and a.dtype.kind == "f":
+        bad = ~np.isfinite(a)
+        if bad.any():
+            raise DataError(f"{path}: key '{key}' holds {int(bad.sum())} NaN/inf values in {int(bad.any(1).sum())} "
+                            f"of {len(a)} rows, expected finite {what}")
     return a
 
 

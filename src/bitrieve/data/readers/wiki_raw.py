@@ -45,11 +45,7 @@ def read(path: str, **_: object) -> Source:
             if key not in m:
                 raise DataError(f"{mat}: missing key '{key}' (expected (N, {width})); keys: "
                                 f"{sorted(k for k in m if not k.startswith('__'))}")
-            m[key] = numeric_matrix(m[key], mat, key, f"(N, {width}) features")
-            bad = ~np.isfinite(m[key]) if m[key].dtype.kind == "f" else None
-            if bad is not None and bad.any():
-                raise DataError(f"{mat}: key '{key}' holds {int(bad.sum())} NaN/inf values in "
-                                f"{int(bad.any(1).sum())} of {len(m[key])} rows, expected finite features")
+            m[key] = numeric_matrix(m[key], mat, key, f"(N, {width}) features", finite=True)
             if m[key].shape[1] != width:
                 raise DataError(f"{mat}: key '{key}' has shape {m[key].shape}, expected (N, {width})")
         txt, img, cat = _read_list(lists[s])
