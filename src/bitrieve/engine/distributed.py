@@ -22,6 +22,7 @@ not a timeout, so a long evaluation is not a fault.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import threading
@@ -133,22 +134,39 @@ def _store():
     return dist.distributed_c10d._get_default_store()
 
 
+_beat_stop = threading.Event()
+_beat_thread: threading.Thread | None = None
+
+
 def _start_heartbeat(period: float = 1.0) -> None:
-    """Rank 0 writes an increasing counter into the rendezvous store every ``period`` s while it lives."""
+    """Rank 0 writes an increasing counter into the rendezvous store every ``period`` s until :func:`shutdown` (or
+    the interpreter's exit) stops it; the thread is joined there, so no store call is in flight when the process
+    group and the store are torn down (a daemon thread left inside one aborted the process at exit)."""
+    global _beat_thread
     store = _store()
     store.set(_HEARTBEAT, "0")
 
     def beat() -> None:
         n = 0
-        while dist.is_initialized():
+        while not _beat_stop.wait(period):
             n += 1
             try:
                 store.set(_HEARTBEAT, str(n))
             except Exception:  # noqa: BLE001 - the store is gone: the process group is ending
                 return
-            time.sleep(period)
 
-    threading.Thread(target=beat, name="bitrieve-heartbeat", daemon=True).start()
+    _beat_stop.clear()
+    _beat_thread = threading.Thread(target=beat, name="bitrieve-heartbeat", daemon=True)
+    _beat_thread.start()
+    atexit.register(_stop_heartbeat)
+
+
+def _stop_heartbeat() -> None:
+    global _beat_thread
+    _beat_stop.set()
+    if _beat_thread is not None:
+        _beat_thread.join(timeout=10)
+        _beat_thread = None
 
 
 def barrier(info: DistInfo, tag: str = "barrier") -> None:
@@ -217,5 +235,10 @@ def average_gradients(params: list[torch.nn.Parameter], info: DistInfo) -> None:
 
 
 def shutdown(info: DistInfo) -> None:
+    """Stop the heartbeat, let every rank arrive (so rank 0, which may host the rendezvous store, does not tear it
+    down under a rank still using it), then destroy the process group."""
+    _stop_heartbeat()
     if info.enabled and dist.is_initialized():
+        with contextlib.suppress(Exception):  # a lost rank: nothing to wait for
+            dist.barrier()
         dist.destroy_process_group()
