@@ -26,7 +26,7 @@ from small_methods import small_settings
 DIMS = {"image": 12, "text": 6}
 N_TRAIN, N_LABELS, BITS, STEPS = 64, 3, 16, 3
 BATCH = 11  # odd: the two ranks' shards differ in size (6 + 5), so the padding of parallel.rowwise is exercised
-SMALL = small_settings(BATCH)  # tests/small_methods.py (the batch size is set again per method below)
+SMALL = small_settings(BATCH)  # tests/small_methods.py
 
 
 def train_split(modalities) -> Split:
@@ -41,8 +41,6 @@ def run_method(name: str, info: ddp.DistInfo, shard_batch: bool = False) -> dict
     engine did before 2026-12-06), which must NOT reproduce one process."""
     cls = get_method(name)
     params = dict(SMALL.get(name, {}))
-    if "batch_size" in cls.Params.model_fields:
-        params["batch_size"] = BATCH
     torch.manual_seed(0)
     train = train_split(cls.modalities)
     method = cls(cls.Params(**params), BITS,

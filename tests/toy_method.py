@@ -19,24 +19,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from bitrieve.methods import register_method
-from bitrieve.methods.base import DataInfo, HashMethod, Params, Stage
+from bitrieve.methods.base import Count, Count0, DataInfo, HashMethod, NonNegative, Params, Positive, Probability, Stage
 from bitrieve.parallel import rowwise
 
 
 class ToyLinearParams(Params):
-    epochs: int = 3
-    batch_size: int = 64
+    epochs: Count = 3
+    batch_size: Count = 64
     optimizer: Literal["sgd", "adam"] = "adam"
-    lr_image: float = 1e-2
-    lr_text: float = 1e-2
-    momentum: float = 0.0  # SGD only
-    milestones: list[int] = []
+    lr_image: Positive = 1e-2
+    lr_text: Positive = 1e-2
+    momentum: Probability = 0.0  # SGD only
+    milestones: list[Count0] = []
     schedule_unit: Literal["epoch", "iter"] = "epoch"
-    quantization: float = 0.1
-    grad_clip: float | None = None
+    quantization: NonNegative = 0.1
+    grad_clip: Positive | None = None
     drop_last: bool = False
-    max_rows: int | None = None
-    sleep_per_batch: float = 0.0  # seconds; lets the resume test kill a run mid-epoch on any machine speed
+    max_rows: Count | None = None
+    sleep_per_batch: NonNegative = 0.0  # seconds; lets the resume test kill a run mid-epoch on any machine speed
 
 
 @register_method("toy_linear")

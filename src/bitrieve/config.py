@@ -159,6 +159,11 @@ class RunConfig(StrictNumbers):
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
 
 
+# pydantic's range errors (Field(ge=...) and the methods' range types), said the way the CLI says them
+_BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("<=", "le"),
+           "less_than": ("<", "lt")}
+
+
 def _format_validation(e: ValidationError, prefix: str = "") -> str:
     lines = []
     for err in e.errors():
@@ -169,7 +174,9 @@ def _format_validation(e: ValidationError, prefix: str = "") -> str:
         elif not err["loc"] or key == prefix:  # a check across keys: its message names them
             lines.append(str(err["msg"]).removeprefix("Value error, "))
         else:  # e.g. "key 'params.epochs': must be >= 1 (got -3)"
-            msg = str(err["msg"]).removeprefix("Value error, ")
+            bound = _BOUNDS.get(err["type"])
+            msg = (f"must be {bound[0]} {err['ctx'][bound[1]]:g}" if bound and "ctx" in err
+                   else str(err["msg"]).removeprefix("Value error, "))
             lines.append(f"key '{key}': {msg} (got {err.get('input')!r})")
     return "; ".join(lines)
 

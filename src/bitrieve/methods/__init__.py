@@ -1,33 +1,46 @@
-"""The method registry: a method class registers itself where it is defined, ``@register_method("djsrh")``.
+"""The method registry: a method class registers itself where it is defined, ``@register_method("djsrh")``; that
+decorator is the whole registration.
+
+Where methods come from:
+
+- built-in: every module of this package (found by scanning it; ``base`` and the ``families`` package hold no
+  method). A built-in method ``name`` lives in ``methods/<name>.py``;
+- installed packages: the ``bitrieve.methods`` entry-point group (``[project.entry-points."bitrieve.methods"]
+  my_method = "my_package.my_method"`` in the package's pyproject.toml; the entry point names the module that
+  registers the method), the way pytest plugins are found;
+- a module on ``sys.path`` named in the ``BITRIEVE_METHOD_MODULES`` environment variable (comma-separated), e.g.
+  ``BITRIEVE_METHOD_MODULES=my_hashing bitrieve train my.yaml``; the tests' ``toy_linear`` comes this way.
 
 Lookups are lazy, so that ``bitrieve --help`` imports no method and one broken optional method never breaks the
-others:
+others: ``get_method(name)`` imports ``bitrieve.methods.<name>`` and returns the class it registered; only when that
+finds nothing are the other sources imported. A module that fails to import is skipped and remembered; its error is
+raised when its own name is looked up, and listed in the "unknown method" message otherwise.
 
-- ``get_method(name)`` imports ``bitrieve.methods.<name>`` (a built-in method lives in the module of its name) and
-  returns the class that module registered. Only when that finds nothing does it import every module of
-  :data:`METHOD_MODULES` and of the ``BITRIEVE_METHOD_MODULES`` environment variable.
-- A module that fails to import is skipped and remembered; its error is raised only when its own name is looked up,
-  and listed in the "unknown method" message otherwise.
-- ``REGISTRY`` is a mapping name -> class. Iterating it (``list(REGISTRY)``, ``sorted(REGISTRY)``) lists the
-  built-in names in :data:`METHOD_MODULES` order (the order report tables use) without importing them, then every
-  other registered name (the ``BITRIEVE_METHOD_MODULES`` modules are imported for that).
-
-Methods outside the package (a user's own, the tests' ``toy_linear``) register with the same decorator in their own
-module; for the command line, name that module in ``BITRIEVE_METHOD_MODULES`` (comma-separated, importable from
-``sys.path``), e.g. ``BITRIEVE_METHOD_MODULES=my_hashing bitrieve train my.yaml``.
+``REGISTRY`` is a mapping name -> class. Listing it (``list(REGISTRY)``) imports every source and gives the names in
+one defined order, the order report tables use: by family (:data:`FAMILY_ORDER`, then any other family by name), then
+by name.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import os
+import pkgutil
 from collections.abc import Iterator, MutableMapping
 
-# The modules that define the built-in methods (each registers the method of its own name), in table order.
-METHOD_MODULES = ("cca_itq", "agch", "ucmfh", "ucmfh_variant", "djsrh", "jdsh", "dgcpn", "agch_fusion_balanced",
-                  "greedyhash", "dsh", "vsepp")
 ENV_MODULES = "BITRIEVE_METHOD_MODULES"
+ENTRY_POINT_GROUP = "bitrieve.methods"
+# the families' places in listings and report tables (a method's ``family`` class attribute)
+FAMILY_ORDER = ("cross-modal hashing", "image hashing", "image-text matching")
+_NOT_METHODS = {"base"}  # modules of this package that define no method (packages such as families/ are skipped)
+
+
+def builtin_modules() -> list[str]:
+    """The modules of this package that define methods, found by scanning it."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__)
+                  if not m.ispkg and not m.name.startswith("_") and m.name not in _NOT_METHODS)
 
 
 class MethodRegistry(MutableMapping):
@@ -54,19 +67,18 @@ class MethodRegistry(MutableMapping):
             self.failed[module] = f"{type(exc).__name__}: {exc}"
 
     def import_all(self) -> None:
-        for m in METHOD_MODULES:
-            self._import(f"bitrieve.methods.{m}")
-        self._import_env()
-
-    def _import_env(self) -> None:
+        for m in builtin_modules():
+            self._import(f"{__name__}.{m}")
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            self._import(ep.value.split(":")[0])  # the module registers its method(s) when imported
         for m in os.environ.get(ENV_MODULES, "").split(","):
             if m.strip():
                 self._import(m.strip())
 
     def __getitem__(self, name: str) -> type:
         if name not in self._classes and isinstance(name, str) and name.isidentifier():
-            module = f"bitrieve.methods.{name}"
-            if importlib.util.find_spec(module) is not None:
+            module = f"{__name__}.{name}"
+            if name not in _NOT_METHODS and importlib.util.find_spec(module) is not None:
                 self._import(module)
                 if module in self.failed:
                     raise KeyError(f"method '{name}' could not be imported ({module}: {self.failed[module]})")
@@ -85,9 +97,14 @@ class MethodRegistry(MutableMapping):
         return True
 
     def _names(self) -> list[str]:
-        self._import_env()
-        builtin = [n for n in METHOD_MODULES if f"bitrieve.methods.{n}" not in self.failed]
-        return builtin + [n for n in self._classes if n not in builtin]
+        self.import_all()
+
+        def key(name: str) -> tuple:
+            family = getattr(self._classes[name], "family", "")
+            rank = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+            return rank, family, name
+
+        return sorted(self._classes, key=key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names())

@@ -62,7 +62,7 @@ from pydantic import Field
 from bitrieve.losses.reconstruction import code_alignment, similarity_reconstruction
 from bitrieve.methods import register_method
 from bitrieve.errors import TooFewItems
-from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
+from bitrieve.methods.base import Batch, Count, DataInfo, HashMethod, NonNegative, Params, Positive, Probability, Stage
 from bitrieve.parallel import rowwise
 from bitrieve.parts.backbones import IMAGENET_MEAN, IMAGENET_STD
 from bitrieve.parts.encoders import AlexNetHashEncoder, FrozenAlexNetFC7, MLPHashEncoder
@@ -85,15 +85,15 @@ class AGCHParams(Params):
                              "images; off by default (features as given; no mAP gain on Wiki in a 30-epoch check). "
                              "The similarity S always uses the raw features")
     hidden: int = Field(4096, ge=1, description="encoder hidden width (paper: 4096, = AlexNet fc7 width)")
-    gcn_dims: list[int] = Field([2048, 2048], min_length=1,
+    gcn_dims: list[Count] = Field([2048, 2048], min_length=1,
                                 description="graph-conv output widths before the final FC to c bits; the paper's "
                                             "'4096 -> 2048 -> c' read as 4096 -> 2048 -> 2048 -> c")
     fusion_input: Literal["codes", "hidden"] = Field(
         "hidden", description="what the fusion FC concatenates: the encoders' high-level (4,096-d hidden) features "
                               "f^v ⊕ f^t (Eq. 5, paper) or their c-d tanh outputs (codes)")
     # --- similarity (Sec. III-B) ---
-    gamma_v: float = 2.0
-    gamma_t: float = 0.3
+    gamma_v: NonNegative = 2.0
+    gamma_t: NonNegative = 0.3
     rho: float = Field(4.0, gt=0)
     gamma_mode: Literal["features", "similarity"] = "features"
     renormalize_similarity: bool = Field(False, description="re-normalise Z̃ after the γ weighting so C is a cosine "
@@ -119,10 +119,10 @@ class AGCHParams(Params):
     gcn_self_loops: bool = Field(False, description="Ã = S + I (Kipf & Welling) instead of the paper's Ã = S (Eq. 6; "
                                                      "S's diagonal already carries the self weight)")
     # --- objective (Sec. III-D) ---
-    alpha: float = 1.0
-    beta: float = 1.0
-    lam: float = Field(10.0, description="λ, weight of the code alignment to the fused code in L3")
-    delta: float = 0.01
+    alpha: NonNegative = 1.0
+    beta: NonNegative = 1.0
+    lam: NonNegative = Field(10.0, description="λ, weight of the code alignment to the fused code in L3")
+    delta: NonNegative = 0.01
     reduction: Literal["pairs", "mean", "sum"] = Field(
         "pairs", description="pairs: every Eq. 16 term summed as printed and divided by one common m² (keeps the "
                              "paper's relative weights); mean: each term over its own element count (m² for the "
@@ -133,12 +133,12 @@ class AGCHParams(Params):
     # --- training (Sec. IV-A) ---
     epochs: int = Field(40, ge=0)
     batch_size: int = Field(32, ge=2)
-    lr_image: float = 1e-4
-    lr_text: float = 1e-2
-    lr_gcn: float = 1e-3
-    lr_fusion: float = 1e-2
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    lr_image: Positive = 1e-4
+    lr_text: Positive = 1e-2
+    lr_gcn: Positive = 1e-3
+    lr_fusion: Positive = 1e-2
+    momentum: Probability = 0.9
+    weight_decay: NonNegative = 5e-4
     weight_decay_gcn: float | None = Field(
         None, ge=0, description="the GCN group's weight decay (None: weight_decay). Feature-mode configs that set "
         "lr_gcn = 1e-3 / δ set it to weight_decay · δ, so the decay step lr · wd stays the paper's 1e-3 · 5e-4 "
@@ -151,6 +151,8 @@ class AGCH(HashMethod):
     paper = ("P.-F. Zhang, Y. Li, Z. Huang, X.-S. Xu. Aggregation-Based Graph Convolutional Hashing for Unsupervised "
              "Cross-Modal Retrieval. IEEE Transactions on Multimedia 24:466-479, 2022.")
     Params = AGCHParams
+    family = "cross-modal hashing"
+    smoke_params = {"hidden": 16, "gcn_dims": [8, 8]}
 
     def __init__(self, params: AGCHParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)

@@ -19,16 +19,17 @@ from __future__ import annotations
 from bitrieve.losses.contrastive import ContrastiveKind
 from bitrieve.losses.reconstruction import similarity_reconstruction
 from bitrieve.methods import register_method
+from bitrieve.methods.base import NonNegative, Positive
 from bitrieve.methods.ucmfh import UCMFH, UCMFHParams
 from bitrieve.parts.similarity import aggregated_similarity
 
 
 class AGCHFusionBalancedParams(UCMFHParams):
     loss: ContrastiveKind = "balanced"
-    sim_weight: float = 100.0
-    gamma_v: float = 1.0  # AGCH's Wiki values (γ_v 1, γ_t 0.8, ρ 4)
-    gamma_t: float = 0.8
-    rho: float = 4.0
+    sim_weight: NonNegative = 100.0
+    gamma_v: NonNegative = 1.0  # AGCH's Wiki values (γ_v 1, γ_t 0.8, ρ 4)
+    gamma_t: NonNegative = 0.8
+    rho: Positive = 4.0
 
 
 @register_method("agch_fusion_balanced")
@@ -37,6 +38,7 @@ class AGCHFusionBalanced(UCMFH):
     paper = "bitrieve composed example: UCMFH fusion (Xia et al. 2023) + balanced contrastive + AGCH similarity " \
             "(Zhang et al. 2022)"
     Params = AGCHFusionBalancedParams
+    smoke_params = {**UCMFH.smoke_params, "pretrain_epochs": 1}  # the fusion-only stage too
 
     def hash_stage_terms(self, batch, hv, ht, out):
         """UCMFH's hash-stage loss + sim_weight · [r(B_I, B_I) + r(B_T, B_T) + r(B_I, B_T)] (the fusion-only stage,

@@ -26,18 +26,18 @@ import torch
 
 from bitrieve.errors import TooFewItems
 from bitrieve.methods import register_method
-from bitrieve.methods.base import DataInfo, HashMethod, Params
+from bitrieve.methods.base import Count, Count0, DataInfo, HashMethod, NonNegative, Params
 
 
 class CCAITQParams(Params):
     kernel: bool = True  # RBF kernelisation against anchors (see module docstring, step 1)
-    anchors: int = 500  # number of training anchors per modality when kernel=True
+    anchors: Count = 500  # number of training anchors per modality when kernel=True
     # ridge added to Cxx, Cyy, relative to their mean diagonal. 1.0 was the best of {1e-4, 1e-2, 0.1, 1} on the Wiki
     # query set (so the baseline is, if anything, optimistic); with 500-anchor kernels and 2,173 rows CCA overfits
     # badly below 0.1 (mAP@all I->T 0.15-0.18 at 1e-4).
-    regularization: float = 1.0
-    itq_iterations: int = 50  # Gong et al.: 50 iterations
-    anchor_seed: int | None = None  # None: the run seed via torch's generator
+    regularization: NonNegative = 1.0
+    itq_iterations: Count0 = 50  # Gong et al.: 50 iterations
+    anchor_seed: Count0 | None = None  # None: the run seed via torch's generator
 
 
 @register_method("cca_itq")
@@ -46,6 +46,7 @@ class CCAITQ(HashMethod):
     paper = ("Y. Gong, S. Lazebnik, A. Gordo, F. Perronnin. Iterative Quantization: A Procrustean Approach to Learning "
              "Binary Codes for Large-Scale Image Retrieval. IEEE TPAMI 35(12):2916-2929, 2013.")
     Params = CCAITQParams
+    family = "cross-modal hashing"
 
     def __init__(self, params: CCAITQParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)

@@ -50,35 +50,36 @@ import torch.nn.functional as F
 
 from bitrieve.losses.reconstruction import code_inner_products, similarity_reconstruction
 from bitrieve.methods import register_method
-from bitrieve.methods.base import DataInfo, Params, Stage, Step
+from bitrieve.methods.base import (AnyFinite, Count, DataInfo, Fraction, Mix, NonNegative, Params, Positive,
+    Probability, Stage, Step)
 from bitrieve.methods.families.two_tower import TwoTowerHashing
 from bitrieve.parts.neighbourhood import dgcpn_similarity
 
 
 class DGCPNParams(Params):
     input_norm: Literal["none", "standardize"] = "none"  # see methods/djsrh.py, parts/standardize.py
-    a1: float = 0.01
-    a2: float = 0.3
-    k_pair: float = 1.5  # target of the paired codes' cosine (released ``K``)
-    dw: float = 1.0
-    cw: float = 1.0
+    a1: Mix = 0.01
+    a2: Mix = 0.3
+    k_pair: AnyFinite = 1.5  # target of the paired codes' cosine (released ``K``)
+    dw: NonNegative = 1.0
+    cw: NonNegative = 1.0
     knn_number: int | None = Field(3000, ge=0)  # released --knn_number: smallest similarities dropped per row (keeps n - this - 1)
     knn_number_fraction: float = Field(0.6, ge=0, lt=1)  # knn_number null: round(fraction * n_train) (MIRFlickr: 3,000 / 5,000)
-    scale: float | None = 4000.0  # null: scale_fraction * n_train
-    scale_fraction: float = 0.8
+    scale: Positive | None = 4000.0  # null: scale_fraction * n_train
+    scale_fraction: Fraction = 0.8
     half_binary: bool = True
     optimisation: Literal["released", "summed"] = "released"  # three updates per batch | one summed update
-    dropout: float = 0.5  # released Dropout(0.5) between the hidden layer and the hash layer (both networks)
+    dropout: Probability = 0.5  # released Dropout(0.5) between the hidden layer and the hash layer (both networks)
     text_hash_init_std: float | None = Field(0.3, gt=0)  # released N(0, 0.3) text hash-layer weights; null: PyTorch's default
-    hidden: int = 4096
-    lr_image: float = 0.005
-    lr_text: float = 0.005
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 32
+    hidden: Count = 4096
+    lr_image: Positive = 0.005
+    lr_text: Positive = 0.005
+    momentum: Probability = 0.9
+    weight_decay: NonNegative = 5e-4
+    batch_size: Count = 32
     drop_last: bool = False  # the released loader keeps the last incomplete batch
-    epochs: int = 100
-    max_train_for_graph: int = 20000  # the n×n target is held in memory; refuse beyond this
+    epochs: Count = 100
+    max_train_for_graph: Count = 20000  # the n×n target is held in memory; refuse beyond this
 
 
 @register_method("dgcpn")
@@ -87,6 +88,7 @@ class DGCPN(TwoTowerHashing):
     paper = ("J. Yu, H. Zhou, Y. Zhan, D. Tao. Deep Graph-neighbor Coherence Preserving Network for Unsupervised "
              "Cross-modal Hashing. AAAI 2021.")
     Params = DGCPNParams
+    smoke_params = {"hidden": 32, "knn_number": 30, "scale": 8.0}
 
     def __init__(self, params: DGCPNParams, bits: int, info: DataInfo):
         if params.half_binary is False and params.optimisation == "released":

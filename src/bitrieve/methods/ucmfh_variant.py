@@ -36,7 +36,7 @@ from torch import nn
 
 from bitrieve.losses.contrastive import ContrastiveKind
 from bitrieve.methods import register_method
-from bitrieve.methods.base import DataInfo, Stage
+from bitrieve.methods.base import Count, Count0, DataInfo, Positive, Stage
 from bitrieve.methods.families.fusion import ContrastiveHashParams, FusionHashing, HeadSchedule, head_schedule
 from bitrieve.parts.cross_attention import CrossAttention
 from bitrieve.parts.fusion_hashing import HashHead, input_projection, register_fill
@@ -44,11 +44,11 @@ from bitrieve.parts.transformer import TokenTransformer
 
 class UCMFHVariantParams(ContrastiveHashParams):
     loss: ContrastiveKind = "balanced"  # the fork's ContrastiveLossBalanced; "ntxent" = UCMFH's released loss
-    nhead: int = 8
-    head_hidden: int = 1024
-    lr_encoders: float = 1e-4
-    encoder_epochs: int = 0  # > 0: an encoders-only stage first, continued by the hash stage (not the fork's)
-    hash_epochs: int = 100  # the fork's task=1 (test-flickr.sh: 100; NUS-WIDE 150, COCO 500)
+    nhead: Count = 8
+    head_hidden: Count = 1024
+    lr_encoders: Positive = 1e-4
+    encoder_epochs: Count0 = 0  # > 0: an encoders-only stage first, continued by the hash stage (not the fork's)
+    hash_epochs: Count = 100  # the fork's task=1 (test-flickr.sh: 100; NUS-WIDE 150, COCO 500)
     final_layer_norm: bool = True  # LayerNorm after each modality transformer (model.py:19, :26)
     head_schedule: HeadSchedule = "released"  # MLP lr x1.2 at iterations 30, 80 (COCO: "released_coco")
     whole_batch_sequence: bool = False
@@ -61,6 +61,7 @@ class UCMFHVariant(FusionHashing):
              "hashing retrieval: A new strong baseline, Information Fusion 99:101968, 2023) with modality "
              "transformers and cross-attention.")
     Params = UCMFHVariantParams
+    smoke_params = {**FusionHashing.smoke_params, "encoder_epochs": 1}  # the encoders-only stage too
     extra_evaluations = ("ucmfh-pair-input", "pair-input", "fork-pair-input")  # engine/pair_input.py
 
     def __init__(self, params: UCMFHVariantParams, bits: int, info: DataInfo):

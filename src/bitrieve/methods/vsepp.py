@@ -28,25 +28,25 @@ from torch import nn
 
 from bitrieve.losses.triplet import vse_hinge_loss
 from bitrieve.methods import register_method
-from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
+from bitrieve.methods.base import Batch, Count, Count0, DataInfo, HashMethod, NonNegative, Params, Positive, Stage
 from bitrieve.parallel import rowwise
 from bitrieve.parts.hashing import l2_normalize
 from bitrieve.parts.text import FeatureTextEncoder, GRUTextEncoder
 
 
 class VSEPPParams(Params):
-    embed_dim: int = 1024
-    word_dim: int = 300
+    embed_dim: Count = 1024
+    word_dim: Count = 300
     text_encoder: Literal["auto", "gru", "features"] = "auto"  # auto: gru when the card names a vocabulary
-    vocab_size: int | None = None  # default: from the dataset card (vocab_size)
-    margin: float = 0.2
+    vocab_size: Count | None = None  # default: from the dataset card (vocab_size)
+    margin: NonNegative = 0.2
     max_violation: bool = True
     binary: bool = False
-    lr: float = 2e-4
-    epochs: int = 30
-    lr_decay_epochs: tuple[int, ...] = (15,)
-    batch_size: int = 128
-    grad_clip: float | None = 2.0
+    lr: Positive = 2e-4
+    epochs: Count = 30
+    lr_decay_epochs: tuple[Count0, ...] = (15,)
+    batch_size: Count = 128
+    grad_clip: Positive | None = 2.0
 
 
 def _card_text(card: dict) -> dict:
@@ -73,6 +73,8 @@ class VSEPP(HashMethod):
     paper = ("F. Faghri, D. J. Fleet, J. R. Kiros, S. Fidler. VSE++: Improving Visual-Semantic Embeddings with Hard "
              "Negatives. BMVC 2018.")
     Params = VSEPPParams
+    family = "image-text matching"
+    smoke_params = {"embed_dim": 16}
     supervised = False
     output = "embedding"
     modalities = ("image", "text")
@@ -97,6 +99,10 @@ class VSEPP(HashMethod):
         else:
             self.txt = FeatureTextEncoder(info.feature_dims["text"], width)
         self.text_kind = kind
+
+    @property
+    def code_width(self) -> int:
+        return self.width
 
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         if modality == "image":

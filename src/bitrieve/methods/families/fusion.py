@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 
 from bitrieve.losses.contrastive import ContrastiveKind, contrastive
-from bitrieve.methods.base import HashMethod, Params
+from bitrieve.methods.base import Count, HashMethod, NonNegative, Params, Positive, Probability
 from bitrieve.parts.fusion_hashing import fit_fill, with_fill
 
 UnimodalFill = Literal["train_mean", "zeros"]
@@ -27,19 +27,19 @@ class ContrastiveHashParams(Params):
 
     loss: ContrastiveKind = "ntxent"  # released: NT-Xent; "balanced": the fork's ContrastiveLossBalanced
     symmetric: bool = False  # balanced / infonce only: add the text->image direction
-    temperature: float = 0.5
-    hash_weight: float = 0.5  # loss = c(embeddings) + hash_weight * c(hash outputs)
-    modality_dim: int = 512  # token half width; inputs of another width get a Linear(d, modality_dim)
-    nhead: int = 4
-    layers: int = 2
-    dim_feedforward: int = 2048
-    dropout: float = 0.1
-    head_hidden: int = 4096
-    head_dropout: float = 0.3
-    lr_heads: float = 1e-3
-    betas: tuple[float, float] = (0.5, 0.999)
-    batch_size: int = 128
-    max_rows: int | None = 4992  # the released code trains on the first 4,992 pairs
+    temperature: Positive = 0.5
+    hash_weight: NonNegative = 0.5  # loss = c(embeddings) + hash_weight * c(hash outputs)
+    modality_dim: Count = 512  # token half width; inputs of another width get a Linear(d, modality_dim)
+    nhead: Count = 4
+    layers: Count = 2
+    dim_feedforward: Count = 2048
+    dropout: Probability = 0.1
+    head_hidden: Count = 4096
+    head_dropout: Probability = 0.3
+    lr_heads: Positive = 1e-3
+    betas: tuple[Probability, Probability] = (0.5, 0.999)
+    batch_size: Count = 128
+    max_rows: Count | None = 4992  # the released code trains on the first 4,992 pairs
     unimodal_fill: UnimodalFill = "train_mean"
 
 
@@ -49,6 +49,8 @@ class FusionHashing(HashMethod):
     ``heads`` and the fill buffers (parts/fusion_hashing.py); the contrastive loss of UCMFH (Eq. 5-8), uni-modal
     ``encode`` and the pair-input ``encode_pair``."""
 
+    family = "cross-modal hashing"
+    smoke_params = {"modality_dim": 16, "nhead": 2, "dim_feedforward": 32, "head_hidden": 32, "max_rows": None}
     extra_evaluations = ("ucmfh-pair-input", "pair-input")  # engine/pair_input.py
 
     def prepare(self, train) -> None:

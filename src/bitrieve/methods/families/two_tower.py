@@ -21,6 +21,9 @@ class TwoTowerHashing(HashMethod):
     ``weight_decay``, ``batch_size``, ``epochs``; ``alpha_schedule`` for the √(epoch+1) schedule) and implement
     ``target`` and ``objective``. ``dropout``: DGCPN's dropout before the hash layer."""
 
+    family = "cross-modal hashing"
+    smoke_params = {"hidden": 32}
+
     def __init__(self, params, bits: int, info: DataInfo, dropout: float = 0.0):
         super().__init__(params, bits, info)
         self.encoders = TwoTowerEncoders(info.feature_dims, params.hidden, bits, dropout=dropout)
