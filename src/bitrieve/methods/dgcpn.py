@@ -50,14 +50,13 @@ import torch.nn.functional as F
 
 from bitrieve.losses.reconstruction import code_inner_products, similarity_reconstruction
 from bitrieve.methods import register_method
-from bitrieve.methods.base import (AnyFinite, Count, DataInfo, Fraction, Mix, NonNegative, Params, Positive,
-    Probability, Stage, Step)
-from bitrieve.methods.families.two_tower import TwoTowerHashing
+from bitrieve.methods.base import (AnyFinite, Count, DataInfo, Fraction, Mix, NonNegative, Positive, Probability, Stage,
+                                   Step)
+from bitrieve.methods.families.two_tower import TwoTowerHashing, TwoTowerParams
 from bitrieve.parts.neighbourhood import dgcpn_similarity
 
 
-class DGCPNParams(Params):
-    input_norm: Literal["none", "standardize"] = "none"  # see methods/djsrh.py, parts/standardize.py
+class DGCPNParams(TwoTowerParams):
     a1: Mix = 0.01
     a2: Mix = 0.3
     k_pair: AnyFinite = 1.5  # target of the paired codes' cosine (released ``K``)
@@ -71,12 +70,8 @@ class DGCPNParams(Params):
     optimisation: Literal["released", "summed"] = "released"  # three updates per batch | one summed update
     dropout: Probability = 0.5  # released Dropout(0.5) between the hidden layer and the hash layer (both networks)
     text_hash_init_std: float | None = Field(0.3, gt=0)  # released N(0, 0.3) text hash-layer weights; null: PyTorch's default
-    hidden: Count = 4096
     lr_image: Positive = 0.005
     lr_text: Positive = 0.005
-    momentum: Probability = 0.9
-    weight_decay: NonNegative = 5e-4
-    batch_size: Count = 32
     drop_last: bool = False  # the released loader keeps the last incomplete batch
     epochs: Count = 100
     max_train_for_graph: Count = 20000  # the n×n target is held in memory; refuse beyond this

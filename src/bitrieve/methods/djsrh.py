@@ -24,36 +24,25 @@ network is an MLP d -> 4096 -> bits (the text network's shape). The released cod
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
 from bitrieve.losses.reconstruction import similarity_reconstruction
 from bitrieve.methods import register_method
-from bitrieve.methods.base import Count, Mix, NonNegative, Params, Positive, Probability
-from bitrieve.methods.families.two_tower import TwoTowerHashing
+from bitrieve.methods.base import Count, Mix, NonNegative, Positive
+from bitrieve.methods.families.two_tower import TwoTowerHashing, TwoTowerParams
 from bitrieve.parts.neighbourhood import djsrh_joint_similarity
 
 
-class DJSRHParams(Params):
+class DJSRHParams(TwoTowerParams):
     beta: NonNegative = 0.9  # S̃ = β S_I + (1-β) S_T (MIRFlickr)
     eta: Mix = 0.4
     mu: Positive = 1.5
     lambda1: NonNegative = 0.1  # weight of the image-image term
     lambda2: NonNegative = 0.1  # weight of the text-text term
-    hidden: Count = 4096
     lr_image: Positive = 1e-3
     lr_text: Positive = 1e-2
-    momentum: Probability = 0.9
-    weight_decay: NonNegative = 5e-4
-    batch_size: Count = 32
     epochs: Count = 80
     alpha_schedule: bool = True  # tanh(√(epoch+1) · h); off: plain tanh
-    # feature mode only (not in the paper): "standardize" z-scores each input dimension with training statistics
-    # before the MLP (the released nets saw CNN fc7 activations / raw BoW counts, far larger than e.g. Wiki's
-    # unit-scale SIFT/LDA vectors, on which a 4,096-wide MLP starts with near-constant outputs). The similarity
-    # target always uses the raw features.
-    input_norm: Literal["none", "standardize"] = "none"
 
 
 @register_method("djsrh")

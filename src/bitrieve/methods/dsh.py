@@ -36,23 +36,20 @@ from torch import nn
 from bitrieve.losses.pairwise import dsh_pair_loss
 from bitrieve.losses.quantization import dsh_abs_regularizer
 from bitrieve.methods import register_method
-from bitrieve.methods.base import (Batch, Count, Count0, DataInfo, Fraction, HashMethod, NonNegative, Params,
-    Positive, Probability, Stage)
-from bitrieve.parallel import rowwise
+from bitrieve.methods.base import Batch, Count, Count0, DataInfo, Fraction, NonNegative, Positive, Stage
+from bitrieve.methods.families.image import ImageHashing, ImageHashingParams
 from bitrieve.engine.checkpoint import load_checkpoint
 from bitrieve.errors import BitrieveError
-from bitrieve.parts.backbones import build_backbone, imagenet_pixels, like_first_conv
+from bitrieve.parts.backbones import like_first_conv
 
 
-class DSHParams(Params):
+class DSHParams(ImageHashingParams):
     backbone: Literal["dsh_cnn", "alexnet", "identity"] = "dsh_cnn"
-    weights: str | None = None  # AlexNet ImageNet state dict (alexnet backbone only)
     margin: NonNegative | None = None  # None: 2 * bits (paper)
     alpha: NonNegative = 0.01
     pair_weight: NonNegative = 0.5  # the paper's 1/2; 1.0 = Caffe's reported loss value
     mirror: bool = True  # random horizontal flip of pixel inputs in training (Caffe transform_param mirror)
     lr: Positive = 1e-3
-    momentum: Probability = 0.9
     weight_decay: NonNegative = 0.004
     batch_size: Count = 200
     iterations: Count = 70_000  # the solver's max_iter; converted to epochs of the training split
@@ -66,31 +63,26 @@ class DSHParams(Params):
 
 
 @register_method("dsh")
-class DSH(HashMethod):
+class DSH(ImageHashing):
     name = "dsh"
     paper = "H. Liu, R. Wang, S. Shan, X. Chen. Deep Supervised Hashing for Fast Image Retrieval. CVPR 2016."
     Params = DSHParams
-    supervised = True
-    modalities = ("image",)
-    family = "image hashing"
-    smoke_params = {"backbone": "identity"}
 
     def __init__(self, params: DSHParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)
-        shape = tuple(info.input_shapes["image"])
-        self.backbone, feat_dim = build_backbone(params.backbone, shape, bits=bits, weights=params.weights)
         if params.backbone == "dsh_cnn":
             self.head = nn.Identity()  # the small CNN ends in the bits-wide layer already
         elif params.backbone == "alexnet":
-            self.head = nn.Linear(feat_dim, bits)
+            self.head = nn.Linear(self.feature_dim, bits)
         else:
-            self.head = nn.Sequential(nn.Linear(feat_dim, 500), nn.ReLU(), nn.Linear(500, bits))
+            self.head = nn.Sequential(nn.Linear(self.feature_dim, 500), nn.ReLU(), nn.Linear(500, bits))
         for m in self.head.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
         # training mean image (0-255 scale) for the from-scratch CNN, filled by prepare(); saved with the model
-        self.register_buffer("pixel_mean", torch.zeros(shape) if params.backbone == "dsh_cnn" else torch.zeros(0))
+        self.register_buffer("pixel_mean", torch.zeros(self.input_shape) if params.backbone == "dsh_cnn"
+                             else torch.zeros(0))
 
     @property
     def margin(self) -> float:
@@ -130,17 +122,13 @@ class DSH(HashMethod):
                 mean += x[start:start + 4096].astype(np.float64).sum(axis=0)
             self.pixel_mean.copy_(torch.from_numpy(mean / len(x)).float())
 
-    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
-        if self.params.backbone == "dsh_cnn":
+    def backbone_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self.params.backbone == "dsh_cnn":  # Caffe: minus the training mean image, no ImageNet normalisation
             return like_first_conv(x.float() - self.pixel_mean, self.backbone)
-        if self.params.backbone == "alexnet":
-            return like_first_conv(imagenet_pixels(x), self.backbone)
-        return x.float()
+        return super().backbone_input(x)
 
-    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        if modality != "image":
-            raise ValueError(f"dsh is single-modal (image); got modality '{modality}'")
-        return self.head(self.backbone(self._inputs(x)))
+    def hash_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         x = batch["image"]
@@ -148,7 +136,7 @@ class DSH(HashMethod):
             flip = torch.rand(x.shape[0], device=x.device) < 0.5
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         # the flips above are drawn for the whole (global) batch; the network is split across ranks (parallel.py)
-        b = rowwise(lambda rows: self.encode("image", rows), x, modules=[self.backbone, self.head])
+        b = self.encode_rows(x)
         with torch.autocast(b.device.type, enabled=False):  # the loss in fp32 under --amp (module docstring)
             b = b.float()
             pair = dsh_pair_loss(b, batch["label"], self.margin, self.params.pair_weight)
@@ -159,7 +147,7 @@ class DSH(HashMethod):
     def param_groups(self):
         p = self.params
         if p.hash_lr_mult == 1.0:  # one group, as runs stored before the switch
-            return {"net": {"params": list(self.parameters()), "lr": p.lr}}
+            return super().param_groups()
         hash_params = list(self.hash_layer().parameters())
         rest = [q for q in self.parameters() if not any(q is h for h in hash_params)]
         return {"net": {"params": rest, "lr": p.lr}, "hash": {"params": hash_params, "lr": p.lr * p.hash_lr_mult}}
@@ -172,10 +160,8 @@ class DSH(HashMethod):
 
     def stages(self) -> list[Stage]:
         p = self.params
-        return [Stage("main", self.epochs(), self.loss, list(self.param_groups()), batch_size=p.batch_size,
-                      optimizer="sgd", optimizer_kwargs={"momentum": p.momentum, "weight_decay": p.weight_decay},
-                      schedule_milestones=tuple(p.lr_decay_iters), schedule_gamma=p.lr_gamma, schedule_unit="iter",
-                      drop_last=True)]  # Caffe always feeds full batches; a pair loss needs n >= 2
+        return [self.sgd_stage(self.epochs(), schedule_milestones=tuple(p.lr_decay_iters), schedule_gamma=p.lr_gamma,
+                               schedule_unit="iter", drop_last=True)]  # Caffe feeds full batches; pairs need n >= 2
 
     def diagnostics(self, batch: Batch, labels: torch.Tensor | None) -> dict[str, float]:
         with torch.no_grad():

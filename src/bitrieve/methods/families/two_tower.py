@@ -8,18 +8,37 @@ code_text, target)`` (its loss terms); the rest is here.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
-from bitrieve.methods.base import DataInfo, HashMethod, Stage
+from bitrieve.methods.base import Count, DataInfo, HashMethod, NonNegative, Params, Positive, Probability, Stage
 from bitrieve.parallel import rowwise
 from bitrieve.parts.standardize import fit_standardization, register_standardization, standardize
 from bitrieve.parts.two_tower import MODALITIES, TwoTowerEncoders, sqrt_epoch_alpha
 
 
+class TwoTowerParams(Params):
+    """The fields of every two-tower method; each method gives its released learning rates and epochs (the fields
+    without a default here) and its own terms."""
+
+    hidden: Count = 4096  # the MLP's hidden width (the released text network's 4,096)
+    # feature mode only (not in the papers): "standardize" z-scores each input dimension with training statistics
+    # before the MLP (the released nets saw CNN fc7 activations / raw BoW counts, far larger than e.g. Wiki's
+    # unit-scale SIFT/LDA vectors, on which a 4,096-wide MLP starts with near-constant outputs). The similarity
+    # target always uses the raw features.
+    input_norm: Literal["none", "standardize"] = "none"
+    lr_image: Positive
+    lr_text: Positive
+    momentum: Probability = 0.9
+    weight_decay: NonNegative = 5e-4
+    batch_size: Count = 32
+    epochs: Count
+
+
 class TwoTowerHashing(HashMethod):
-    """Subclasses set ``Params`` (with ``hidden``, ``input_norm``, ``lr_image``, ``lr_text``, ``momentum``,
-    ``weight_decay``, ``batch_size``, ``epochs``; ``alpha_schedule`` for the √(epoch+1) schedule) and implement
-    ``target`` and ``objective``. ``dropout``: DGCPN's dropout before the hash layer."""
+    """Subclasses set ``Params`` (a :class:`TwoTowerParams`; ``alpha_schedule`` for the √(epoch+1) schedule) and
+    implement ``target`` and ``objective``. ``dropout``: DGCPN's dropout before the hash layer."""
 
     family = "cross-modal hashing"
     smoke_params = {"hidden": 32}
