@@ -10,7 +10,8 @@ terms) are typed mappings; fixed blocks are models that refuse unknown keys. Opt
 they were set (a record read from a file is written back with the same keys).
 
 Schema versions: 1 is the only one so far. A reader for a later version keeps reading schema-1 files through a
-migration in `_MIGRATIONS` (stored files are never rewritten).
+migration in `_MIGRATIONS`. A stored file is rewritten only by a stated migration (``migrations``: e.g.
+scripts/migrate_records.py, which made stored paths portable), never in a number.
 """
 
 from __future__ import annotations
@@ -217,6 +218,17 @@ def check_task_metrics(tasks: dict[str, Any], where: str) -> None:
                                  + (f" and in [{lo:g}, {hi:g}]" if metric_range(name) else ""))
 
 
+class Migration(_Block):
+    """A stated rewrite of a stored run directory after the run (``record.migrations``; e.g.
+    ``scripts/migrate_records.py``): what changed, by what, when. Never a metric: only paths and the config hash
+    that covers them."""
+
+    date: str  # YYYY-MM-DD
+    by: str  # the script that rewrote the files
+    changes: list[str]  # one line per change: file, key, new value (old values: git history)
+    config_sha256_before: str | None = None  # the record's config_sha256 before (config.yaml's data changed)
+
+
 class RunRecord(_Block):
     """The record of one finished run (``results.json``)."""
 
@@ -237,6 +249,7 @@ class RunRecord(_Block):
     selection: Selection | None = None
     env: Environment
     wall_seconds: Number
+    migrations: list[Migration] | None = None  # stated rewrites after the run (absent: none)
 
     @model_validator(mode="after")
     def _metrics_in_range(self) -> "RunRecord":

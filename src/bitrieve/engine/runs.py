@@ -148,11 +148,11 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def portable_argv(argv: list[str]) -> list[str]:
+def portable_argv(argv: list[str], cwd: str | Path | None = None) -> list[str]:
     """The command line as recorded in a run: no absolute machine path (a record travels between machines and into
-    pages): the program as ``bitrieve`` / its file name, a path under the working directory relative to it, any other
-    absolute path as ``.../<last two parts>``."""
-    cwd = Path.cwd()
+    pages): the program as ``bitrieve`` / its file name, a path under the working directory (``cwd``, default the
+    current one) relative to it, any other absolute path as ``.../<last two parts>``."""
+    cwd = Path.cwd() if cwd is None else Path(cwd)
     out = []
     for i, a in enumerate(argv):
         p = Path(a)
