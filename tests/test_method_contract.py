@@ -111,3 +111,33 @@ def test_a_saved_state_loads_into_a_fresh_instance_and_gives_the_same_codes(name
         x = torch.as_tensor(train.inputs[modality][:5])
         with torch.no_grad():
             torch.testing.assert_close(fresh.encode(modality, x), trained.encode(modality, x))
+
+
+def test_the_engine_names_no_method_and_reads_no_methods_params():
+    """Hooks, not names (issue 23): nothing under engine/ mentions a registered method's name as a string or reads
+    ``.params`` of a method; what differs by method is a method attribute (extra_evaluations, hamming_metrics)."""
+    import ast
+    from pathlib import Path
+
+    import bitrieve.engine
+
+    names = set(NAMES) - {"toy_linear"}
+    for path in Path(bitrieve.engine.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree) if isinstance(
+            n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body and isinstance(n.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                assert node.value not in names, f"{path.name}:{node.lineno} names the method {node.value!r}"
+            reads_params = (isinstance(node, ast.Attribute) and node.attr == "params") or (
+                isinstance(node, ast.Call) and getattr(node.func, "id", "") == "getattr" and len(node.args) > 1
+                and getattr(node.args[1], "value", None) == "params")
+            assert not reads_params, f"{path.name}:{node.lineno} reads a method's params"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_declared_extra_evaluation_is_a_hook_with_a_description(name):
+    from bitrieve.methods.base import ExtraEvaluation
+
+    for key, spec in get_method(name).extra_evaluations.items():
+        assert isinstance(spec, ExtraEvaluation) and callable(spec.run) and spec.description, key

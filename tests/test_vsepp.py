@@ -53,12 +53,11 @@ def test_embeddings_are_unit_norm_and_real_valued_by_default():
 
 def test_binary_option_bits_change_the_width():
     from bitrieve.codes import sign
-    from bitrieve.engine.evaluation import _binary_eval
 
     x = torch.randn(3, 32, generator=torch.Generator().manual_seed(4))
     for bits in (16, 64):
         m = VSEPP(VSEPP.Params(binary=True), bits, _info())
-        assert _binary_eval(m)  # the engine adds Hamming metrics on the sign codes
+        assert m.hamming_metrics  # the engine adds Hamming metrics on the sign codes
         # the official image encoder re-typed: Linear then L2-normalise, now bits wide
         h = x @ m.img_fc.weight.detach().T + m.img_fc.bias.detach()
         e = m.encode("image", x).detach()
@@ -66,7 +65,7 @@ def test_binary_option_bits_change_the_width():
         assert e.shape == (3, bits) and m.encode("text", torch.randn(3, 10)).shape == (3, bits)
         assert (sign(e) == torch.where(h > 0, 1, -1).numpy()).all()  # codes: the signs of the linear map
     real = VSEPP(VSEPP.Params(), 16, _info())
-    assert real.encode("image", x).shape == (3, 1024) and not _binary_eval(real)  # paper: 1,024-d, bits unused
+    assert real.encode("image", x).shape == (3, 1024) and not real.hamming_metrics  # paper: 1,024-d, bits unused
 
 
 def test_paper_settings():

@@ -9,7 +9,7 @@ optional autocast, optional progress bar. What differs is only what is kept of a
 - :func:`encode_codes` -> packed :class:`~bitrieve.codes.Codes`, each batch signed and packed at once, so the peak
   memory is one batch of inputs and its ``batch × bits`` outputs (the index encodes whole databases this way);
 - :func:`encode_pairs` -> (image outputs, text outputs) of a method's ``encode_pair(image, text, ...)`` hook, whose
-  code of an item depends on both of its inputs (UCMFH's released pair-input evaluation, engine/pair_input.py).
+  code of an item depends on both of its inputs (UCMFH's released pair-input evaluation, methods/families/pair_input.py).
 
 Kept in a module of its own so that ``import bitrieve.codes`` loads numpy only.
 """

@@ -2,7 +2,7 @@
 
 The metric code lives in ``bitrieve.eval`` (imported lazily); the encode loop and the sign rule in
 ``bitrieve.codes``. This module produces the codes, runs the extra evaluations that ``eval.extra_evaluations`` names
-(mAP@K definitions, unseen-database, a method's own such as pair-input: engine/pair_input.py) and states the
+(mAP@K definitions, unseen-database, a method's own such as pair-input: methods/families/pair_input.py) and states the
 protocol (tie policy, mAP@all / @K, query and database counts) next to the numbers.
 """
 
@@ -132,15 +132,13 @@ def split_extra_evaluations(method, names) -> tuple[list[str], list[str]]:
 
 
 def evaluate_extra(method, name: str, data: CrossModalData, eval_cfg, device: Any = "cpu") -> dict[str, Any]:
-    """The results.json block of a method's own extra evaluation ``name`` (one of ``method.extra_evaluations``)."""
-    from bitrieve.engine.pair_input import PAIR_INPUT, evaluate_pair_input
-
-    if name not in getattr(method, "extra_evaluations", ()):
-        raise ValueError(f"method '{getattr(method, 'name', '?')}' offers no extra evaluation '{name}'")
-    if name in PAIR_INPUT:
-        return evaluate_pair_input(method, name, data, eval_cfg, device)
-    raise ValueError(f"method '{getattr(method, 'name', '?')}' names the extra evaluation '{name}', which the engine "
-                     f"does not know (known: {sorted(PAIR_INPUT)})")
+    """The results.json block of a method's own extra evaluation ``name`` (a key of ``method.extra_evaluations``):
+    what its hook returns, with its description."""
+    spec = method.extra_evaluations.get(name)
+    if spec is None:
+        raise ValueError(f"method '{method.name}' offers no extra evaluation '{name}' "
+                         f"(it offers: {sorted(method.extra_evaluations) or 'none'})")
+    return {**spec.run(method, data, eval_cfg, device), "description": spec.description}
 
 
 def evaluation_status(data: CrossModalData, cfg) -> str:
@@ -171,7 +169,7 @@ def evaluate_method(method, data: CrossModalData, cfg, device: torch.device,
     qlab, rlab = query.labels[:n_query], retrieval.labels
 
     embedding = getattr(method, "output", "hash") == "embedding"
-    binary = not embedding or _binary_eval(method)
+    binary = method.hamming_metrics
     labelled = qlab.shape[1] > 0 and bool(rlab.any())
     out["metrics"], out["curves"], out["extra_evaluations"] = {}, {}, {}
     if embedding:  # real-valued cosine Recall@K is the headline; with binary: true also on the sign codes
@@ -225,11 +223,6 @@ def _eval_api():
                 fn = None
         api[name] = fn
     return SimpleNamespace(**api)
-
-
-def _binary_eval(method) -> bool:
-    """Embedding methods also get hashing metrics on their sign codes when their params say ``binary: true``."""
-    return bool(getattr(getattr(method, "params", None), "binary", False))
 
 
 def _recall(beval, hq, query: Split, tasks, n_query, binary: bool) -> dict[str, dict[str, float]]:

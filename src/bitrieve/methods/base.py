@@ -127,6 +127,17 @@ class Stage:
             raise ValueError(f"stage '{self.name}': needs a loss or a sequence of steps")
 
 
+@dataclass(frozen=True)
+class ExtraEvaluation:
+    """An evaluation a method offers besides uni-modal retrieval (e.g. the UCMFH family's pair-input mAP); a config
+    names it in ``eval.extra_evaluations``. ``run(method, data, eval_cfg, device)`` returns ``{task: {metric:
+    value}}``; the engine runs it after the main evaluation and stores it, with ``description``, in results.json's
+    ``protocols`` block under its name."""
+
+    description: str
+    run: Callable[[Any, Any, Any, Any], dict[str, dict[str, float]]]
+
+
 class HashMethod(torch.nn.Module):
     """Base class of every method in methods/. See the module docstring for the contract."""
 
@@ -170,9 +181,15 @@ class HashMethod(torch.nn.Module):
         """Continuous codes (N, bits) for one modality's inputs alone; the engine takes the sign."""
         raise NotImplementedError
 
-    # the method's own extra evaluations that ``eval.extra_evaluations`` may name, e.g. the UCMFH family's
-    # ``ucmfh-pair-input`` (engine/pair_input.py, which needs the batch hook ``encode_pair(image, text, ...)``)
-    extra_evaluations: ClassVar[tuple[str, ...]] = ()
+    # the method's own extra evaluations that ``eval.extra_evaluations`` may name, by name, e.g. the UCMFH family's
+    # ``ucmfh-pair-input`` (methods/families/pair_input.py, through the batch hook ``encode_pair(image, text, ...)``)
+    extra_evaluations: ClassVar[dict[str, ExtraEvaluation]] = {}
+
+    @property
+    def hamming_metrics(self) -> bool:
+        """Whether the signs of ``encode``'s outputs are evaluated as binary codes (Hamming ranking). Hash methods:
+        always; an embedding method (VSE++) when its settings train it for codes."""
+        return self.output == "hash"
 
     def diagnostics(self, batch: Batch, labels: torch.Tensor | None) -> dict[str, float]:
         """Optional: scalars logged at every evaluation (labels given here only for monitoring)."""

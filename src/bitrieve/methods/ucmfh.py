@@ -22,10 +22,10 @@ computed in ``prepare`` and stored in the checkpoint - it keeps the token in the
 do not for CLIP features) or ``"zeros"``. The released protocol instead codes a query image from its (image, text)
 pair (maintainer, issue #4): that is :meth:`UCMFH.encode_pair`; `eval.extra_evaluations: [ucmfh-pair-input]` stores its
 mAP in results.json under that label (and `pair-input` without the batching quirks), never as uni-modal retrieval
-(engine/pair_input.py evaluates it).
+(methods/families/pair_input.py evaluates it).
 
 Released-code quirks, each only behind a named switch (defaults = bitrieve's clean behaviour):
-  * ``ucmfh-pair-input`` (engine/pair_input.py): the released evaluation feeds a test batch as ONE sequence, so
+  * ``ucmfh-pair-input`` (methods/families/pair_input.py): the released evaluation feeds a test batch as ONE sequence, so
     samples attend to each other (``encode_pair(..., whole_batch_sequence=True)``, parts/transformer.py), and its
     query/retrieval loaders use ``drop_last=True`` (batch 128), so the last incomplete batch of queries and of the
     database is silently never evaluated; bitrieve's evaluation never drops rows;

@@ -37,6 +37,7 @@ from torch import nn
 from bitrieve.losses.contrastive import ContrastiveKind
 from bitrieve.methods import register_method
 from bitrieve.methods.base import Count, Count0, DataInfo, Positive, Stage
+from bitrieve.methods.families.pair_input import PAIR_INPUT
 from bitrieve.methods.families.fusion import ContrastiveHashParams, FusionHashing, HeadSchedule, head_schedule
 from bitrieve.parts.cross_attention import CrossAttention
 from bitrieve.parts.fusion_hashing import HashHead, input_projection, register_fill
@@ -62,7 +63,7 @@ class UCMFHVariant(FusionHashing):
              "transformers and cross-attention.")
     Params = UCMFHVariantParams
     smoke_params = {**FusionHashing.smoke_params, "encoder_epochs": 1}  # the encoders-only stage too
-    extra_evaluations = ("ucmfh-pair-input", "pair-input", "fork-pair-input")  # engine/pair_input.py
+    extra_evaluations = dict(PAIR_INPUT)  # families/pair_input.py: the fork's own evaluation too
 
     def __init__(self, params: UCMFHVariantParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)

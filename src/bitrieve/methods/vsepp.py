@@ -104,6 +104,10 @@ class VSEPP(HashMethod):
     def code_width(self) -> int:
         return self.width
 
+    @property
+    def hamming_metrics(self) -> bool:  # ``binary: true``: trained as codes, so Hamming metrics on their signs too
+        return self.params.binary
+
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         if modality == "image":
             return l2_normalize(self.img_fc(x.flatten(1).float()))

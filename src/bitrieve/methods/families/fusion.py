@@ -16,6 +16,7 @@ import torch
 
 from bitrieve.losses.contrastive import ContrastiveKind, contrastive
 from bitrieve.methods.base import Count, HashMethod, NonNegative, Params, Positive, Probability
+from bitrieve.methods.families.pair_input import PAIR_INPUT
 from bitrieve.parts.fusion_hashing import fit_fill, with_fill
 
 UnimodalFill = Literal["train_mean", "zeros"]
@@ -51,7 +52,7 @@ class FusionHashing(HashMethod):
 
     family = "cross-modal hashing"
     smoke_params = {"modality_dim": 16, "nhead": 2, "dim_feedforward": 32, "head_hidden": 32, "max_rows": None}
-    extra_evaluations = ("ucmfh-pair-input", "pair-input")  # engine/pair_input.py
+    extra_evaluations = {n: PAIR_INPUT[n] for n in ("ucmfh-pair-input", "pair-input")}  # families/pair_input.py
 
     def prepare(self, train) -> None:
         """Record the mean training feature per modality (over the rows the stages train on)."""
@@ -93,7 +94,7 @@ class FusionHashing(HashMethod):
         return self.heads[modality](ev if modality == "image" else et)
 
     def encode_pair(self, image: torch.Tensor, text: torch.Tensor, whole_batch_sequence: bool = False):
-        """Both codes of each item of a batch from its (image, text) pair: the released evaluation (engine/pair_input.py
+        """Both codes of each item of a batch from its (image, text) pair: the released evaluation (methods/families/pair_input.py
         batches it). NOT uni-modal retrieval (an image query's code uses its text). ``whole_batch_sequence``: the
         batch is one sequence, as in the released evaluation. Returns (image outputs, text outputs)."""
         ev, et = self.embed(image, text, whole_batch_sequence)

@@ -1,10 +1,11 @@
 """Pair-input evaluation: both codes of an item from its (image, text) pair - the released UCMFH evaluation.
 
 NOT uni-modal cross-modal retrieval: an image query's code uses its text (UCMFH maintainer, issue #4). A method
-offers it by naming these evaluations in ``extra_evaluations`` and implementing the batch hook
-``encode_pair(image, text, whole_batch_sequence=False) -> (image outputs, text outputs)``; the batching loop is the
-shared one (:func:`bitrieve.codes.encode.encode_pairs`), the ranking is ``bitrieve.eval``'s. ``eval.extra_evaluations``
-names one, and results.json stores its mAP under that name in the ``protocols`` block, with the description below.
+offers it by putting these :class:`~bitrieve.methods.base.ExtraEvaluation`s in its ``extra_evaluations`` and
+implementing the batch hook ``encode_pair(image, text, whole_batch_sequence=False) -> (image outputs, text
+outputs)``; the batching loop is the shared one (:func:`bitrieve.codes.encode.encode_pairs`), the ranking is
+``bitrieve.eval``'s. ``eval.extra_evaluations`` names one; the engine runs it like any method's extra evaluation and
+results.json stores its mAP under that name in the ``protocols`` block, with the description below.
 
 The released evaluations differ only in their batching (batches of 128):
   * ``whole_batch_sequence``: the released UCMFH evaluation feeds a test batch as ONE sequence, so the items of a
@@ -15,32 +16,11 @@ The released evaluations differ only in their batching (batches of 128):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from bitrieve.codes import sign
 from bitrieve.codes.encode import encode_pairs
-
-
-@dataclass(frozen=True)
-class PairInput:
-    description: str  # stored in results.json next to the numbers
-    whole_batch_sequence: bool
-    drop_last: bool
-
-
-PAIR_INPUT: dict[str, PairInput] = {
-    "ucmfh-pair-input": PairInput(
-        "released UCMFH evaluation: both codes of an item from its (image, text) pair, a test batch of 128 fed as "
-        "one sequence, last incomplete batch dropped (NOT uni-modal retrieval)", True, True),
-    "pair-input": PairInput(
-        "both codes of an item from its (image, text) pair, every item its own sequence, no row dropped (NOT "
-        "uni-modal retrieval)", False, False),
-    "fork-pair-input": PairInput(
-        "released evaluation of the UCMFH fork (hashNetVersion ICMR.py:141-215): both codes of an item from its "
-        "(image, text) pair, every item its own sequence, last incomplete batch of 128 dropped (NOT uni-modal "
-        "retrieval)", False, True),
-}
+from bitrieve.methods.base import ExtraEvaluation
 
 
 def pair_input_map(method, data, ks=(50,), map_all: bool = False, whole_batch_sequence: bool = True,
@@ -67,10 +47,26 @@ def pair_input_map(method, data, ks=(50,), map_all: bool = False, whole_batch_se
                 "n_retrieval": float(len(labels["retrieval"]))} for t in ("i2t", "t2i")}
 
 
-def evaluate_pair_input(method, name: str, data, eval_cfg, device: Any = "cpu") -> dict[str, Any]:
-    """The results.json block of the pair-input evaluation ``name``: {task: metrics, "description": ...}."""
-    p = PAIR_INPUT[name]
-    block = pair_input_map(method, data, ks=tuple(eval_cfg.ks), map_all=eval_cfg.map_all,
-                           whole_batch_sequence=p.whole_batch_sequence, drop_last=p.drop_last, tie=eval_cfg.tie,
-                           device=device)
-    return {**block, "description": p.description}
+def _pair_input(whole_batch_sequence: bool, drop_last: bool):
+    """The evaluation hook: the mAP of the run's eval settings (ks, mAP@all, tie rule) with this batching."""
+
+    def run(method, data, eval_cfg, device) -> dict[str, dict[str, float]]:
+        return pair_input_map(method, data, ks=tuple(eval_cfg.ks), map_all=eval_cfg.map_all,
+                              whole_batch_sequence=whole_batch_sequence, drop_last=drop_last, tie=eval_cfg.tie,
+                              device=device)
+
+    return run
+
+
+PAIR_INPUT: dict[str, ExtraEvaluation] = {
+    "ucmfh-pair-input": ExtraEvaluation(
+        "released UCMFH evaluation: both codes of an item from its (image, text) pair, a test batch of 128 fed as "
+        "one sequence, last incomplete batch dropped (NOT uni-modal retrieval)", _pair_input(True, True)),
+    "pair-input": ExtraEvaluation(
+        "both codes of an item from its (image, text) pair, every item its own sequence, no row dropped (NOT "
+        "uni-modal retrieval)", _pair_input(False, False)),
+    "fork-pair-input": ExtraEvaluation(
+        "released evaluation of the UCMFH fork (hashNetVersion ICMR.py:141-215): both codes of an item from its "
+        "(image, text) pair, every item its own sequence, last incomplete batch of 128 dropped (NOT uni-modal "
+        "retrieval)", _pair_input(False, True)),
+}
