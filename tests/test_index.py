@@ -316,3 +316,45 @@ def test_add_refuses_what_would_break_the_index():
         index.add(_codes(rng, 1, 32), [70], model_hash="other")
     with pytest.raises(BinaryIndexError, match="one per code"):
         index.add(_codes(rng, 2, 32), [70])
+
+
+def test_stored_query_codes_roundtrip_lookup_and_tampering(tmp_path):
+    """An index's stored query codes are saved, sealed and verified like its database; `index add` keeps them."""
+    from bitrieve.index.binary_index import StoredQueries
+    from bitrieve.index.store import manifest_sha256
+
+    rng = np.random.default_rng(5)
+    text, image = _codes(rng, 6, 70), _codes(rng, 6, 70)
+    qids = np.array([40, 10, 30, 10, 20, 50])  # id 10 twice: its first row is the one looked up
+    index = BinaryIndex.build(_codes(rng, 50, 70), np.arange(50), meta={"model_hash": "a" * 64})
+    index.queries = StoredQueries(qids, {"text": Codes.pack(text), "image": Codes.pack(image)}, {"split": "query"})
+    index.save(tmp_path / "idx")
+    loaded = BinaryIndex.load(tmp_path / "idx").add(_codes(rng, 2, 70), [60, 61], model_hash="a" * 64)
+    loaded.save(tmp_path / "idx")
+    q = BinaryIndex.load(tmp_path / "idx").queries
+    assert q.source == {"split": "query"} and q.ids.tolist() == qids.tolist() and sorted(q.codes) == ["image", "text"]
+    got = q.lookup([10, 50, 40], "text")
+    np.testing.assert_array_equal(got.unpack(), text[[1, 5, 0]])
+    assert q.lookup([10, 11], "text") is None and q.lookup([10], "audio") is None
+
+    for name in ("query_ids.npy", "query_codes.text.npy"):
+        f = tmp_path / "idx" / name
+        raw = bytearray(f.read_bytes())
+        raw[-1] ^= 0x01
+        f.write_bytes(bytes(raw))
+        with pytest.raises(BinaryIndexError, match=rf"{name}: checksum mismatch"):
+            BinaryIndex.load(tmp_path / "idx")
+        raw[-1] ^= 0x01
+        f.write_bytes(bytes(raw))
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    manifest["queries"]["count"] = 5  # edited: the seal refuses it; re-sealed: the shape check does
+    (tmp_path / "idx" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BinaryIndexError, match="do not match its 'manifest_sha256'"):
+        BinaryIndex.load(tmp_path / "idx")
+    manifest["manifest_sha256"] = manifest_sha256(manifest)
+    (tmp_path / "idx" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BinaryIndexError, match=r"query_ids\.npy: int64 \(6,\), expected \(5,\)"):
+        BinaryIndex.load(tmp_path / "idx")
+    index.queries = StoredQueries(qids, {"text": Codes.pack(_codes(rng, 6, 64))}, {})  # not this index's bits
+    with pytest.raises(BinaryIndexError, match="must be 6 codes of 70 bits"):
+        index.save(tmp_path / "other")

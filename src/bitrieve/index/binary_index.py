@@ -5,6 +5,7 @@
     hits = index.radius_search(query_codes, radius=2)    # every item within Hamming distance 2 (exact)
     index = index.add(more_codes, more_ids)              # a new index: these items appended
     index.save("idx/"); BinaryIndex.load("idx/", expected_model_hash=h)
+    index.queries = StoredQueries(ids, {"text": codes}, source)  # optional: query items' codes, kept by save/load
 
 Backends: ``exact`` (ours, numba; ties in database order), ``faiss-flat`` (exact distances, FAISS tie order),
 ``faiss-ivf`` and ``faiss-hnsw`` (approximate). Codes from a different model (another checkpoint, another bit
@@ -59,6 +60,28 @@ class RadiusResult(NamedTuple):
         return self.ids[a:b], self.distances[a:b]
 
 
+class StoredQueries(NamedTuple):
+    """Codes of one split's items (``source["split"]``, the query split) in each modality, made by the index's model
+    when the index was built: ``search --ids`` of these items is then a table lookup, no model loaded.
+    ``source``: JSON facts that say when the table still holds what the model would encode (cli.py checks them)."""
+    ids: np.ndarray              # (M,) int64, in split order
+    codes: dict[str, Codes]      # modality -> M packed codes
+    source: dict[str, Any]
+
+    def lookup(self, wanted: list[int], modality: str) -> Codes | None:
+        """The codes of ``wanted`` ids (an id's first row, as the split is scanned), or None if an id is not here."""
+        if modality not in self.codes:
+            return None
+        first = {}
+        for row, item in enumerate(self.ids.tolist()):
+            first.setdefault(item, row)
+        rows = [first.get(int(i)) for i in wanted]
+        if None in rows:
+            return None
+        codes = self.codes[modality]
+        return Codes(codes.words[rows], codes.bits)
+
+
 class BinaryIndex:
     def __init__(self, codes: Codes, ids: np.ndarray, meta: dict[str, Any] | None = None,
                  backend: str = "exact", params: dict[str, Any] | None = None, _faiss=None):
@@ -78,6 +101,7 @@ class BinaryIndex:
         self.params = dict(params or {})
         self._faiss = _faiss
         self._db_t = None  # word-major codes for exact search, made on first search
+        self.queries: StoredQueries | None = None
 
     # --- construction -----------------------------------------------------------------------------------------
     @classmethod
@@ -199,6 +223,7 @@ class BinaryIndex:
         words = np.concatenate([self.codes.words, new.words])
         out = BinaryIndex(Codes(words, self.bits), np.concatenate([self.ids, ids.astype(np.int64)]), meta,
                           self.backend, self.params)
+        out.queries = self.queries  # same model (checked above): the query items' codes stay valid
         if self.backend in ("faiss-ivf", "faiss-hnsw") and self._faiss is not None:
             out._faiss = clone_faiss(self._faiss)  # this index stays as it is; IVF keeps its trained lists
             out._faiss.add(np.ascontiguousarray(new.to_bytes()))
@@ -214,7 +239,15 @@ class BinaryIndex:
             extra[FAISS_FILE] = lambda path: write_faiss(self._faiss, path)
         manifest = {"backend": self.backend, "bits": self.bits, "count": len(self), "words": self.codes.words.shape[1],
                     "model_hash": self.model_hash, "params": self.params, "meta": self.meta}
-        return write_index_dir(out, {"codes": self.codes.words, "ids": self.ids}, manifest, extra)
+        arrays = {"codes": self.codes.words, "ids": self.ids}
+        if self.queries is not None:  # sealed by the same manifest as the database's files
+            q = self.queries
+            if any(c.bits != self.bits or len(c) != len(q.ids) for c in q.codes.values()):
+                raise BinaryIndexError(f"stored query codes must be {len(q.ids)} codes of {self.bits} bits")
+            manifest["queries"] = {**q.source, "count": len(q.ids), "modalities": sorted(q.codes)}
+            arrays["query_ids"] = q.ids.astype(np.int64, copy=False)
+            arrays.update({f"query_codes.{mod}": c.words for mod, c in q.codes.items()})
+        return write_index_dir(out, arrays, manifest, extra)
 
     @classmethod
     def load(cls, index_dir: str | Path, expected_model_hash: str | None = None, expected_bits: int | None = None,
@@ -246,6 +279,8 @@ class BinaryIndex:
             raise BinaryIndexError(f"{where}: model_hash and meta.model_hash disagree")
         if expected_model_hash is not None:
             index.check_model(expected_model_hash, where="expected model")
+        if "queries" in m:
+            index.queries = _load_queries(index_dir, m, bits)
         if backend in ("faiss-ivf", "faiss-hnsw"):
             faiss_index = read_faiss(verify_file(index_dir, FAISS_FILE, m))
             if faiss_index.ntotal != count or faiss_index.d != bits:
@@ -255,3 +290,26 @@ class BinaryIndex:
         else:
             index._build_backend()
         return index
+
+
+def _load_queries(index_dir: Path, m: dict[str, Any], bits: int) -> StoredQueries:
+    """The stored query codes of a manifest's ``queries`` entry, each file verified like the database's."""
+    info = m["queries"]
+    if not isinstance(info, dict) or not isinstance(info.get("modalities"), list) or "count" not in info:
+        raise BinaryIndexError(f"{index_dir / MANIFEST}: 'queries' must hold 'count' and a 'modalities' list")
+    count = int(info["count"])
+    ids = load_array(index_dir, "query_ids", m)
+    if ids.dtype != np.int64 or ids.shape != (count,):
+        raise BinaryIndexError(f"{index_dir / 'query_ids.npy'}: {ids.dtype} {ids.shape}, expected ({count},) int64")
+    codes = {}
+    for mod in info["modalities"]:
+        if not isinstance(mod, str) or not mod.isidentifier():  # it names a file in index_dir
+            raise BinaryIndexError(f"{index_dir / MANIFEST}: 'queries' names a bad modality {mod!r}")
+        words = load_array(index_dir, f"query_codes.{mod}", m)
+        if words.dtype != WORD or words.shape != (count, n_words(bits)) or \
+                (bits % 64 and (words[:, -1] >> np.uint64(bits % 64)).any()):
+            raise BinaryIndexError(f"{index_dir / f'query_codes.{mod}.npy'}: {words.dtype} {words.shape} are not "
+                                   f"{count} codes of {bits} bits")
+        codes[mod] = Codes(words, bits)
+    source = {k: v for k, v in info.items() if k not in ("count", "modalities")}
+    return StoredQueries(ids, codes, source)
