@@ -445,6 +445,21 @@ def test_search_features_one_row_and_a_batch_work(toy_run, toy_index, tmp_path, 
     assert capsys.readouterr().out.count("query ") == 3
 
 
+def test_search_refuses_tampered_stored_query_codes(toy_run, toy_index, tmp_path, capsys):
+    """The query codes `index build` stores for searches by id are checked like the database's codes."""
+    from bitrieve.data import load_data
+
+    idx = _copy(toy_index, tmp_path / "idx")
+    qid = str(load_data("wiki")["query"].ids[0])
+    argv = ["search", idx, "--run", toy_run, "--ids", qid, "--modality", "text", "-k", "3"]
+    assert _cli(argv) == 0 and "no model loaded" in capsys.readouterr().err
+    f = idx / "query_codes.text.npy"
+    raw = bytearray(f.read_bytes())
+    raw[-1] ^= 0x01
+    f.write_bytes(bytes(raw))
+    _fails(capsys, argv, f, "checksum mismatch", "rebuild the index")
+
+
 # --- silent wrong results: image paths stay inside the dataset root --------------------------------------------------
 
 def _png(path: Path, value: int = 0) -> Path:
