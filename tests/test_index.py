@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from bitrieve.codes import Codes, CodesError
 from bitrieve.index import BinaryIndex, BinaryIndexError, exact_topk
+from bitrieve.index.exact import exact_radius
+from bitrieve.index.scan import scan_radius, scan_topk
 
 
 def _reference(q: np.ndarray, db: np.ndarray, k: int):
@@ -74,10 +76,37 @@ def test_exact_property(n, bits, nq, k, levels, seed):
     flip = np.where(rng.random((n, bits)) < 0.05, -1, 1)
     db = protos[rng.integers(0, levels, n)] * flip
     q = protos[rng.integers(0, levels, nq)]
-    pos, dist = exact_topk(Codes.pack(q), Codes.pack(db), k)
     ref_pos, ref_dist = _reference(q, db, min(k, n))
-    np.testing.assert_array_equal(dist, ref_dist)
-    np.testing.assert_array_equal(pos, ref_pos)
+    for pos, dist in (exact_topk(Codes.pack(q), Codes.pack(db), k), scan_topk(Codes.pack(q), Codes.pack(db), k)):
+        np.testing.assert_array_equal(dist, ref_dist)
+        np.testing.assert_array_equal(pos, ref_pos)
+    # radius: the numba kernel and the numpy scan against the distance matrix, sorted by (distance, position)
+    r = int(rng.integers(0, bits + 1))
+    full = (q[:, None, :] != db[None, :, :]).sum(-1)
+    expect = [[(int(full[i, j]), j) for j in np.argsort(full[i], kind="stable") if full[i, j] <= r] for i in range(nq)]
+    for offsets, pos, dist in (exact_radius(Codes.pack(q), Codes.pack(db), r),
+                               scan_radius(Codes.pack(q), Codes.pack(db), r)):
+        got = [list(zip(dist[offsets[i]:offsets[i + 1]].tolist(), pos[offsets[i]:offsets[i + 1]].tolist()))
+               for i in range(nq)]
+        assert got == expect
+
+
+def test_index_search_scans_few_queries_and_uses_the_kernel_for_many(monkeypatch):
+    """`BinaryIndex.search` answers alike on both sides of `scan.SCAN_CELLS` (numpy scan / numba kernel)."""
+    from bitrieve.index import binary_index
+
+    rng = np.random.default_rng(8)
+    db, q = _codes(rng, 700, 70, p=0.9), _codes(rng, 6, 70, p=0.9)  # skewed bits: many ties
+    index = BinaryIndex.build(db, np.arange(700) * 2)
+    few, few_r = index.search(q, 50), index.radius_search(q, 20)
+    monkeypatch.setattr(binary_index, "SCAN_CELLS", 0)
+    many, many_r = index.search(q, 50), index.radius_search(q, 20)
+    for a, b in ((few.ids, many.ids), (few.distances, many.distances), (few_r.offsets, many_r.offsets),
+                 (few_r.ids, many_r.ids), (few_r.distances, many_r.distances)):
+        np.testing.assert_array_equal(a, b)
+    ref_pos, ref_dist = _reference(q, db, 50)
+    np.testing.assert_array_equal(few.ids, ref_pos * 2)
+    np.testing.assert_array_equal(few.distances, ref_dist)
 
 
 def test_pack_roundtrip_and_input_forms():

@@ -7,9 +7,10 @@
     index.save("idx/"); BinaryIndex.load("idx/", expected_model_hash=h)
     index.queries = StoredQueries(ids, {"text": codes}, source)  # optional: query items' codes, kept by save/load
 
-Backends: ``exact`` (ours, numba; ties in database order), ``faiss-flat`` (exact distances, FAISS tie order),
-``faiss-ivf`` and ``faiss-hnsw`` (approximate). Codes from a different model (another checkpoint, another bit
-length) are meaningless against this database, so ``load`` and ``search`` refuse them with an error.
+Backends: ``exact`` (ours, numba; ties in database order; a few queries are scanned in numpy instead, scan.py),
+``faiss-flat`` (exact distances, FAISS tie order), ``faiss-ivf`` and ``faiss-hnsw`` (approximate). Codes from a
+different model (another checkpoint, another bit length) are meaningless against this database, so ``load`` and
+``search`` refuse them with an error.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from bitrieve.codes import WORD, Codes, n_words
 from bitrieve.errors import BinaryIndexError
-from bitrieve.index.exact import exact_radius, exact_topk, word_major
+from bitrieve.index.scan import SCAN_CELLS, scan_radius, scan_topk
 from bitrieve.index.faiss_backend import FAISS_BACKENDS, build_faiss, check_bits, clone_faiss, faiss_search, read_faiss, \
     write_faiss
 from bitrieve.index.store import MANIFEST, load_array, read_manifest, verify_file, write_index_dir
@@ -169,10 +170,12 @@ class BinaryIndex:
         q = Codes.pack(query_codes, "query codes", allow_empty=True)
         if q.bits != self.bits:
             raise BinaryIndexError(f"query codes have {q.bits} bits, the index has {self.bits}")
-        if self.backend == "exact":
-            if self._db_t is None:
-                self._db_t = word_major(self.codes)
-            pos, dist = exact_topk(q, self.codes, k, chunk=chunk, progress=progress, db_t=self._db_t)
+        if self.backend == "exact" and len(q) * len(self) <= SCAN_CELLS:
+            pos, dist = scan_topk(q, self.codes, k)  # no numba import or kernel load (scan.py)
+        elif self.backend == "exact":
+            from bitrieve.index.exact import exact_topk  # imports numba: only when searching many queries
+
+            pos, dist = exact_topk(q, self.codes, k, chunk=chunk, progress=progress, db_t=self._word_major())
         else:
             pos, dist = faiss_search(self._faiss, q, k, nprobe=nprobe, ef_search=ef_search)
         ids = np.where(pos >= 0, self.ids[np.maximum(pos, 0)], -1)
@@ -181,16 +184,28 @@ class BinaryIndex:
     def radius_search(self, query_codes, radius: int, model_hash: str | None = None, chunk: int = 4096,
                       max_results: int = 100_000_000) -> RadiusResult:
         """Every item within Hamming distance ``radius`` of each query (the classic hash lookup), exact for every
-        backend: it scans the stored codes with ``index.exact.exact_radius``, ties in database order."""
+        backend: it scans the stored codes with ``index.exact.exact_radius`` (a few queries: ``scan.scan_radius``),
+        ties in database order."""
         self.check_model(model_hash)
         q = Codes.pack(query_codes, "query codes", allow_empty=True)
         if q.bits != self.bits:
             raise BinaryIndexError(f"query codes have {q.bits} bits, the index has {self.bits}")
-        if self._db_t is None:
-            self._db_t = word_major(self.codes)
-        offsets, pos, dist = exact_radius(q, self.codes, radius, chunk=chunk, db_t=self._db_t,
-                                          max_results=max_results)
+        if len(q) * len(self) <= min(SCAN_CELLS, max_results):  # so its hits cannot exceed max_results
+            offsets, pos, dist = scan_radius(q, self.codes, radius)
+        else:
+            from bitrieve.index.exact import exact_radius
+
+            offsets, pos, dist = exact_radius(q, self.codes, radius, chunk=chunk, db_t=self._word_major(),
+                                              max_results=max_results)
         return RadiusResult(offsets, self.ids[pos], dist)
+
+    def _word_major(self) -> np.ndarray:
+        """The codes word-major for the numba kernels, made once (index/exact.py)."""
+        if self._db_t is None:
+            from bitrieve.index.exact import word_major
+
+            self._db_t = word_major(self.codes)
+        return self._db_t
 
     # --- appending --------------------------------------------------------------------------------------------
     def add(self, codes, ids, model_hash: str | None = None, source: dict[str, Any] | None = None) -> "BinaryIndex":
