@@ -247,14 +247,24 @@ def item_describer(data):
     """id -> its label names (or its caption, for caption data), looked up in every split of ``data``."""
     names = data.card.get("label_names") or []
     captions = any("caption" in (s.extras or {}) for s in data.splits.values())
-    where: dict[int, tuple[str, int]] = {}
     order = [s for s in QUERY_SPLIT_ORDER if s in data.splits] + [s for s in data.splits if s not in QUERY_SPLIT_ORDER]
+    # per split its ids sorted (stably: a repeated id finds its first row), searched per item: a dict of every id
+    # took 0.15-0.3 s of a search on NUS-WIDE's 186,577 items, which shows a few dozen of them
+    sorted_ids = []
     for name in order:
-        for row, item in enumerate(data.splits[name].ids.tolist()):
-            where.setdefault(item, (name, row))
+        ids = np.asarray(data.splits[name].ids)
+        rows = np.argsort(ids, kind="stable")
+        sorted_ids.append((name, ids[rows], rows))
+
+    def where(item: int) -> tuple[str, int] | None:
+        for name, ids, rows in sorted_ids:  # the first split in `order` that holds the id
+            i = int(np.searchsorted(ids, item))
+            if i < len(ids) and ids[i] == item:
+                return name, int(rows[i])
+        return None
 
     def describe(item: int) -> str:
-        hit = where.get(int(item))
+        hit = where(int(item))
         if hit is None:
             return "?"
         split = data.splits[hit[0]]
