@@ -37,9 +37,11 @@ def main() -> None:
     import numba
 
     from bitrieve.codes import WORD, Codes, n_words
-    from bitrieve.index import BinaryIndex
+    from bitrieve.index import BinaryIndex, binary_index
 
     from bitrieve.index.faiss_backend import import_faiss
+
+    binary_index.SCAN_CELLS = 0  # the numba kernel at every shape (a few queries are otherwise scanned in numpy)
     from bitrieve.threads import configure
 
     configure(args.threads)  # the package's one thread rule: --threads, else OMP_NUM_THREADS, else the cores

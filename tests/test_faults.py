@@ -404,14 +404,14 @@ def test_readers_never_write_into_a_store(wiki_store, tmp_path, monkeypatch):
 
     index_cli._load_resolved.cache_clear()  # each command is a fresh process on the command line
     assert _cli(["index", "build", "--run", run, "--modality", "image", "--out", tmp_path / "idx"]) == 0
-    assert "retrieval/image.npy" in opened and not {"retrieval/text.npy", "query/image.npy",
-                                                     "query/text.npy"} & set(opened)
+    assert {"retrieval/image.npy", "query/image.npy", "query/text.npy"} <= set(opened) \
+        and "retrieval/text.npy" not in opened, opened  # the query split's codes are stored for search --ids
     opened.clear()
     index_cli._load_resolved.cache_clear()
     qids = ",".join(str(i) for i in np.load(store / "query" / "ids.npy")[:2])
     assert _cli(["search", tmp_path / "idx", "--run", run, "--ids", qids, "--modality", "text"]) == 0
-    assert "query/text.npy" in opened and not {"retrieval/image.npy", "retrieval/text.npy", "query/image.npy"} \
-        & set(opened), opened  # the run's train split (its prepare), ids and labels, the queries' text: no more
+    assert opened and not [f for f in opened if f.endswith(("/image.npy", "/text.npy"))], opened  # ids and labels:
+    # the queries' codes are stored in the index, so no model is built (its prepare would read the train split)
     after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in store.rglob("*") if p.is_file()}
     assert after == before
 
@@ -461,6 +461,21 @@ def test_search_features_one_row_and_a_batch_work(toy_run, toy_index, tmp_path, 
         np.save(tmp_path / name, arr)
         assert _cli(["search", toy_index, "--run", toy_run, "--features", tmp_path / name, "-k", "3"]) == 0
     assert capsys.readouterr().out.count("query ") == 3
+
+
+def test_search_refuses_tampered_stored_query_codes(toy_run, toy_index, tmp_path, capsys):
+    """The query codes `index build` stores for searches by id are checked like the database's codes."""
+    from bitrieve.data import load_data
+
+    idx = _copy(toy_index, tmp_path / "idx")
+    qid = str(load_data("wiki")["query"].ids[0])
+    argv = ["search", idx, "--run", toy_run, "--ids", qid, "--modality", "text", "-k", "3"]
+    assert _cli(argv) == 0 and "no model loaded" in capsys.readouterr().err
+    f = idx / "query_codes.text.npy"
+    raw = bytearray(f.read_bytes())
+    raw[-1] ^= 0x01
+    f.write_bytes(bytes(raw))
+    _fails(capsys, argv, f, "checksum mismatch", "rebuild the index")
 
 
 # --- silent wrong results: image paths stay inside the dataset root --------------------------------------------------

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from bitrieve.codes import Codes, CodesError
 from bitrieve.index import BinaryIndex, BinaryIndexError, exact_topk
+from bitrieve.index.exact import exact_radius
+from bitrieve.index.scan import scan_radius, scan_topk
 
 
 def _reference(q: np.ndarray, db: np.ndarray, k: int):
@@ -74,10 +76,37 @@ def test_exact_property(n, bits, nq, k, levels, seed):
     flip = np.where(rng.random((n, bits)) < 0.05, -1, 1)
     db = protos[rng.integers(0, levels, n)] * flip
     q = protos[rng.integers(0, levels, nq)]
-    pos, dist = exact_topk(Codes.pack(q), Codes.pack(db), k)
     ref_pos, ref_dist = _reference(q, db, min(k, n))
-    np.testing.assert_array_equal(dist, ref_dist)
-    np.testing.assert_array_equal(pos, ref_pos)
+    for pos, dist in (exact_topk(Codes.pack(q), Codes.pack(db), k), scan_topk(Codes.pack(q), Codes.pack(db), k)):
+        np.testing.assert_array_equal(dist, ref_dist)
+        np.testing.assert_array_equal(pos, ref_pos)
+    # radius: the numba kernel and the numpy scan against the distance matrix, sorted by (distance, position)
+    r = int(rng.integers(0, bits + 1))
+    full = (q[:, None, :] != db[None, :, :]).sum(-1)
+    expect = [[(int(full[i, j]), j) for j in np.argsort(full[i], kind="stable") if full[i, j] <= r] for i in range(nq)]
+    for offsets, pos, dist in (exact_radius(Codes.pack(q), Codes.pack(db), r),
+                               scan_radius(Codes.pack(q), Codes.pack(db), r)):
+        got = [list(zip(dist[offsets[i]:offsets[i + 1]].tolist(), pos[offsets[i]:offsets[i + 1]].tolist()))
+               for i in range(nq)]
+        assert got == expect
+
+
+def test_index_search_scans_few_queries_and_uses_the_kernel_for_many(monkeypatch):
+    """`BinaryIndex.search` answers alike on both sides of `scan.SCAN_CELLS` (numpy scan / numba kernel)."""
+    from bitrieve.index import binary_index
+
+    rng = np.random.default_rng(8)
+    db, q = _codes(rng, 700, 70, p=0.9), _codes(rng, 6, 70, p=0.9)  # skewed bits: many ties
+    index = BinaryIndex.build(db, np.arange(700) * 2)
+    few, few_r = index.search(q, 50), index.radius_search(q, 20)
+    monkeypatch.setattr(binary_index, "SCAN_CELLS", 0)
+    many, many_r = index.search(q, 50), index.radius_search(q, 20)
+    for a, b in ((few.ids, many.ids), (few.distances, many.distances), (few_r.offsets, many_r.offsets),
+                 (few_r.ids, many_r.ids), (few_r.distances, many_r.distances)):
+        np.testing.assert_array_equal(a, b)
+    ref_pos, ref_dist = _reference(q, db, 50)
+    np.testing.assert_array_equal(few.ids, ref_pos * 2)
+    np.testing.assert_array_equal(few.distances, ref_dist)
 
 
 def test_pack_roundtrip_and_input_forms():
@@ -316,3 +345,45 @@ def test_add_refuses_what_would_break_the_index():
         index.add(_codes(rng, 1, 32), [70], model_hash="other")
     with pytest.raises(BinaryIndexError, match="one per code"):
         index.add(_codes(rng, 2, 32), [70])
+
+
+def test_stored_query_codes_roundtrip_lookup_and_tampering(tmp_path):
+    """An index's stored query codes are saved, sealed and verified like its database; `index add` keeps them."""
+    from bitrieve.index.binary_index import StoredQueries
+    from bitrieve.index.store import manifest_sha256
+
+    rng = np.random.default_rng(5)
+    text, image = _codes(rng, 6, 70), _codes(rng, 6, 70)
+    qids = np.array([40, 10, 30, 10, 20, 50])  # id 10 twice: its first row is the one looked up
+    index = BinaryIndex.build(_codes(rng, 50, 70), np.arange(50), meta={"model_hash": "a" * 64})
+    index.queries = StoredQueries(qids, {"text": Codes.pack(text), "image": Codes.pack(image)}, {"split": "query"})
+    index.save(tmp_path / "idx")
+    loaded = BinaryIndex.load(tmp_path / "idx").add(_codes(rng, 2, 70), [60, 61], model_hash="a" * 64)
+    loaded.save(tmp_path / "idx")
+    q = BinaryIndex.load(tmp_path / "idx").queries
+    assert q.source == {"split": "query"} and q.ids.tolist() == qids.tolist() and sorted(q.codes) == ["image", "text"]
+    got = q.lookup([10, 50, 40], "text")
+    np.testing.assert_array_equal(got.unpack(), text[[1, 5, 0]])
+    assert q.lookup([10, 11], "text") is None and q.lookup([10], "audio") is None
+
+    for name in ("query_ids.npy", "query_codes.text.npy"):
+        f = tmp_path / "idx" / name
+        raw = bytearray(f.read_bytes())
+        raw[-1] ^= 0x01
+        f.write_bytes(bytes(raw))
+        with pytest.raises(BinaryIndexError, match=rf"{name}: checksum mismatch"):
+            BinaryIndex.load(tmp_path / "idx")
+        raw[-1] ^= 0x01
+        f.write_bytes(bytes(raw))
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    manifest["queries"]["count"] = 5  # edited: the seal refuses it; re-sealed: the shape check does
+    (tmp_path / "idx" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BinaryIndexError, match="do not match its 'manifest_sha256'"):
+        BinaryIndex.load(tmp_path / "idx")
+    manifest["manifest_sha256"] = manifest_sha256(manifest)
+    (tmp_path / "idx" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BinaryIndexError, match=r"query_ids\.npy: int64 \(6,\), expected \(5,\)"):
+        BinaryIndex.load(tmp_path / "idx")
+    index.queries = StoredQueries(qids, {"text": Codes.pack(_codes(rng, 6, 64))}, {})  # not this index's bits
+    with pytest.raises(BinaryIndexError, match="must be 6 codes of 70 bits"):
+        index.save(tmp_path / "other")

@@ -155,3 +155,84 @@ def test_index_add_radius_search_and_labels(runs, tmp_path, capsys):
 
 def expect_query(names, row) -> str:
     return ", ".join(names[j] for j in np.flatnonzero(row))
+
+
+def _search_json(index_dir, run, *argv, capsys):
+    capsys.readouterr()
+    assert main(["search", str(index_dir), "--run", str(run), *argv, "--json"]) == 0
+    out = capsys.readouterr()
+    return json.loads(out.out), out.err
+
+
+def test_search_by_id_from_stored_query_codes_matches_the_model(runs, tmp_path, capsys):
+    """`index build` stores the query split's codes (both modalities); `search --ids` of query items then loads no
+    model and answers as the model path does (the same index without the stored codes: an index built before them)
+    and as a search with codes encoded here by the original model. Ids outside the query split, or a run whose files
+    differ, go through the model."""
+    tmp, models = runs
+    new, old = tmp_path / "new", tmp_path / "old"
+    assert main(["index", "build", "--run", str(tmp / "a"), "--modality", "image", "--out", str(new)]) == 0
+    manifest = json.loads((new / "manifest.json").read_text())
+    assert manifest["queries"]["modalities"] == ["image", "text"] and manifest["queries"]["count"] == 693
+    assert {"query_ids.npy", "query_codes.image.npy", "query_codes.text.npy"} <= set(manifest["files"])
+    stripped = BinaryIndex.load(new)
+    stripped.queries = None
+    stripped.save(old)
+    assert "queries" not in json.loads((old / "manifest.json").read_text())
+
+    data = load_data("wiki")
+    db = BinaryIndex.build(_codes(models["a"], "image", data["retrieval"].inputs["image"]), data["retrieval"].ids)
+    rows = [5, 0, 692, 5, 100]  # out of split order, one repeated
+    qids = ",".join(str(data["query"].ids[r]) for r in rows)
+    for modality, how in (("text", ["-k", "25"]), ("image", ["-k", "25"]), ("text", ["--radius", "5"])):
+        fast, err = _search_json(new, tmp / "a", "--ids", qids, "--modality", modality, *how, capsys=capsys)
+        assert "no model loaded" in err
+        slow, err = _search_json(old, tmp / "a", "--ids", qids, "--modality", modality, *how, capsys=capsys)
+        assert "the index stores no query codes" in err and "no model loaded" not in err
+        assert fast == slow
+        q = _codes(models["a"], modality, data["query"].inputs[modality][rows])
+        if how[0] == "-k":
+            expect = db.search(q, 25)
+            assert [g["ids"] for g in fast] == expect.ids.tolist()
+            assert [g["hamming"] for g in fast] == expect.distances.tolist()
+        else:
+            hits = db.radius_search(q, 5)
+            assert [g["ids"] for g in fast] == [hits.query(i)[0].tolist() for i in range(len(rows))]
+
+    # a retrieval item's id is not in the stored table: the model encodes it
+    rid = int(data["retrieval"].ids[7])
+    got, err = _search_json(new, tmp / "a", "--ids", str(rid), "--modality", "text", capsys=capsys)
+    assert "is not in the stored query split" in err
+    assert got[0]["ids"] == db.search(_codes(models["a"], "text", data["retrieval"].inputs["text"][7:8]), 10)\
+        .ids[0].tolist()
+    # a copy of the run with an edited config.yaml: same model hash, but the run's files differ -> the model path
+    import shutil
+
+    edited = shutil.copytree(tmp / "a", tmp_path / "a-edited")
+    (edited / "config.yaml").write_text((edited / "config.yaml").read_text() + "# edited\n")
+    got, err = _search_json(new, edited, "--ids", qids, "--modality", "text", capsys=capsys)
+    assert "differ from those of the run that built the index" in err
+    assert [g["ids"] for g in got] == db.search(_codes(models["a"], "text", data["query"].inputs["text"][rows]), 10)\
+        .ids.tolist()
+
+
+def test_search_by_stored_id_imports_no_torch(runs, tmp_path):
+    """The point of the stored codes: a search by id of a few items imports neither torch (nor the method) nor numba
+    (a few queries are scanned in numpy: index/scan.py)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tmp, _ = runs
+    out = tmp_path / "idx"
+    assert main(["index", "build", "--run", str(tmp / "a"), "--modality", "image", "--out", str(out)]) == 0
+    qid = str(load_data("wiki")["query"].ids[3])
+    code = ("import sys; from bitrieve.cli import main; rc = main(sys.argv[1:]); "
+            "assert not {'torch', 'numba'} & set(sys.modules), 'imported'; sys.exit(rc)")
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    p = subprocess.run([sys.executable, "-c", code, "search", str(out), "--run", str(tmp / "a"), "--ids", qid,
+                        "--modality", "text", "-k", "3"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "no model loaded" in p.stderr and p.stdout.count("\n") == 5

@@ -5,10 +5,12 @@
     hits = index.radius_search(query_codes, radius=2)    # every item within Hamming distance 2 (exact)
     index = index.add(more_codes, more_ids)              # a new index: these items appended
     index.save("idx/"); BinaryIndex.load("idx/", expected_model_hash=h)
+    index.queries = StoredQueries(ids, {"text": codes}, source)  # optional: query items' codes, kept by save/load
 
-Backends: ``exact`` (ours, numba; ties in database order), ``faiss-flat`` (exact distances, FAISS tie order),
-``faiss-ivf`` and ``faiss-hnsw`` (approximate). Codes from a different model (another checkpoint, another bit
-length) are meaningless against this database, so ``load`` and ``search`` refuse them with an error.
+Backends: ``exact`` (ours, numba; ties in database order; a few queries are scanned in numpy instead, scan.py),
+``faiss-flat`` (exact distances, FAISS tie order), ``faiss-ivf`` and ``faiss-hnsw`` (approximate). Codes from a
+different model (another checkpoint, another bit length) are meaningless against this database, so ``load`` and
+``search`` refuse them with an error.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from bitrieve.codes import WORD, Codes, n_words
 from bitrieve.errors import BinaryIndexError
-from bitrieve.index.exact import exact_radius, exact_topk, word_major
+from bitrieve.index.scan import SCAN_CELLS, scan_radius, scan_topk
 from bitrieve.index.faiss_backend import FAISS_BACKENDS, build_faiss, check_bits, clone_faiss, faiss_search, read_faiss, \
     write_faiss
 from bitrieve.index.store import MANIFEST, load_array, read_manifest, verify_file, write_index_dir
@@ -59,6 +61,28 @@ class RadiusResult(NamedTuple):
         return self.ids[a:b], self.distances[a:b]
 
 
+class StoredQueries(NamedTuple):
+    """Codes of one split's items (``source["split"]``, the query split) in each modality, made by the index's model
+    when the index was built: ``search --ids`` of these items is then a table lookup, no model loaded.
+    ``source``: JSON facts that say when the table still holds what the model would encode (cli.py checks them)."""
+    ids: np.ndarray              # (M,) int64, in split order
+    codes: dict[str, Codes]      # modality -> M packed codes
+    source: dict[str, Any]
+
+    def lookup(self, wanted: list[int], modality: str) -> Codes | None:
+        """The codes of ``wanted`` ids (an id's first row, as the split is scanned), or None if an id is not here."""
+        if modality not in self.codes:
+            return None
+        first = {}
+        for row, item in enumerate(self.ids.tolist()):
+            first.setdefault(item, row)
+        rows = [first.get(int(i)) for i in wanted]
+        if None in rows:
+            return None
+        codes = self.codes[modality]
+        return Codes(codes.words[rows], codes.bits)
+
+
 class BinaryIndex:
     def __init__(self, codes: Codes, ids: np.ndarray, meta: dict[str, Any] | None = None,
                  backend: str = "exact", params: dict[str, Any] | None = None, _faiss=None):
@@ -78,6 +102,7 @@ class BinaryIndex:
         self.params = dict(params or {})
         self._faiss = _faiss
         self._db_t = None  # word-major codes for exact search, made on first search
+        self.queries: StoredQueries | None = None
 
     # --- construction -----------------------------------------------------------------------------------------
     @classmethod
@@ -145,10 +170,12 @@ class BinaryIndex:
         q = Codes.pack(query_codes, "query codes", allow_empty=True)
         if q.bits != self.bits:
             raise BinaryIndexError(f"query codes have {q.bits} bits, the index has {self.bits}")
-        if self.backend == "exact":
-            if self._db_t is None:
-                self._db_t = word_major(self.codes)
-            pos, dist = exact_topk(q, self.codes, k, chunk=chunk, progress=progress, db_t=self._db_t)
+        if self.backend == "exact" and len(q) * len(self) <= SCAN_CELLS:
+            pos, dist = scan_topk(q, self.codes, k)  # no numba import or kernel load (scan.py)
+        elif self.backend == "exact":
+            from bitrieve.index.exact import exact_topk  # imports numba: only when searching many queries
+
+            pos, dist = exact_topk(q, self.codes, k, chunk=chunk, progress=progress, db_t=self._word_major())
         else:
             pos, dist = faiss_search(self._faiss, q, k, nprobe=nprobe, ef_search=ef_search)
         ids = np.where(pos >= 0, self.ids[np.maximum(pos, 0)], -1)
@@ -157,16 +184,28 @@ class BinaryIndex:
     def radius_search(self, query_codes, radius: int, model_hash: str | None = None, chunk: int = 4096,
                       max_results: int = 100_000_000) -> RadiusResult:
         """Every item within Hamming distance ``radius`` of each query (the classic hash lookup), exact for every
-        backend: it scans the stored codes with ``index.exact.exact_radius``, ties in database order."""
+        backend: it scans the stored codes with ``index.exact.exact_radius`` (a few queries: ``scan.scan_radius``),
+        ties in database order."""
         self.check_model(model_hash)
         q = Codes.pack(query_codes, "query codes", allow_empty=True)
         if q.bits != self.bits:
             raise BinaryIndexError(f"query codes have {q.bits} bits, the index has {self.bits}")
-        if self._db_t is None:
-            self._db_t = word_major(self.codes)
-        offsets, pos, dist = exact_radius(q, self.codes, radius, chunk=chunk, db_t=self._db_t,
-                                          max_results=max_results)
+        if len(q) * len(self) <= min(SCAN_CELLS, max_results):  # so its hits cannot exceed max_results
+            offsets, pos, dist = scan_radius(q, self.codes, radius)
+        else:
+            from bitrieve.index.exact import exact_radius
+
+            offsets, pos, dist = exact_radius(q, self.codes, radius, chunk=chunk, db_t=self._word_major(),
+                                              max_results=max_results)
         return RadiusResult(offsets, self.ids[pos], dist)
+
+    def _word_major(self) -> np.ndarray:
+        """The codes word-major for the numba kernels, made once (index/exact.py)."""
+        if self._db_t is None:
+            from bitrieve.index.exact import word_major
+
+            self._db_t = word_major(self.codes)
+        return self._db_t
 
     # --- appending --------------------------------------------------------------------------------------------
     def add(self, codes, ids, model_hash: str | None = None, source: dict[str, Any] | None = None) -> "BinaryIndex":
@@ -199,6 +238,7 @@ class BinaryIndex:
         words = np.concatenate([self.codes.words, new.words])
         out = BinaryIndex(Codes(words, self.bits), np.concatenate([self.ids, ids.astype(np.int64)]), meta,
                           self.backend, self.params)
+        out.queries = self.queries  # same model (checked above): the query items' codes stay valid
         if self.backend in ("faiss-ivf", "faiss-hnsw") and self._faiss is not None:
             out._faiss = clone_faiss(self._faiss)  # this index stays as it is; IVF keeps its trained lists
             out._faiss.add(np.ascontiguousarray(new.to_bytes()))
@@ -214,7 +254,15 @@ class BinaryIndex:
             extra[FAISS_FILE] = lambda path: write_faiss(self._faiss, path)
         manifest = {"backend": self.backend, "bits": self.bits, "count": len(self), "words": self.codes.words.shape[1],
                     "model_hash": self.model_hash, "params": self.params, "meta": self.meta}
-        return write_index_dir(out, {"codes": self.codes.words, "ids": self.ids}, manifest, extra)
+        arrays = {"codes": self.codes.words, "ids": self.ids}
+        if self.queries is not None:  # sealed by the same manifest as the database's files
+            q = self.queries
+            if any(c.bits != self.bits or len(c) != len(q.ids) for c in q.codes.values()):
+                raise BinaryIndexError(f"stored query codes must be {len(q.ids)} codes of {self.bits} bits")
+            manifest["queries"] = {**q.source, "count": len(q.ids), "modalities": sorted(q.codes)}
+            arrays["query_ids"] = q.ids.astype(np.int64, copy=False)
+            arrays.update({f"query_codes.{mod}": c.words for mod, c in q.codes.items()})
+        return write_index_dir(out, arrays, manifest, extra)
 
     @classmethod
     def load(cls, index_dir: str | Path, expected_model_hash: str | None = None, expected_bits: int | None = None,
@@ -246,6 +294,8 @@ class BinaryIndex:
             raise BinaryIndexError(f"{where}: model_hash and meta.model_hash disagree")
         if expected_model_hash is not None:
             index.check_model(expected_model_hash, where="expected model")
+        if "queries" in m:
+            index.queries = _load_queries(index_dir, m, bits)
         if backend in ("faiss-ivf", "faiss-hnsw"):
             faiss_index = read_faiss(verify_file(index_dir, FAISS_FILE, m))
             if faiss_index.ntotal != count or faiss_index.d != bits:
@@ -255,3 +305,26 @@ class BinaryIndex:
         else:
             index._build_backend()
         return index
+
+
+def _load_queries(index_dir: Path, m: dict[str, Any], bits: int) -> StoredQueries:
+    """The stored query codes of a manifest's ``queries`` entry, each file verified like the database's."""
+    info = m["queries"]
+    if not isinstance(info, dict) or not isinstance(info.get("modalities"), list) or "count" not in info:
+        raise BinaryIndexError(f"{index_dir / MANIFEST}: 'queries' must hold 'count' and a 'modalities' list")
+    count = int(info["count"])
+    ids = load_array(index_dir, "query_ids", m)
+    if ids.dtype != np.int64 or ids.shape != (count,):
+        raise BinaryIndexError(f"{index_dir / 'query_ids.npy'}: {ids.dtype} {ids.shape}, expected ({count},) int64")
+    codes = {}
+    for mod in info["modalities"]:
+        if not isinstance(mod, str) or not mod.isidentifier():  # it names a file in index_dir
+            raise BinaryIndexError(f"{index_dir / MANIFEST}: 'queries' names a bad modality {mod!r}")
+        words = load_array(index_dir, f"query_codes.{mod}", m)
+        if words.dtype != WORD or words.shape != (count, n_words(bits)) or \
+                (bits % 64 and (words[:, -1] >> np.uint64(bits % 64)).any()):
+            raise BinaryIndexError(f"{index_dir / f'query_codes.{mod}.npy'}: {words.dtype} {words.shape} are not "
+                                   f"{count} codes of {bits} bits")
+        codes[mod] = Codes(words, bits)
+    source = {k: v for k, v in info.items() if k not in ("count", "modalities")}
+    return StoredQueries(ids, codes, source)
