@@ -36,6 +36,11 @@ def train_split(modalities) -> Split:
     return Split(inputs, labels, np.arange(N_TRAIN))
 
 
+def info_for(cls) -> DataInfo:
+    return DataInfo(feature_dims={m: DIMS[m] for m in cls.modalities}, input_shapes={m: (DIMS[m],) for m in cls.modalities},
+                    num_labels=N_LABELS, num_train=N_TRAIN)
+
+
 def run_method(name: str, info: ddp.DistInfo, shard_batch: bool = False) -> dict:
     """``shard_batch``: the CONTROL - each rank gets only its rows ``rank::world`` of every global batch (what the
     engine did before 2026-12-06), which must NOT reproduce one process."""
@@ -43,10 +48,7 @@ def run_method(name: str, info: ddp.DistInfo, shard_batch: bool = False) -> dict
     params = dict(SMALL.get(name, {}))
     torch.manual_seed(0)
     train = train_split(cls.modalities)
-    method = cls(cls.Params(**params), BITS,
-                 DataInfo(feature_dims={m: DIMS[m] for m in cls.modalities},
-                          input_shapes={m: (DIMS[m],) for m in cls.modalities},
-                          num_labels=N_LABELS, num_train=N_TRAIN))
+    method = cls(cls.Params(**params), BITS, info_for(cls))
     method.prepare(train)
     method.train()
     inputs = TrainInputs(train, method, torch.device("cpu"))

@@ -8,6 +8,7 @@ float) validates as before.
 
 from __future__ import annotations
 
+import types
 import typing
 from typing import Any
 
@@ -29,10 +30,18 @@ def _has_bool(v: Any) -> bool:
 
 
 def _describe(annotation: Any) -> str:
-    if typing.get_origin(annotation) is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    """A type as a user reads it: ``list[int]``, ``float | None`` (ranges declared with Annotated left out)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _describe(args[0])
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_describe(a) for a in args)
+    if origin is not None and args:
+        return f"{origin.__name__}[{', '.join('...' if a is Ellipsis else _describe(a) for a in args)}]"
     if isinstance(annotation, type):
-        return annotation.__name__
+        return "None" if annotation is type(None) else annotation.__name__
     return str(annotation).replace("typing.", "")
 
 
