@@ -14,7 +14,7 @@ import yaml
 
 from bitrieve.config import ConfigError, load_config, parse_config
 from bitrieve.engine import train_run
-from bitrieve.engine.checkpoint import load_checkpoint
+from bitrieve.checkpoint import load_checkpoint
 from bitrieve.methods import REGISTRY
 from bitrieve.methods.base import HashMethod, Params, Stage
 
@@ -355,7 +355,7 @@ def test_code_diagnostics_flag_collapse():
 
 
 def test_optimizer_state_round_trips_through_safetensors(tmp_path):
-    from bitrieve.engine.checkpoint import save_checkpoint, unflatten_optimizer
+    from bitrieve.checkpoint import save_checkpoint, unflatten_optimizer
 
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.Adam([{"params": [model.weight], "lr": 0.1, "name": "w"},

@@ -12,7 +12,7 @@ from bitrieve.config import parse_config
 from bitrieve.data.store import save_store
 from bitrieve.data.types import CrossModalData, Split
 from bitrieve.engine import WallTimeExceeded, train_run
-from bitrieve.engine.checkpoint import load_checkpoint
+from bitrieve.checkpoint import load_checkpoint
 from bitrieve.engine.trainer import scheduled_lr
 from bitrieve.methods.base import DataInfo
 from bitrieve.methods.dsh import DSH, DSHParams

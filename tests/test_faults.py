@@ -1218,7 +1218,7 @@ def test_every_optional_import_goes_through_require():
 
 def test_a_full_disk_during_a_checkpoint_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch, capsys):
     # before: `Error while serializing: I/O error: No space left on device` without the file
-    import bitrieve.engine.checkpoint as checkpoint
+    import bitrieve.checkpoint as checkpoint
     from safetensors import SafetensorError
 
     real, calls = checkpoint.save_file, []

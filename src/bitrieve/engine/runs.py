@@ -22,10 +22,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from bitrieve.atomic import check_replaceable, check_writable, exclusive_lock, hidden_stem
+from bitrieve.atomic import check_replaceable, check_writable, exclusive_lock, hidden_stem, write_bytes_atomic, \
+    write_json_atomic, write_text_atomic
 from bitrieve.config import ConfigError
 from bitrieve.data.types import card_bytes, card_sha256  # noqa: F401  (re-exported: the engine writes card.json)
-from bitrieve.engine.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
 from bitrieve.record import RECORD_FILE, RunRecord, record_from_dict
 
 
@@ -188,9 +188,9 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
 
 def write_run_files(run_dir: Path, config_yaml: str, card: dict[str, Any], env: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", config_yaml)
-    atomic_write_bytes(run_dir / "card.json", card_bytes(card))
-    atomic_write_json(run_dir / "env.json", env)
+    write_text_atomic(run_dir / "config.yaml", config_yaml)
+    write_bytes_atomic(run_dir / "card.json", card_bytes(card))
+    write_json_atomic(run_dir / "env.json", env)
 
 
 def stored_record(run_dir: str | Path) -> RunRecord | None:

@@ -136,7 +136,7 @@ class Selector:
 
     def validate(self, method, device, autocast, epoch: int, progress: bool = False) -> dict[str, float]:
         """Score the current model (``epoch``: epochs trained so far, all stages); keep it when it is the best."""
-        from bitrieve.engine.checkpoint import save_model
+        from bitrieve.checkpoint import save_model
 
         value, per_task = self.score(method, device, autocast, progress)
         improved = self.best_score is None or value > self.best_score + self.sel.min_delta
@@ -152,7 +152,7 @@ class Selector:
 
     def restore(self, method, device) -> int | None:
         """Load the kept model into ``method`` (``keep: best``); returns the kept epoch (None: the last model)."""
-        from bitrieve.engine.checkpoint import load_model
+        from bitrieve.checkpoint import load_model
 
         if self.sel.keep != "best" or self.best_epoch is None:
             return None

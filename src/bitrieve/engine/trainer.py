@@ -26,8 +26,8 @@ from bitrieve.data.store import in_memory
 from bitrieve.data.types import CrossModalData, Split
 from bitrieve.engine import distributed as ddp
 from bitrieve.engine import selection
-from bitrieve.engine.checkpoint import CHECKPOINT, STATE, atomic_write_text, load_checkpoint, save_checkpoint, \
-    unflatten_optimizer
+from bitrieve.atomic import write_text_atomic
+from bitrieve.checkpoint import CHECKPOINT, STATE, load_checkpoint, save_checkpoint, unflatten_optimizer
 from bitrieve.engine.evaluation import collapse_warnings, evaluate_method, evaluation_status, \
     split_extra_evaluations
 from bitrieve.engine.movement import ParameterMovement
@@ -553,7 +553,7 @@ def _write_record(run: _Run, ev: dict[str, Any], tested: bool, kept: int | None)
            else {}),
         env=jsonable(run.env), wall_seconds=run.state["wall_seconds"] + time.time() - run.t0)
     summary = _summary(record)
-    atomic_write_text(run.run_dir / "summary.txt", summary + "\n")
+    write_text_atomic(run.run_dir / "summary.txt", summary + "\n")
     for line in summary.splitlines():
         run.tracker.log(line)
     write_record(run.run_dir, record)

@@ -32,7 +32,7 @@ def load_run_model(run_dir: str | Path, device: str = "cpu", loader=None):
 
 def model_hash(method) -> str:
     """sha256 fingerprint of a method's weights (see the module docstring)."""
-    from bitrieve.engine.checkpoint import hash_tensors
+    from bitrieve.checkpoint import hash_tensors
 
     h = hashlib.sha256()
     h.update(json.dumps({"method": getattr(method, "name", type(method).__name__),

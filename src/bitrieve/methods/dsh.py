@@ -38,7 +38,7 @@ from bitrieve.losses.quantization import dsh_abs_regularizer
 from bitrieve.methods import register_method
 from bitrieve.methods.base import Batch, DataInfo, HashMethod, Params, Stage
 from bitrieve.parallel import rowwise
-from bitrieve.engine.checkpoint import load_checkpoint
+from bitrieve.checkpoint import load_checkpoint
 from bitrieve.errors import BitrieveError
 from bitrieve.parts.backbones import build_backbone, imagenet_pixels, like_first_conv
 

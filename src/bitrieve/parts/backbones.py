@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bitrieve.weights import load_state_dict_file
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -146,48 +148,6 @@ class EffNetLite0Tail(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(x.shape[0], *self.activation_shape)
         return self.dropout(self.pool(self.bn2(self.conv_head(self.blocks(x)))))
-
-
-def load_state_dict_file(path: str | Path, what: str = "backbone weights") -> dict[str, torch.Tensor]:
-    """Read a state dict without executing code: ``.safetensors``, or ``torch.load(weights_only=True)`` for
-    ``.pth``/``.pt``. The package's one loader of pretrained weights (backbones, AlexNet encoders, extractors).
-
-    A pickle that would run code (it names a function or class that is not a tensor type) is refused with a
-    `WeightsError` saying so; a truncated or corrupt file is a `WeightsError` naming it. We never offer to load the
-    file with the protection off."""
-    import pickle
-    import re
-
-    from bitrieve.errors import WeightsError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise WeightsError(f"{path}: not a readable safetensors file ({e}); expected {what}") from None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:  # torch's message would suggest turning the protection off: not ours to say
-        named = re.search(r"GLOBAL ([\w.]+)", str(e))
-        culprit = f" (it names {named.group(1)})" if named else ""
-        raise WeightsError(f"{path}: refused: loading this file would execute code{culprit}, and bitrieve never "
-                           "runs code from a weights file. Use a plain state dict of tensors (torch.save("
-                           "model.state_dict()) or a .safetensors file)") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        if isinstance(e, PermissionError):
-            raise
-        first = (str(e).splitlines() or [""])[0][:160]
-        raise WeightsError(f"{path}: not a readable torch weights file ({type(e).__name__}: {first}); expected "
-                           f"{what} - the file is truncated, empty or corrupt") from None
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path}: expected a state dict (name -> tensor), got {type(state).__name__}")
-    return state
 
 
 def build_backbone(
