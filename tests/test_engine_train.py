@@ -335,7 +335,8 @@ def test_bad_config_fails_before_anything_runs(tmp_path, capsys):
 
 
 def test_code_diagnostics_flag_collapse():
-    from bitrieve.engine.evaluation import code_diagnostics, collapse_warnings
+    from bitrieve.codes.diagnostics import code_diagnostics
+    from bitrieve.engine.evaluation import collapse_warnings
 
     g = torch.Generator().manual_seed(0)
     healthy = torch.tanh(torch.randn(500, 16, generator=g))

@@ -194,7 +194,7 @@ def test_greedyhash_lite0_bf16_loss_curve_tracks_fp32():
 # --- the CPU route: train Lite0 from stage K on cached activations of the frozen earlier stages ---------------------
 def test_lite0_tail_on_cached_activations_is_the_full_network():
     pytest.importorskip("timm")
-    from bitrieve.data.extractors import make_extractor
+    from bitrieve.parts.extractors import make_extractor
     from bitrieve.parts.backbones import EffNetLite0Tail
 
     torch.manual_seed(0)  # the same seed before each build: the same random weights in both networks

@@ -830,7 +830,7 @@ def _no_call(what):
 def test_read_only_outputs_fail_before_the_expensive_work(toy_run, read_only, tmp_path, capsys, monkeypatch):
     import bitrieve.data as data
     import bitrieve.data.convert as convert
-    import bitrieve.data.extractors as extractors
+    import bitrieve.parts.extractors as extractors
     import bitrieve.index.model as index_model
 
     monkeypatch.setattr(data, "load_data", _no_call("loading the data"))
