@@ -242,7 +242,7 @@ def test_default_run_directory_follows_the_resolved_config(tmp_path, monkeypatch
 
 def test_seed_changes_initialisation():
     from bitrieve.data import load_data
-    from bitrieve.engine.trainer import build_method
+    from bitrieve.engine.loading import build_method
 
     data = load_data("wiki")
     a, b, c = (build_method(tiny_cfg(seed=s), data) for s in (0, 0, 1))
@@ -385,7 +385,7 @@ def test_single_modal_supervised_method_gets_labels_and_i2i(tmp_path, test_metho
 
 
 def test_device_errors_name_the_key():
-    from bitrieve.engine import resolve_device
+    from bitrieve.devices import resolve_device
 
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

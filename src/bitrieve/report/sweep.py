@@ -268,7 +268,7 @@ def select_by_validation(points: list[SweepPoint], out=None, evaluate: Callable[
 
     out = out if out is not None else sys.stdout
     if evaluate is None:
-        from bitrieve.engine.selection import evaluate_test_split as evaluate
+        from bitrieve.engine.run_evaluation import evaluate_test_split as evaluate
     groups: dict[str, list[SweepPoint]] = {}
     for p in points:
         groups.setdefault(grid_tag(p.assignments) or "(config)", []).append(p)
