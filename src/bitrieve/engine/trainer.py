@@ -9,7 +9,6 @@ engine/optimizers.py; the epochs: engine/epochs.py), select the kept model (engi
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,12 +18,12 @@ from typing import Any, Callable
 import torch
 
 from bitrieve.atomic import write_text_atomic
-from bitrieve.checkpoint import CHECKPOINT, STATE, load_checkpoint, save_checkpoint, unflatten_optimizer
+from bitrieve.checkpoint import CHECKPOINT, save_checkpoint, unflatten_optimizer
 from bitrieve.config import RunConfig, dump_config
 from bitrieve.console import interactive, status
 from bitrieve.data.store import in_memory
 from bitrieve.data.types import CrossModalData
-from bitrieve.devices import autocast_factory, resolve_device
+from bitrieve.devices import autocast_factory
 from bitrieve.engine import distributed as ddp
 from bitrieve.engine import selection
 from bitrieve.engine.epochs import TrainInputs, fixed_batch, run_epoch
@@ -33,7 +32,7 @@ from bitrieve.engine.loading import build_method
 from bitrieve.engine.movement import ParameterMovement
 from bitrieve.engine.optimizers import make_optimizer
 from bitrieve.engine.run_evaluation import evaluate_all, evaluation_fields, flat_eval, summary_text
-from bitrieve.engine.runs import card_sha256, clear_run_dir, environment, finished_run, locked_run_dir, \
+from bitrieve.engine.runs import card_sha256, environment, finished_run, locked_run_dir, prepare_run_dir, \
     write_run_files
 from bitrieve.engine.tracking import Tracker
 from bitrieve.errors import BitrieveError, ConfigError, TooFewItems
@@ -91,39 +90,6 @@ class _Run:
                 "selection": self.selector.state() if self.selector else None,
                 "scaler": scaler.state_dict() if scaler is not None else {},
                 "wall_seconds": self.state["wall_seconds"] + time.time() - self.t0})
-
-
-def _devices(cfg: RunConfig) -> tuple[torch.device, ddp.DistInfo]:
-    """The run's device, and the process group under torchrun (each rank on its own GPU)."""
-    device = resolve_device(cfg.device)
-    info = ddp.init_from_env(device.type)
-    if info.enabled and device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.cuda.set_device(device)
-    return device, info
-
-
-def _prepare_run_dir(run_dir: Path, sha: str, resume: bool, overwrite: bool, info: ddp.DistInfo):
-    """Clear (``overwrite``) or start (not ``resume``) the run directory; the checkpoint to resume from, or None."""
-    if info.is_main:
-        if overwrite:
-            clear_run_dir(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for tmp in run_dir.glob(".*.tmp"):  # left by a run killed while writing (atomic writes never expose them)
-            tmp.unlink(missing_ok=True)
-        if not resume:
-            for name in (CHECKPOINT, STATE, RECORD_FILE, "summary.txt"):
-                (run_dir / name).unlink(missing_ok=True)
-            shutil.rmtree(run_dir / "events", ignore_errors=True)
-    ddp.barrier(info, "run directory ready")
-    ckpt = load_checkpoint(run_dir) if resume else None
-    if ckpt is not None and ckpt[2].get("config_sha256") != sha:
-        raise ConfigError(f"{run_dir}: holds a checkpoint of a different config (config_sha256 "
-                          f"{ckpt[2].get('config_sha256', '?')[:12]} != {sha[:12]}); use --no-resume to start over "
-                          "or --out for another run directory")
-    return ckpt
 
 
 def _open_run(cfg: RunConfig, run_dir: Path, sha: str, device: torch.device, info: ddp.DistInfo, progress: bool,
@@ -304,14 +270,14 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress
     run_dir = Path(run_dir)
     sha = cfg.sha256()  # validates the method params too
     own_group = not ddp.current().enabled  # this call initialises (and so ends) the process group if any
-    device, info = _devices(cfg)
+    device, info = ddp.run_devices(cfg.device)
     done = finished_run(run_dir, sha, resume, overwrite)  # refuses to replace finished results without overwrite
     if done is not None:
         if progress and info.is_main:
             print(f"{run_dir}: finished run with the same config ({RECORD_FILE} present); skipped (--overwrite "
                   "trains it again)")
         return done.to_json_dict()
-    ckpt = _prepare_run_dir(run_dir, sha, resume and not overwrite, overwrite, info)
+    ckpt = prepare_run_dir(run_dir, sha, resume and not overwrite, overwrite, info)
     run = _open_run(cfg, run_dir, sha, device, info, progress, t0)
     try:
         with ddp.faults_as_one_line(info):
