@@ -4,7 +4,7 @@ projected wall time.
     python benchmarks/train_throughput.py                       # CUDA when present, else CPU
     python benchmarks/train_throughput.py --device cpu --dsh-iters 5 --lite-iters 2 --eval-images 64   # a quick look
 
-What is timed: the engine's own epoch loop (``engine.trainer.run_epoch``: batch assembly from the resident uint8
+What is timed: the engine's own epoch loop (``engine.epochs.run_epoch``: batch assembly from the resident uint8
 tensor, the method's device-side resize / mirror / mean subtraction, forward, backward, SGD step) on synthetic
 32x32 uint8 images, for
 - DSH: its small CNN, batch 200, the pack's settings (fp32, channels-last);
@@ -54,8 +54,10 @@ def train_rate(config: str, overrides: list[str], iters: int, device: str, amp: 
     from bitrieve.config import load_config
     from bitrieve.data.types import CrossModalData
     from bitrieve.engine import distributed as ddp
-    from bitrieve.engine.trainer import TrainInputs, autocast_factory, build_method, make_optimizer, run_epoch, \
-        resolve_device
+    from bitrieve.devices import autocast_factory, resolve_device
+    from bitrieve.engine.epochs import TrainInputs, run_epoch
+    from bitrieve.engine.loading import build_method
+    from bitrieve.engine.optimizers import make_optimizer
 
     cfg = load_config(ROOT / "configs" / config, overrides + [f"device={device}"])
     dev = resolve_device(cfg.device)
@@ -93,7 +95,8 @@ def encode_rate(image_size: int, n: int, device: str, amp: str, channels_last: b
     from bitrieve.config import load_config
     from bitrieve.data.types import CrossModalData
     from bitrieve.engine.evaluation import encode_split
-    from bitrieve.engine.trainer import autocast_factory, build_method, resolve_device
+    from bitrieve.devices import autocast_factory, resolve_device
+    from bitrieve.engine.loading import build_method
 
     cfg = load_config(ROOT / "configs" / "greedyhash_cifar10_lite0.yaml",
                       [f"params.image_size={image_size}", f"device={device}"])
@@ -122,7 +125,7 @@ def main() -> None:
 
     import torch
 
-    from bitrieve.engine.trainer import resolve_device
+    from bitrieve.devices import resolve_device
 
     dev = resolve_device(args.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"

@@ -46,7 +46,10 @@ def child(threads: int, seconds: float) -> None:
     from bitrieve.data import load_data
     from bitrieve.engine import distributed as ddp
     from bitrieve.engine.evaluation import evaluate_method
-    from bitrieve.engine.trainer import TrainInputs, autocast_factory, build_method, make_optimizer, run_epoch
+    from bitrieve.devices import autocast_factory
+    from bitrieve.engine.epochs import TrainInputs, run_epoch
+    from bitrieve.engine.loading import build_method
+    from bitrieve.engine.optimizers import make_optimizer
 
     cfg = load_config(CONFIG, ["bits=32", "device=cpu"])
     data = load_data("wiki")

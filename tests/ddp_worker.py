@@ -18,7 +18,8 @@ import torch
 from bitrieve.data.types import Split
 from bitrieve.engine import distributed as ddp
 from bitrieve.engine.steps import update_batch
-from bitrieve.engine.trainer import TrainInputs, make_optimizer
+from bitrieve.engine.epochs import TrainInputs
+from bitrieve.engine.optimizers import make_optimizer
 from bitrieve.methods import get_method
 from bitrieve.methods.base import DataInfo
 from small_methods import small_settings

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bitrieve.cli import main
-from bitrieve.data.extractors import make_extractor
+from bitrieve.parts.extractors import make_extractor
 from bitrieve.data.features import extract_images
 from bitrieve.data.images import ImageSource
 from bitrieve.data.store import load_store

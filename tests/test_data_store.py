@@ -127,7 +127,7 @@ def test_binary_tags_stay_uint8_in_the_store_and_widen_per_slice(tmp_path):
 def test_train_inputs_widen_tags_per_batch_exactly(tmp_path):
     import torch
 
-    from bitrieve.engine.trainer import TrainInputs
+    from bitrieve.engine.epochs import TrainInputs
 
     rng = np.random.default_rng(2)
     tags = (rng.random((9, 4)) < 0.5).astype(np.uint8)

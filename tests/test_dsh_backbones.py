@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from bitrieve.parts.backbones import AlexNetFC7, DSHNet, WithinChannelLRN, build_backbone, load_state_dict_file
+from bitrieve.parts.backbones import AlexNetFC7, DSHNet, WithinChannelLRN, build_backbone
+from bitrieve.weights import load_state_dict_file
 
 
 def test_within_channel_lrn_matches_the_caffe_formula():

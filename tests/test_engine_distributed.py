@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from bitrieve.engine.checkpoint import load_checkpoint
+from bitrieve.checkpoint import load_checkpoint
 
 CONFIG = {
     "method": "toy_linear", "bits": 8, "seed": 5, "device": "cpu", "tracking": "none",

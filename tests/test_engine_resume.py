@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from bitrieve.engine.checkpoint import load_checkpoint
+from bitrieve.checkpoint import load_checkpoint
 
 CONFIG = {
     "method": "toy_linear", "bits": 8, "seed": 3, "device": "cpu", "tracking": "none",

@@ -14,7 +14,7 @@ import yaml
 
 from bitrieve.config import ConfigError, load_config, parse_config
 from bitrieve.engine import train_run
-from bitrieve.engine.checkpoint import load_checkpoint
+from bitrieve.checkpoint import load_checkpoint
 from bitrieve.methods import REGISTRY
 from bitrieve.methods.base import HashMethod, Params, Stage
 
@@ -242,7 +242,7 @@ def test_default_run_directory_follows_the_resolved_config(tmp_path, monkeypatch
 
 def test_seed_changes_initialisation():
     from bitrieve.data import load_data
-    from bitrieve.engine.trainer import build_method
+    from bitrieve.engine.loading import build_method
 
     data = load_data("wiki")
     a, b, c = (build_method(tiny_cfg(seed=s), data) for s in (0, 0, 1))
@@ -335,7 +335,8 @@ def test_bad_config_fails_before_anything_runs(tmp_path, capsys):
 
 
 def test_code_diagnostics_flag_collapse():
-    from bitrieve.engine.evaluation import code_diagnostics, collapse_warnings
+    from bitrieve.codes.diagnostics import code_diagnostics
+    from bitrieve.engine.evaluation import collapse_warnings
 
     g = torch.Generator().manual_seed(0)
     healthy = torch.tanh(torch.randn(500, 16, generator=g))
@@ -355,7 +356,7 @@ def test_code_diagnostics_flag_collapse():
 
 
 def test_optimizer_state_round_trips_through_safetensors(tmp_path):
-    from bitrieve.engine.checkpoint import save_checkpoint, unflatten_optimizer
+    from bitrieve.checkpoint import save_checkpoint, unflatten_optimizer
 
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.Adam([{"params": [model.weight], "lr": 0.1, "name": "w"},
@@ -384,7 +385,7 @@ def test_single_modal_supervised_method_gets_labels_and_i2i(tmp_path, test_metho
 
 
 def test_device_errors_name_the_key():
-    from bitrieve.engine import resolve_device
+    from bitrieve.devices import resolve_device
 
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

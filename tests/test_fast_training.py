@@ -12,8 +12,8 @@ from bitrieve.config import parse_config
 from bitrieve.data.store import save_store
 from bitrieve.data.types import CrossModalData, Split
 from bitrieve.engine import WallTimeExceeded, train_run
-from bitrieve.engine.checkpoint import load_checkpoint
-from bitrieve.engine.trainer import scheduled_lr
+from bitrieve.checkpoint import load_checkpoint
+from bitrieve.engine.optimizers import scheduled_lr
 from bitrieve.methods.base import DataInfo
 from bitrieve.methods.dsh import DSH, DSHParams
 from bitrieve.methods.greedyhash import GreedyHash, GreedyHashParams
@@ -59,7 +59,7 @@ def test_init_from_copies_every_layer_but_the_hash_layer(tmp_path):
     train_run(_dsh_cfg(store, bits=12, epochs=1), tmp_path / "b12", progress=False)
     src = load_checkpoint(tmp_path / "b12")[0]
     from bitrieve.data import load_data
-    from bitrieve.engine.trainer import build_method
+    from bitrieve.engine.loading import build_method
 
     data = load_data(str(store))
     fresh = build_method(_dsh_cfg(store, bits=24), data)  # same seed, no init_from: the reference Xavier init
@@ -194,7 +194,7 @@ def test_greedyhash_lite0_bf16_loss_curve_tracks_fp32():
 # --- the CPU route: train Lite0 from stage K on cached activations of the frozen earlier stages ---------------------
 def test_lite0_tail_on_cached_activations_is_the_full_network():
     pytest.importorskip("timm")
-    from bitrieve.data.extractors import make_extractor
+    from bitrieve.parts.extractors import make_extractor
     from bitrieve.parts.backbones import EffNetLite0Tail
 
     torch.manual_seed(0)  # the same seed before each build: the same random weights in both networks

@@ -863,7 +863,7 @@ def _no_call(what):
 def test_read_only_outputs_fail_before_the_expensive_work(toy_run, read_only, tmp_path, capsys, monkeypatch):
     import bitrieve.data as data
     import bitrieve.data.convert as convert
-    import bitrieve.data.extractors as extractors
+    import bitrieve.parts.extractors as extractors
     import bitrieve.index.model as index_model
 
     monkeypatch.setattr(data, "load_data", _no_call("loading the data"))
@@ -1251,7 +1251,7 @@ def test_every_optional_import_goes_through_require():
 
 def test_a_full_disk_during_a_checkpoint_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch, capsys):
     # before: `Error while serializing: I/O error: No space left on device` without the file
-    import bitrieve.engine.checkpoint as checkpoint
+    import bitrieve.checkpoint as checkpoint
     from safetensors import SafetensorError
 
     real, calls = checkpoint.save_file, []

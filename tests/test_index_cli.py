@@ -20,8 +20,8 @@ from bitrieve.index import model as index_model
 
 
 def _make_run(run_dir, seed: int, bits: int = 16):
-    from bitrieve.engine.checkpoint import save_checkpoint
-    from bitrieve.engine.trainer import build_method
+    from bitrieve.checkpoint import save_checkpoint
+    from bitrieve.engine.loading import build_method
 
     cfg = RunConfig(method="toy_linear", data="wiki", bits=bits, seed=seed, tracking="none")
     method = build_method(cfg, load_data("wiki"))

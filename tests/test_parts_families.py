@@ -117,7 +117,7 @@ def test_stored_checkpoint_matches_the_model_built_now(run):
 
     from bitrieve.config import load_config
     from bitrieve.data import load_data
-    from bitrieve.engine.trainer import build_method
+    from bitrieve.engine.loading import build_method
 
     with safe_open(str(ckpt), "pt") as f:  # the header only: names and shapes
         stored = {k[len("model/"):]: tuple(f.get_slice(k).get_shape()) for k in f.keys() if k.startswith("model/")}

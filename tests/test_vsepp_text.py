@@ -1,34 +1,22 @@
-"""Text parts of VSE++: tokeniser, vocabulary round trip, GRU encoder ignores padding."""
+"""Text parts of VSE++: the one vocabulary's ids, GRU encoder ignores padding."""
 
-import numpy as np
 import pytest
 import torch
 
-from bitrieve.parts.text import FeatureTextEncoder, GRUTextEncoder, Vocabulary, token_lengths, tokenize
+from bitrieve.data.captions import END, PAD, SPECIALS, START, UNK, build_vocab, encode_tokens
+from bitrieve.parts.text import FeatureTextEncoder, GRUTextEncoder, token_lengths
 
 
-def test_tokenize_lowercases_and_drops_punctuation():
-    assert tokenize("A man's dog, running!  Fast.") == ["a", "man's", "dog", "running", "fast"]
-
-
-def test_vocabulary_build_threshold_order_and_round_trip(tmp_path):
-    texts = ["a dog runs", "a dog sits", "a cat sits", "the cat"]
-    v = Vocabulary.build(texts, min_count=2)
-    assert v.itos[:4] == list(Vocabulary.SPECIALS)
-    assert v.itos[4:] == ["a", "cat", "dog", "sits"]  # by count, then alphabetically
-    ids = v.encode("A dog flies")
-    assert ids == [Vocabulary.START, v.stoi["a"], v.stoi["dog"], Vocabulary.UNK, Vocabulary.END]
-    v.save(tmp_path / "vocab.json")
-    w = Vocabulary.load(tmp_path / "vocab.json")
-    assert w.itos == v.itos
-    batch = v.encode_batch(["a dog", "the cat sits"])
-    assert batch.dtype == np.int64 and batch.shape == (2, 5) and batch[0, -1] == Vocabulary.PAD
-
-
-def test_load_rejects_foreign_json(tmp_path):
-    (tmp_path / "v.json").write_text('{"itos": ["x", "y"]}')
-    with pytest.raises(ValueError, match="not a bitrieve vocabulary"):
-        Vocabulary.load(tmp_path / "v.json")
+def test_the_one_vocabulary_is_vse_pp_s_and_the_gru_pads_with_its_pad_id():
+    # data/captions.py is the package's only vocabulary: <pad>, <start>, <end>, <unk> = 0..3 as in fartashf/vsepp's
+    # vocab.py; every token store (card pad_id / start_id / end_id / unk_id) and every GRU embedding row use these ids
+    assert SPECIALS[:4] == ["<pad>", "<start>", "<end>", "<unk>"] and (PAD, START, END, UNK) == (0, 1, 2, 3)
+    vocab = build_vocab(["a dog runs", "a dog sits", "a cat sits", "the cat"], threshold=2)
+    assert vocab[4:] == ["a", "cat", "dog", "sits"]  # by count, then alphabetically
+    tokens, lengths = encode_tokens(["A dog flies", "a cat"], vocab)
+    assert tokens[0].tolist() == [START, vocab.index("a"), vocab.index("dog"), UNK, END]
+    assert tokens[1].tolist() == [START, vocab.index("a"), vocab.index("cat"), END, PAD] and lengths.tolist() == [5, 4]
+    assert GRUTextEncoder(vocab_size=len(vocab), word_dim=4, hidden=5).embed.padding_idx == PAD
 
 
 def test_gru_output_ignores_padding_and_has_hidden_width():

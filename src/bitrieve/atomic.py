@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from bitrieve.errors import BitrieveError
 
@@ -50,8 +50,26 @@ def hidden_stem(name: str) -> str:
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (creating parent directories)."""
-    return write_with_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    """Write ``text`` (UTF-8) to ``path`` atomically, creating parent directories; fsynced before the rename, as
+    `write_bytes_atomic` (run files beside a checkpoint must survive what the checkpoint survives)."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def json_default(o: Any) -> Any:
+    """JSON for the values run state holds besides plain numbers: numpy / torch scalars (``.item()``) and sets."""
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json_atomic(path: str | Path, obj: Any, *, indent: int = 2,
+                      default: Callable[[Any], Any] = json_default) -> Path:
+    """``obj`` as JSON (``indent``, a final newline) written with `write_text_atomic`."""
+    import json
+
+    return write_text_atomic(path, json.dumps(obj, indent=indent, default=default) + "\n")
 
 
 def write_with_atomic(path: str | Path, writer: Callable[[str], object]) -> Path:

@@ -14,12 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bitrieve.errors import BitrieveError
+from bitrieve.errors import ConfigError
 from bitrieve.validation import StrictNumbers
-
-
-class ConfigError(BitrieveError, ValueError):
-    """A config problem; the message names the key."""
 
 
 # Renamed keys of the ``eval`` block: old name -> new name. Configs (and stored run directories' config.yaml) with

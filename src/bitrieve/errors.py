@@ -19,6 +19,11 @@ class BitrieveError(Exception):
     """Base of the package's expected faults (the message is what the user reads)."""
 
 
+class ConfigError(BitrieveError, ValueError):
+    """A config problem; the message names the key. (Here, not in config.py, so that low modules such as threads.py
+    can raise it without importing the config and, through it, the methods.)"""
+
+
 class CheckpointError(BitrieveError, ValueError):
     """A checkpoint that cannot be trusted: unreadable, not ours, or its checksum does not match."""
 

@@ -92,7 +92,7 @@ class Curves(_Block):
 
 
 class CodeStats(_Block):
-    """engine.evaluation.code_diagnostics of one modality's retrieval codes."""
+    """codes.diagnostics.code_diagnostics of one modality's retrieval codes."""
 
     n_items: Number
     mean_abs_bit_balance: Number

@@ -136,7 +136,7 @@ def run_pack(out: Path, configs: Path, stores: dict[str, Path], runs: list[PackR
     not started}. Stops (checkpointed, resumable) at the wall-time limit."""
     from bitrieve.config import load_config
     from bitrieve.console import status
-    from bitrieve.engine.trainer import WallTimeExceeded, train_run
+    from bitrieve.engine import WallTimeExceeded, train_run
 
     deadline = time.time() + time_limit
     done: dict[str, dict[str, Any]] = {}

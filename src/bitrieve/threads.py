@@ -39,7 +39,7 @@ def available_cores() -> int:
 
 def decide(cli_threads: int | None = None) -> tuple[int, str]:
     """``(threads, source)``: ``--threads``, else ``OMP_NUM_THREADS``, else the available cores."""
-    from bitrieve.config import ConfigError
+    from bitrieve.errors import ConfigError
 
     if cli_threads is not None:
         if int(cli_threads) < 1:
@@ -61,7 +61,7 @@ def chosen() -> int:
     """The thread count in force: what `configure` applied, else what `decide` would choose now."""
     if _chosen is not None:
         return _chosen[0]
-    from bitrieve.config import ConfigError
+    from bitrieve.errors import ConfigError
 
     try:
         return decide()[0]

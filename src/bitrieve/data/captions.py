@@ -20,6 +20,7 @@ from collections import Counter
 import numpy as np
 
 SPECIALS = ["<pad>", "<start>", "<end>", "<unk>"]
+PAD, START, END, UNK = range(len(SPECIALS))  # the ids every token store and every trained text encoder use
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -38,7 +39,7 @@ def encode_tokens(captions: list[str] | np.ndarray, vocab: list[str],
     """Token ids int32 (N, L) padded with 0, L = longest caption (capped at ``max_len``); lengths int32 (N,)."""
     index = {w: i for i, w in enumerate(vocab)}
     unk = index["<unk>"]
-    seqs = [[1] + [index.get(w, unk) for w in tokenize(str(c))][: max_len - 2] + [2] for c in captions]
+    seqs = [[START] + [index.get(w, unk) for w in tokenize(str(c))][: max_len - 2] + [END] for c in captions]
     width = max((len(s) for s in seqs), default=2)
     out = np.zeros((len(seqs), width), dtype=np.int32)
     for i, s in enumerate(seqs):

@@ -139,7 +139,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _features(args: argparse.Namespace) -> int:
     from bitrieve.atomic import check_writable
-    from bitrieve.data.extractors import make_extractor
+    from bitrieve.parts.extractors import make_extractor
     from bitrieve.data.store import check_store_target
     from bitrieve.data.types import DataError
 

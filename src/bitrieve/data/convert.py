@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bitrieve.data.captions import bag_of_words, build_vocab, encode_tokens, top_words
+from bitrieve.data.captions import END, PAD, START, UNK, bag_of_words, build_vocab, encode_tokens, top_words
 from bitrieve.data.extras import SplitWithExtras
 from bitrieve.data.images import ImageSource
 from bitrieve.data.splits import SplitRecipe, get_split
@@ -153,8 +153,9 @@ def build_source(src: Source, fmt: str, opts: ConvertOptions, recipe: SplitRecip
             inputs_all["text"] = tokens
             extras["text_lengths"] = lengths
             sidecars["vocab.json"] = vocab
-            card["features"]["text"] = {"kind": "tokens", "dtype": "int32", "pad_id": 0, "start_id": 1, "end_id": 2,
-                                        "unk_id": 3, "vocab_file": "vocab.json", "vocab_size": len(vocab),
+            card["features"]["text"] = {"kind": "tokens", "dtype": "int32", "pad_id": PAD, "start_id": START,
+                                        "end_id": END, "unk_id": UNK, "vocab_file": "vocab.json",
+                                        "vocab_size": len(vocab),
                                         "vocab_threshold": opts.vocab_threshold, "vocab_from": "train split only",
                                         "lengths": "side column text_lengths (tokens incl. <start>/<end>)"}
         elif opts.text == "bow":

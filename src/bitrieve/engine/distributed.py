@@ -242,3 +242,17 @@ def shutdown(info: DistInfo) -> None:
         with contextlib.suppress(Exception):  # a lost rank: nothing to wait for
             dist.barrier()
         dist.destroy_process_group()
+
+
+def run_devices(spec: str) -> tuple[torch.device, DistInfo]:
+    """A run's device (config key ``device``), and the process group under torchrun (each rank on its own GPU)."""
+    from bitrieve.devices import resolve_device
+
+    device = resolve_device(spec)
+    info = init_from_env(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.set_device(device)
+    return device, info

@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from bitrieve.codes import sign, sign_bits
+from bitrieve.codes import sign
+from bitrieve.codes.diagnostics import code_diagnostics
 from bitrieve.codes.encode import encode
 from bitrieve.data.types import CrossModalData, Split
 from bitrieve.tasks import TASKS
@@ -25,35 +26,6 @@ def encode_split(method, split: Split, modality: str, device: torch.device, chun
     """Continuous codes (N, bits) float32 on CPU of one split's ``modality`` (``bitrieve.codes.encode.encode``)."""
     return encode(method, split.inputs[modality], modality, device=device, batch_size=chunk, rows=rows,
                   autocast=autocast, progress=progress)
-
-
-def code_diagnostics(h: torch.Tensor) -> dict[str, float]:
-    """Generic code statistics for any method, over one set of continuous codes ``h`` (N, bits).
-
-    bit balance = mean of the sign codes per bit (0 = balanced, ±1 = constant); bit entropy in bits (1 = balanced);
-    distinct codes and the largest share of items sharing one code; quantization gap = mean |c - sign(c)| where c is
-    h itself when it stays within [-1, 1] (tanh-like outputs) and tanh(h) otherwise.
-    """
-    h = h.float()
-    b = torch.where(torch.from_numpy(sign_bits(h)), 1.0, -1.0)  # the sign rule of bitrieve.codes
-    n, bits = b.shape
-    balance = b.mean(0)
-    p = ((1 + balance) / 2).clamp(1e-12, 1 - 1e-12)
-    entropy = -(p * p.log2() + (1 - p) * (1 - p).log2())
-    entropy = torch.where(balance.abs() == 1, torch.zeros_like(entropy), entropy)
-    _, counts = torch.unique(b, dim=0, return_counts=True)
-    c = h if h.abs().max() <= 1 else torch.tanh(h)
-    return {
-        "n_items": float(n),
-        "mean_abs_bit_balance": float(balance.abs().mean()),
-        "max_abs_bit_balance": float(balance.abs().max()),
-        "constant_bits": float((balance.abs() == 1).sum()),
-        "constant_bit_fraction": float((balance.abs() == 1).float().mean()),
-        "mean_bit_entropy": float(entropy.mean()),
-        "distinct_codes": float(counts.numel()),
-        "largest_code_share": float(counts.max()) / n,
-        "quantization_gap": float((c - b).abs().mean()),
-    }
 
 
 def collapse_warnings(diag: dict[str, dict[str, float]]) -> list[str]:

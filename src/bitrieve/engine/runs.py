@@ -22,10 +22,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from bitrieve.atomic import check_replaceable, check_writable, exclusive_lock, hidden_stem
+from bitrieve.atomic import check_replaceable, check_writable, exclusive_lock, hidden_stem, write_bytes_atomic, \
+    write_json_atomic, write_text_atomic
+from bitrieve.checkpoint import CHECKPOINT, STATE, load_checkpoint
 from bitrieve.config import ConfigError
+from bitrieve.engine import distributed as ddp
 from bitrieve.data.types import card_bytes, card_sha256  # noqa: F401  (re-exported: the engine writes card.json)
-from bitrieve.engine.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
 from bitrieve.record import RECORD_FILE, RunRecord, record_from_dict
 
 
@@ -188,9 +190,9 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
 
 def write_run_files(run_dir: Path, config_yaml: str, card: dict[str, Any], env: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", config_yaml)
-    atomic_write_bytes(run_dir / "card.json", card_bytes(card))
-    atomic_write_json(run_dir / "env.json", env)
+    write_text_atomic(run_dir / "config.yaml", config_yaml)
+    write_bytes_atomic(run_dir / "card.json", card_bytes(card))
+    write_json_atomic(run_dir / "env.json", env)
 
 
 def stored_record(run_dir: str | Path) -> RunRecord | None:
@@ -258,3 +260,24 @@ def load_run_config(run_dir: str | Path):
     cfg = load_config(Path(run_dir) / "config.yaml")
     where = resolve_run_data(run_dir, cfg.data)
     return cfg if where == cfg.data else cfg.model_copy(update={"data": where})
+
+
+def prepare_run_dir(run_dir: Path, sha: str, resume: bool, overwrite: bool, info: ddp.DistInfo):
+    """Clear (``overwrite``) or start (not ``resume``) the run directory; the checkpoint to resume from, or None."""
+    if info.is_main:
+        if overwrite:
+            clear_run_dir(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for tmp in run_dir.glob(".*.tmp"):  # left by a run killed while writing (atomic writes never expose them)
+            tmp.unlink(missing_ok=True)
+        if not resume:
+            for name in (CHECKPOINT, STATE, RECORD_FILE, "summary.txt"):
+                (run_dir / name).unlink(missing_ok=True)
+            shutil.rmtree(run_dir / "events", ignore_errors=True)
+    ddp.barrier(info, "run directory ready")
+    ckpt = load_checkpoint(run_dir) if resume else None
+    if ckpt is not None and ckpt[2].get("config_sha256") != sha:
+        raise ConfigError(f"{run_dir}: holds a checkpoint of a different config (config_sha256 "
+                          f"{ckpt[2].get('config_sha256', '?')[:12]} != {sha[:12]}); use --no-resume to start over "
+                          "or --out for another run directory")
+    return ckpt

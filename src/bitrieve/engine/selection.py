@@ -18,7 +18,7 @@ A run config with a ``selection:`` block (bitrieve.config.SelectionConfig; docs/
 - **the kept checkpoint**: with ``keep: best`` the best model is restored before the test split is evaluated, so
   the test split is evaluated once, for the kept checkpoint only, and ``checkpoint.safetensors`` holds that model.
   With ``evaluate_test: false`` (used by ``bitrieve sweep --select``) the test split is not evaluated at all; the
-  sweep calls :func:`evaluate_test_split` for the chosen candidate's runs only.
+  sweep calls ``engine/run_evaluation.py: evaluate_test_split`` for the chosen candidate's runs only.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from bitrieve.data.types import CrossModalData, DataError
-from bitrieve.record import RunRecord
 
 BEST = "best.safetensors"
 
@@ -136,7 +135,7 @@ class Selector:
 
     def validate(self, method, device, autocast, epoch: int, progress: bool = False) -> dict[str, float]:
         """Score the current model (``epoch``: epochs trained so far, all stages); keep it when it is the best."""
-        from bitrieve.engine.checkpoint import save_model
+        from bitrieve.checkpoint import save_model
 
         value, per_task = self.score(method, device, autocast, progress)
         improved = self.best_score is None or value > self.best_score + self.sel.min_delta
@@ -152,7 +151,7 @@ class Selector:
 
     def restore(self, method, device) -> int | None:
         """Load the kept model into ``method`` (``keep: best``); returns the kept epoch (None: the last model)."""
-        from bitrieve.engine.checkpoint import load_model
+        from bitrieve.checkpoint import load_model
 
         if self.sel.keep != "best" or self.best_epoch is None:
             return None
@@ -174,30 +173,3 @@ def setup(cfg, data: CrossModalData) -> tuple[CrossModalData, CrossModalData | N
     if cfg.selection is None:
         return data, None, None
     return carve_validation(data, cfg.selection)
-
-
-def evaluate_test_split(run_dir: str | Path, progress: bool = False) -> RunRecord:
-    """Evaluate the test split of a finished ``evaluate_test: false`` run from its kept checkpoint and write the test
-    metrics into its results.json (atomically). Used by ``bitrieve sweep --select`` for the chosen candidate only."""
-    from bitrieve.engine.runs import load_run_config, stored_record
-    from bitrieve.engine.trainer import autocast_factory, evaluate_all, fixed_batch, load_run, resolve_device, \
-        with_test_evaluation
-    from bitrieve.data import load_data
-    from bitrieve.record import RECORD_FILE, write_record
-
-    run_dir = Path(run_dir)
-    record = stored_record(run_dir)
-    if record is None:
-        raise FileNotFoundError(f"{run_dir}: no {RECORD_FILE} (train the run first)")
-    if record.selection is not None and record.selection.test_evaluated:
-        return record
-    cfg0 = load_run_config(run_dir)
-    data, _, _ = setup(cfg0, load_data(cfg0.data))
-    cfg, method = load_run(run_dir, data=data)
-    dev = resolve_device(cfg.device)
-    stages = method.stages()
-    diag = fixed_batch(data["train"], method, dev, stages[0].batch_size if stages else 256)
-    ev = evaluate_all(method, data, cfg, dev, autocast_factory(dev, cfg.amp), diag, progress)
-    record = with_test_evaluation(record, ev, by="bitrieve sweep --select (the chosen candidate only)")
-    write_record(run_dir, record)
-    return record

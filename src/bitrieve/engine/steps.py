@@ -1,4 +1,4 @@
-"""The optimiser update(s) of one training batch: ``update_batch`` (called by ``engine.trainer.run_epoch``).
+"""The optimiser update(s) of one training batch: ``update_batch`` (called by ``engine.epochs.run_epoch``).
 
 A stage's batch takes one update - ``loss(batch)``, backward, optional clipping, one optimizer step over the stage's
 groups - or, for a stage declared with ``steps`` (methods/base.py ``Step``), one such update per step in order, each

@@ -33,7 +33,7 @@ def load_run_model(run_dir: str | Path, device: str = "cpu", loader=None):
 
 def run_fingerprint(run_dir: str | Path) -> dict[str, str] | None:
     """What the run's model is made from, read without torch: the sha256 of ``config.yaml`` and the checksum that
-    ``checkpoint.safetensors`` records over its tensors and state (its header's ``sha256``, engine/checkpoint.py;
+    ``checkpoint.safetensors`` records over its tensors and state (its header's ``sha256``, bitrieve/checkpoint.py;
     hashing the whole file instead costs ~0.15-0.45 s for a 169 MB NUS-WIDE DJSRH checkpoint). None when a file is
     missing or records no checksum. Equal fingerprints mean the same model; a changed config or a later checkpoint
     (even one the model hash would accept) differs."""
@@ -54,7 +54,7 @@ def run_fingerprint(run_dir: str | Path) -> dict[str, str] | None:
 
 def model_hash(method) -> str:
     """sha256 fingerprint of a method's weights (see the module docstring)."""
-    from bitrieve.engine.checkpoint import hash_tensors
+    from bitrieve.checkpoint import hash_tensors
 
     h = hashlib.sha256()
     h.update(json.dumps({"method": getattr(method, "name", type(method).__name__),

@@ -59,12 +59,14 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from bitrieve.codes.diagnostics import bit_balance
+from bitrieve.codes.encode import eval_mode
 from bitrieve.losses.reconstruction import code_alignment, similarity_reconstruction
 from bitrieve.methods import register_method
 from bitrieve.errors import TooFewItems
 from bitrieve.methods.base import Batch, Count, DataInfo, HashMethod, NonNegative, Params, Positive, Probability, Stage
 from bitrieve.parallel import rowwise
-from bitrieve.parts.backbones import IMAGENET_MEAN, IMAGENET_STD
+from bitrieve.parts.backbones import imagenet_normalize
 from bitrieve.parts.encoders import AlexNetHashEncoder, FrozenAlexNetFC7, MLPHashEncoder
 from bitrieve.parts.fusion import ConcatFCFusion
 from bitrieve.parts.graph import GCNHash, normalized_adjacency
@@ -247,9 +249,7 @@ class AGCH(HashMethod):
     def _images(self, x: torch.Tensor) -> torch.Tensor:
         """Raw uint8 images -> ImageNet-normalised floats (alexnet mode); float inputs are taken as given."""
         if x.dtype == torch.uint8:
-            mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-            std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-            return (x.float() / 255.0 - mean) / std
+            return imagenet_normalize(x.float() / 255.0)
         return x.float()
 
     def similarity(self, batch: Batch, return_parts: bool = False):
@@ -352,14 +352,10 @@ class AGCH(HashMethod):
         branches; gcn_weight_abs / gcn_out_abs: GCN weight and output scale; quant_gap_{v,t}: mean |tanh − sign|;
         plus every loss term.
         """
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             s, parts = self.similarity(batch, return_parts=True)
             codes = self.forward_codes(batch, {**parts, "S": s})
             terms = self.loss_terms(s, codes)
-        finally:
-            self.train(was_training)
         out: dict[str, float] = {f"loss_{k}": float(v) for k, v in terms.items()}
         n = s.shape[0]
         off = ~torch.eye(n, dtype=torch.bool, device=s.device)
@@ -372,9 +368,9 @@ class AGCH(HashMethod):
             out["label_pos_frac"] = float(same.mean())
         signs = {k: torch.where(v >= 0, 1.0, -1.0) for k, v in codes.items()}
         for k in ("v", "t"):
-            frac_pos = (signs[k] > 0).float().mean(0)
-            out[f"bit_balance_{k}"] = float((2 * frac_pos - 1).abs().mean())
-            out[f"bit_entropy_{k}"] = float(_binary_entropy(frac_pos).mean())
+            balance, entropy = bit_balance(signs[k])
+            out[f"bit_balance_{k}"] = float(balance.abs().mean())
+            out[f"bit_entropy_{k}"] = float(entropy.mean())
             out[f"quant_gap_{k}"] = float((codes[k] - signs[k]).abs().mean())
         for x, y in (("v", "t"), ("v", "h"), ("t", "h"), ("gv", "v"), ("gt", "t"), ("gv", "gt")):
             if x in signs and y in signs:
@@ -390,9 +386,3 @@ def _pearson(x: torch.Tensor, y: torch.Tensor) -> float:
     x, y = x.double() - x.double().mean(), y.double() - y.double().mean()
     den = math.sqrt(float((x * x).sum()) * float((y * y).sum()))
     return float((x * y).sum()) / den if den > 0 else float("nan")
-
-
-def _binary_entropy(p: torch.Tensor) -> torch.Tensor:
-    p = p.clamp(1e-12, 1 - 1e-12)
-    h = -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
-    return torch.where((p <= 1e-12) | (p >= 1 - 1e-12), torch.zeros_like(h), h)

@@ -38,7 +38,7 @@ from bitrieve.losses.quantization import dsh_abs_regularizer
 from bitrieve.methods import register_method
 from bitrieve.methods.base import Batch, Count, Count0, DataInfo, Fraction, NonNegative, Positive, Stage
 from bitrieve.methods.families.image import ImageHashing, ImageHashingParams
-from bitrieve.engine.checkpoint import load_checkpoint
+from bitrieve.checkpoint import load_checkpoint
 from bitrieve.errors import BitrieveError
 from bitrieve.parts.backbones import like_first_conv
 

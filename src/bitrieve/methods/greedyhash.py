@@ -80,7 +80,7 @@ class GreedyHash(ImageHashing):
     @staticmethod
     def _tail(params: GreedyHashParams, info: DataInfo) -> EffNetLite0Tail:
         """Lite0 from ``trainable_from`` on, after checking that the store holds the activations entering it."""
-        from bitrieve.data.extractors import parse_stage
+        from bitrieve.parts.backbones import parse_stage
 
         tf = params.trainable_from
         if params.backbone != "effnet_lite0":

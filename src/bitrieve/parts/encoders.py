@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from bitrieve.parts.backbones import alexnet_fc7_layers
+from bitrieve.parts.backbones import alexnet_fc7_layers, fc7_forward
 from bitrieve.parts.hashing import TanhHash
 
 
@@ -64,8 +64,7 @@ class AlexNetHashEncoder(nn.Module):
                     p.requires_grad_(False)
 
     def fc7(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.avgpool(self.features(x.float()))
-        return self.fc67(torch.flatten(h, 1))
+        return fc7_forward(self.features, self.avgpool, self.fc67, x.float())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.ndim != 4 or x.shape[1] != 3:
@@ -88,5 +87,4 @@ class FrozenAlexNetFC7(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.avgpool(self.features(x.float()))
-        return self.fc67(torch.flatten(h, 1))
+        return fc7_forward(self.features, self.avgpool, self.fc67, x.float())

@@ -37,7 +37,7 @@ def load_codes(run_dir: str | Path) -> tuple[Any, dict[str, np.ndarray], dict[st
     from bitrieve.engine.runs import load_run_config
     from bitrieve.data import load_data
     from bitrieve.engine import load_run
-    from bitrieve.engine.checkpoint import CHECKPOINT
+    from bitrieve.checkpoint import CHECKPOINT
     from bitrieve.engine.evaluation import encode_split
     from bitrieve.engine.selection import setup
 
@@ -88,13 +88,15 @@ def _captions(data, split_name: str, store_dir: Path | None) -> np.ndarray | Non
     extras = getattr(split, "extras", {}) or {}
     if "caption" in extras:
         return np.asarray(extras["caption"]).astype(str)
+    from bitrieve.data.captions import SPECIALS
+
     feat = (data.card.get("features") or {}).get("text")
     if isinstance(feat, dict) and feat.get("kind") == "tokens" and store_dir is not None:
         vocab_path = store_dir / str(feat.get("vocab_file", "vocab.json"))
         if vocab_path.is_file():
             vocab = json.loads(vocab_path.read_text())
             tokens = np.asarray(split.inputs["text"])
-            return np.array([" ".join(vocab[t] for t in row if t > 3 and t < len(vocab)) for row in tokens])
+            return np.array([" ".join(vocab[t] for t in row if len(SPECIALS) <= t < len(vocab)) for row in tokens])
     return None
 
 

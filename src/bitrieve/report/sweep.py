@@ -264,11 +264,11 @@ def select_by_validation(points: list[SweepPoint], out=None, evaluate: Callable[
     """Choose the grid assignment with the best mean validation score over its points (bit lengths x seeds) and
     evaluate the test split of the chosen assignment's runs only; the other candidates' test numbers are never
     computed. Writes (atomically) and returns the selection record."""
-    from bitrieve.engine.checkpoint import atomic_write_json
+    from bitrieve.atomic import write_json_atomic
 
     out = out if out is not None else sys.stdout
     if evaluate is None:
-        from bitrieve.engine.selection import evaluate_test_split as evaluate
+        from bitrieve.engine.run_evaluation import evaluate_test_split as evaluate
     groups: dict[str, list[SweepPoint]] = {}
     for p in points:
         groups.setdefault(grid_tag(p.assignments) or "(config)", []).append(p)
@@ -298,6 +298,6 @@ def select_by_validation(points: list[SweepPoint], out=None, evaluate: Callable[
               "chosen_assignments": best["assignments"], "test_of_chosen": tested,
               "note": "test numbers are computed for the chosen candidate's runs only"}
     if summary_path is not None:
-        atomic_write_json(summary_path, record)
+        write_json_atomic(summary_path, record)
         print(f"selection record: {summary_path}", file=out)
     return record

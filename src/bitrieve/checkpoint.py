@@ -1,4 +1,7 @@
-"""Atomic run-directory writes and checkpoints (safetensors; no pickle anywhere).
+"""Run checkpoints (safetensors; no pickle anywhere).
+
+At the io level, below every network layer: the engine writes and resumes checkpoints, and a method may initialise
+itself from another run's weights (DSH ``init_from``) without importing the engine.
 
 One checkpoint = one file ``checkpoint.safetensors`` holding the model's state (``model/<name>``), the optimizer's
 tensors flattened (``optim/<param index>/<key>``) and the torch CPU RNG state; its metadata field ``state`` holds the
@@ -24,34 +27,11 @@ import torch
 
 from safetensors.torch import load_file, safe_open, save_file
 
-from bitrieve.atomic import write_bytes_atomic, write_with_atomic
+from bitrieve.atomic import json_default, write_json_atomic, write_with_atomic
 from bitrieve.errors import CheckpointError
 
 CHECKPOINT = "checkpoint.safetensors"
 STATE = "state.json"
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, fsync, ``os.replace``)."""
-    write_bytes_atomic(path, data)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, torch.Tensor) and o.numel() == 1:
-        return o.item()
-    if hasattr(o, "item"):  # numpy scalars
-        return o.item()
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 # --- optimizer state <-> flat tensors + JSON ----------------------------------------------------------------------
@@ -103,10 +83,10 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torc
     tensors.update(opt_tensors)
     tensors["rng/torch_cpu"] = torch.get_rng_state()
     full_state = dict(state, optimizer=opt_meta)
-    state_json = json.dumps(full_state, default=_json_default)
+    state_json = json.dumps(full_state, default=json_default)
     meta = {"state": state_json, "format": "bitrieve-checkpoint-1", "sha256": checkpoint_sha256(tensors, state_json)}
     _write_safetensors(run_dir / CHECKPOINT, tensors, meta)
-    atomic_write_json(run_dir / STATE, full_state)
+    write_json_atomic(run_dir / STATE, full_state)
 
 
 def hash_tensors(h: "hashlib._Hash", tensors: Iterable[tuple[str, torch.Tensor]]) -> None:

