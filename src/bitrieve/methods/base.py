@@ -1,4 +1,5 @@
-"""The contract between a method and the one training engine (bitrieve.engine: engine/trainer.py assembles a run, engine/epochs.py runs its stages).
+"""The contract between a method and the one training engine (bitrieve.engine: engine/trainer.py assembles a run,
+engine/epochs.py runs its stages).
 
 A method is a ``torch.nn.Module`` subclass of :class:`HashMethod` that
 - holds its modules (built from parts/) and a pydantic ``Params`` model carrying the paper's defaults,
