@@ -46,12 +46,13 @@ def build_method(cfg: RunConfig, data: CrossModalData) -> HashMethod:
 
 def load_run(run_dir: str | Path, device: str | None = None, data: CrossModalData | None = None,
              loader: Callable[[str], CrossModalData] | None = None):
-    """``(cfg, method)`` of a run: config.yaml -> build on the run's data -> ``prepare`` -> checkpoint's tensors.
+    """``(cfg, method)`` of a run: config.yaml -> build on the run's data -> ``prepare`` (only for a method with
+    ``prepare_on_load``) -> checkpoint's tensors.
 
     The method is on ``device`` (default: the run's configured device), in eval mode. Loading executes no code from
     the run directory (YAML + safetensors). ``data``: the already loaded dataset, to avoid reading it twice;
     ``loader``: ``data spec -> CrossModalData`` used instead of ``load_data`` (a command's per-process cache, so a
-    store is opened once). A store opens lazily: only its train split is read here.
+    store is opened once). A store opens lazily: only its train split is read here (by ``prepare``).
     """
     from bitrieve.data import load_data
 
@@ -69,7 +70,8 @@ def load_run(run_dir: str | Path, device: str | None = None, data: CrossModalDat
     if data is None:
         data = loader(cfg.data) if loader is not None else load_data(cfg.data)
     method = build_method(cfg, data)
-    method.prepare(in_memory(data["train"]))  # only the train split is read (lazily opened stores)
+    if method.prepare_on_load:  # else what prepare fits for encode is in the checkpoint (HashMethod.prepare_on_load)
+        method.prepare(in_memory(data["train"]))  # only the train split is read (lazily opened stores)
     method.to(dev)
     method.load_state_dict({k: v.to(dev) for k, v in ckpt[0].items()})
     method.eval()

@@ -155,6 +155,7 @@ class AGCH(HashMethod):
     Params = AGCHParams
     family = "cross-modal hashing"
     smoke_params = {"hidden": 16, "gcn_dims": [8, 8]}
+    prepare_on_load = False  # prepare fits buffers only: the standardisation and the neutral point
 
     def __init__(self, params: AGCHParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)

@@ -154,6 +154,13 @@ class HashMethod(torch.nn.Module):
     # stage-term, multi-process and bounds tests run every registered method with them; the batch size is set by
     # each test); the paper's values stay the Params defaults
     smoke_params: ClassVar[dict[str, Any]] = {}
+    # Whether a trained run rebuilt from its directory (engine ``load_run``: eval, index build, search, reports)
+    # calls ``prepare(train)`` again before the checkpoint loads. True, the default, is safe for any method (one from
+    # a user's module may keep what ``encode`` reads in a plain attribute). A method sets False where everything
+    # ``prepare`` fits that ``encode`` reads is a persistent buffer, restored from the checkpoint anyway: loading
+    # then skips ``prepare``, so training-only artefacts (DGCPN's n x n graph) are not rebuilt and the train
+    # split is not loaded into memory. tests/test_method_contract.py checks the claim for every registered method.
+    prepare_on_load: ClassVar[bool] = True
 
     def __init__(self, params: Params, bits: int, info: DataInfo):
         super().__init__()
@@ -170,7 +177,8 @@ class HashMethod(torch.nn.Module):
         raise NotImplementedError
 
     def prepare(self, train: "Any") -> None:  # noqa: D401 - hook
-        """Optional: called once with the training Split (numpy) before the stages (closed-form fits, caches)."""
+        """Optional: called once with the training Split (numpy) before the stages (closed-form fits, caches); on a
+        resume again; on loading a trained run only with ``prepare_on_load``."""
 
     # --- inference ------------------------------------------------------------------------------------------
     @property

@@ -47,6 +47,7 @@ class CCAITQ(HashMethod):
              "Binary Codes for Large-Scale Image Retrieval. IEEE TPAMI 35(12):2916-2929, 2013.")
     Params = CCAITQParams
     family = "cross-modal hashing"
+    prepare_on_load = False  # the closed-form fit is all buffers (anchors, σ, means, projections, rotation)
 
     def __init__(self, params: CCAITQParams, bits: int, info: DataInfo):
         super().__init__(params, bits, info)

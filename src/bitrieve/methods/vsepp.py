@@ -75,6 +75,7 @@ class VSEPP(HashMethod):
     Params = VSEPPParams
     family = "image-text matching"
     smoke_params = {"embed_dim": 16}
+    prepare_on_load = False  # no prepare
     supervised = False
     output = "embedding"
     modalities = ("image", "text")

@@ -52,6 +52,7 @@ class FusionHashing(HashMethod):
 
     family = "cross-modal hashing"
     smoke_params = {"modality_dim": 16, "nhead": 2, "dim_feedforward": 32, "head_hidden": 32, "max_rows": None}
+    prepare_on_load = False  # prepare fits the fill buffers only
     extra_evaluations = {n: PAIR_INPUT[n] for n in ("ucmfh-pair-input", "pair-input")}  # families/pair_input.py
 
     def prepare(self, train) -> None:

@@ -42,6 +42,8 @@ class ImageHashing(HashMethod):
     supervised = True
     modalities = ("image",)
     smoke_params = {"backbone": "identity"}
+    # DSH's prepare: the pixel-mean buffer, and params.init_from's weights, which the checkpoint overwrites
+    prepare_on_load = False
     image_size: int = 224  # the resize of pixel backbones; a method with an ``image_size`` param uses that
 
     def __init__(self, params, bits: int, info: DataInfo):

@@ -42,6 +42,8 @@ class TwoTowerHashing(HashMethod):
 
     family = "cross-modal hashing"
     smoke_params = {"hidden": 32}
+    # prepare fits the standardisation buffers (checkpointed); DGCPN's graph is a training target only
+    prepare_on_load = False
 
     def __init__(self, params, bits: int, info: DataInfo, dropout: float = 0.0):
         super().__init__(params, bits, info)
