@@ -215,3 +215,27 @@ def test_images_of_different_sizes_without_image_size_is_one_line(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "image 'im1.jpg' has shape (3, 10, 9), earlier images (3, 10, 8)" in err, err
     assert "--image-size" in err and not (tmp_path / "s").exists()  # nothing half-written
+
+
+def test_extracted_features_of_caption_rows_follow_their_image(tmp_path):
+    """The extractor path: each distinct image extracted once, every caption row gets its image's features."""
+    from bitrieve.data.convert import ConvertOptions, build
+    from bitrieve.data.store import save_store
+
+    class MeanColour:  # a stand-in extractor: the mean of each channel
+        name, dim = "mean-colour", 3
+
+        def describe(self):
+            return {"kind": "features", "extractor": self.name, "dim": 3}
+
+        def __call__(self, images):
+            return np.stack([np.asarray(im, np.float64).mean((0, 1)) for im in images])
+
+    args, ref = _karpathy(tmp_path / "rel")
+    out = build("karpathy", args[2], ConvertOptions(extractor=MeanColour(), work_dir=tmp_path / "w", progress=False,
+                                                    vocab_threshold=1, reader_options={"images": args[4]}))
+    save_store(out.data, tmp_path / "s", split_indices=out.split_indices, sidecars=out.sidecars)
+    for name in out.data.card["counts"]:
+        ids = np.load(tmp_path / "s" / name / "ids.npy")
+        np.testing.assert_allclose(np.load(tmp_path / "s" / name / "image.npy"),
+                                   np.stack([ref[int(i)].mean((1, 2)) for i in ids]), rtol=1e-6)

@@ -92,13 +92,14 @@ class PixelRows:
         self.source, self.order, self.size = source, np.asarray(order, dtype=np.int64), size
         self._lossless = isinstance(source.arrays, np.ndarray) and size is None
         self._progress, self._bar, self._done = progress, None, 0
-        first = self._decode(self.order[:1]) if len(self.order) else np.empty((0, 3, size or 0, size or 0), np.uint8)
-        self.shape = (len(self.order),) + first.shape[1:]  # known before any split file is created
+        self.shape: tuple[int, ...] = (0, 3, size or 0, size or 0)
+        if len(self.order):  # the first image gives the shape, known before any split file is created
+            self.shape = (len(self.order),) + self._decode(self.order[:1], first=True).shape[1:]
 
     def __len__(self) -> int:
         return self.shape[0]
 
-    def _decode(self, idx: np.ndarray) -> np.ndarray:
+    def _decode(self, idx: np.ndarray, first: bool = False) -> np.ndarray:
         if self._lossless:
             a = self.source.arrays[idx]
             return np.ascontiguousarray(a[:, None] if a.ndim == 3 else a.transpose(0, 3, 1, 2), dtype=np.uint8)
@@ -110,13 +111,13 @@ class PixelRows:
             a = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
             if out is None:
                 out = np.empty((len(idx),) + a.shape, dtype=np.uint8)
-            expected = getattr(self, "shape", out.shape)[1:]
+            expected = out.shape[1:] if first else self.shape[1:]
             if a.shape != expected:
                 name = f"'{self.source.refs[i]}'" if self.source.refs else int(i)
                 raise DataError(f"image {name} has shape {a.shape}, earlier images {expected}; pass --image-size "
                                 "to resize")
             out[j] = a
-        return out if out is not None else np.empty((0,) + getattr(self, "shape", (0, 3, 0, 0))[1:], np.uint8)
+        return out if out is not None else np.empty((0,) + self.shape[1:], np.uint8)
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
         """Images ``order[start:stop]`` decoded, as uint8 (stop - start, C, H, W)."""
