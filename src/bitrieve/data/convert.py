@@ -15,7 +15,7 @@ import numpy as np
 
 from bitrieve.data.captions import END, PAD, START, UNK, bag_of_words, build_vocab, encode_tokens, top_words
 from bitrieve.data.extras import SplitWithExtras
-from bitrieve.data.images import ImageSource
+from bitrieve.data.images import ImageSource, PixelRows
 from bitrieve.data.splits import SplitRecipe, get_split
 from bitrieve.data.readers import READERS, read_source
 from bitrieve.data.source import Source, validate_source
@@ -46,44 +46,46 @@ class Converted:
     sidecars: dict[str, Any]
 
 
-def _images_to_array(img: ImageSource, rows: np.ndarray, opts: ConvertOptions) -> tuple[np.ndarray, dict[str, Any]]:
-    """Inputs for ``rows``; each distinct image decoded/extracted once (caption rows repeat their image)."""
-    sub = img[rows]
-    if sub.refs is not None:
-        uniq, inverse = np.unique(np.array(sub.refs), return_inverse=True)
-        distinct = ImageSource(list(uniq), sub.root, sub.zip_paths, description=sub.description)
+def _image_rows(img: ImageSource, needed: np.ndarray, opts: ConvertOptions) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """The images of the source rows ``needed``, each distinct image once (caption rows repeat their image), as an
+    array-like with one row per distinct image; for every source row its row there (-1: not needed); the card entry.
+
+    Pixels stay lazy (`PixelRows`): they are decoded block by block while the split files are written, so no
+    array of all the images exists. Features are extracted whole (the extractor's resumable chunk files), then
+    split."""
+    if img.refs is not None:
+        _, first, inverse = np.unique(np.array(img.refs)[needed], return_index=True, return_inverse=True)
+        order = needed[first]  # decoded in sorted file order
     else:
-        distinct, inverse = sub, np.arange(len(sub))
+        order, inverse = needed, np.arange(len(needed))
+    where = np.full(len(img), -1, dtype=np.int64)
+    where[needed] = inverse.reshape(-1)
     if opts.extractor is not None:
         from bitrieve.data.features import extract_images
 
-        arr = extract_images(distinct, opts.extractor, work_dir=opts.work_dir, batch_size=opts.batch_size,
+        arr = extract_images(img[order], opts.extractor, work_dir=opts.work_dir, batch_size=opts.batch_size,
                              progress=opts.progress)
-        info = opts.extractor.describe()
-    else:
-        arr = distinct.pixels(opts.image_size, progress=opts.progress)
-        info = {"kind": "pixels", "dtype": "uint8", "layout": "N x C x H x W", "resized_to": opts.image_size,
-                "description": sub.description}
-    return arr[inverse], info
+        return arr, where, opts.extractor.describe()
+    info = {"kind": "pixels", "dtype": "uint8", "layout": "N x C x H x W", "resized_to": opts.image_size,
+            "description": img.description}
+    return PixelRows(img, order, opts.image_size, progress=opts.progress), where, info
 
 
-def _check_space(src: Source, n_rows: int, opts: ConvertOptions) -> None:
+def _check_space(inputs: dict[str, Any], n_rows: int, opts: ConvertOptions) -> None:
     """Before minutes of decoding or extraction: is there room for the store? (An estimate from what is known
-    now: features are n x dim float32, resized pixels n x 3 x size x size uint8, arrays their own size.)"""
+    now: features are n x dim float32, pixels n x their first image's shape uint8, arrays their own size.)"""
     if opts.dest is None:
         return
     from bitrieve.atomic import check_free_space
 
     need = 0
-    for a in src.inputs.values():
-        if hasattr(a, "read_rows"):  # a lazy v7.3 array: its row size in the stored dtype
+    for a in inputs.values():
+        if hasattr(a, "read_rows"):  # a lazy v7.3 array or pixels: its row size in the stored dtype
             need += int(np.prod(a.shape[1:])) * np.dtype(getattr(a, "out_dtype", a.dtype)).itemsize * n_rows
         elif not isinstance(a, ImageSource):
             need += int(np.asarray(a[:1]).nbytes) * n_rows if len(a) else 0
         elif opts.extractor is not None:
             need += n_rows * int(getattr(opts.extractor, "dim", 0)) * 4
-        elif opts.image_size:
-            need += n_rows * 3 * opts.image_size ** 2
     check_free_space(opts.dest.parent, need, "canonical store", error=DataError)
 
 
@@ -98,7 +100,8 @@ STREAM_MIN_BYTES = 64 << 20  # in-memory release arrays at least this large are 
 
 
 def _streamed(a) -> bool:
-    """Lazy release arrays (v7.3, read by row blocks) always, large in-memory ones too (no per-split copies)."""
+    """Lazy arrays (v7.3 read by row blocks, pixels decoded by blocks) always, large in-memory ones too (no
+    per-split copies)."""
     return hasattr(a, "read_rows") or a.nbytes >= STREAM_MIN_BYTES
 
 
@@ -132,16 +135,15 @@ def build_source(src: Source, fmt: str, opts: ConvertOptions, recipe: SplitRecip
     card.setdefault("features", {})
     sidecars: dict[str, Any] = {}
 
-    inputs_all: dict[str, np.ndarray] = {}
+    inputs_all: dict[str, Any] = {}
+    row_of: dict[str, np.ndarray] = {}  # image modalities: source row -> row of its (distinct) image
     needed = np.unique(np.concatenate(list(indices.values())))
-    _check_space(src, len(needed), opts)
+    pixels = {m: _image_rows(a, needed, opts) for m, a in src.inputs.items()
+              if isinstance(a, ImageSource) and opts.extractor is None}  # lazy: one image decoded for its shape
+    _check_space({**src.inputs, **{m: p[0] for m, p in pixels.items()}}, len(needed), opts)
     for m, a in src.inputs.items():
         if isinstance(a, ImageSource):
-            arr, info = _images_to_array(a, needed, opts)
-            full = np.zeros((len(src),) + arr.shape[1:], dtype=arr.dtype)
-            full[needed] = arr
-            inputs_all[m] = full
-            card["features"][m] = info
+            inputs_all[m], row_of[m], card["features"][m] = pixels[m] if m in pixels else _image_rows(a, needed, opts)
         else:
             inputs_all[m] = a if hasattr(a, "read_rows") else np.asarray(a)  # a v7.3 array stays lazy
     extras = dict(src.extras)
@@ -182,9 +184,10 @@ def build_source(src: Source, fmt: str, opts: ConvertOptions, recipe: SplitRecip
     for name, rows in indices.items():
         # each split's arrays are written by streaming (data/store.py: one pass over each source array, by row
         # blocks), never copied whole: the release array and its per-split copies are not in memory together
-        ins = {m: RowSelection(a, rows, getattr(a, "out_dtype", a.dtype),
+        src_rows = {m: row_of[m][rows] if m in row_of else rows for m in inputs_all}
+        ins = {m: RowSelection(a, src_rows[m], getattr(a, "out_dtype", a.dtype),
                                f"modality '{m}'" + (f" ({a.path}, key '{a.key}')" if hasattr(a, "key") else ""))
-               if _streamed(a) else a[rows] for m, a in inputs_all.items()}
+               if _streamed(a) else a[src_rows[m]] for m, a in inputs_all.items()}
         if any(isinstance(a, RowSelection) for a in ins.values()):
             ins = _Streamed(ins)
         ex = {k: a[rows] for k, a in extras.items()}

@@ -74,24 +74,61 @@ class ImageSource:
 
     def pixels(self, size: int | None = None, progress: bool = True) -> np.ndarray:
         """All images as uint8 (N, 3, H, W); ``size`` resizes (bilinear) to size×size, else all must agree."""
-        from bitrieve.console import progress as progress_bar
+        return PixelRows(self, np.arange(len(self)), size, progress).read_rows(0, len(self))
 
-        if isinstance(self.arrays, np.ndarray) and size is None:  # lossless: stored pixels, grey stays 1 channel
-            a = self.arrays
+
+class PixelRows:
+    """The images ``order`` (indices into ``source``) as uint8 rows (n, C, H, W), decoded only when `read_rows` asks
+    for them: conversion writes a block of decoded images into the store's split files and drops it before decoding
+    the next (data/store.py `RowSelection`), so memory holds a block, never the dataset. ``size`` resizes (bilinear)
+    to size x size; without it every image must have the first one's shape. In-memory uint8 arrays without ``size``
+    are taken as they are (lossless: grey stays one channel); everything else goes through PIL as RGB."""
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __init__(self, source: ImageSource, order: np.ndarray, size: int | None = None,
+                 progress: bool = True) -> None:
+        self.source, self.order, self.size = source, np.asarray(order, dtype=np.int64), size
+        self._lossless = isinstance(source.arrays, np.ndarray) and size is None
+        self._progress, self._bar, self._done = progress, None, 0
+        self.shape: tuple[int, ...] = (0, 3, size or 0, size or 0)
+        if len(self.order):  # the first image gives the shape, known before any split file is created
+            self.shape = (len(self.order),) + self._decode(self.order[:1], first=True).shape[1:]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _decode(self, idx: np.ndarray, first: bool = False) -> np.ndarray:
+        if self._lossless:
+            a = self.source.arrays[idx]
             return np.ascontiguousarray(a[:, None] if a.ndim == 3 else a.transpose(0, 3, 1, 2), dtype=np.uint8)
         out = None
-        for i in progress_bar(range(len(self)), desc="decode images", enabled=progress, unit="img"):
-            im = self.load(i)
-            if size is not None and im.size != (size, size):
-                im = im.resize((size, size), resample=2)  # 2 = bilinear
+        for j, i in enumerate(idx):
+            im = self.source.load(int(i))
+            if self.size is not None and im.size != (self.size, self.size):
+                im = im.resize((self.size, self.size), resample=2)  # 2 = bilinear
             a = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
             if out is None:
-                out = np.empty((len(self),) + a.shape, dtype=np.uint8)
-            elif a.shape != out.shape[1:]:
-                name = self.refs[i] if self.refs else i
-                raise DataError(f"image {i} ({name}) has shape {a.shape}, earlier images "
-                                f"{out.shape[1:]}; pass --image-size to resize")
-            out[i] = a
-        if out is None:
-            return np.empty((0, 3, size or 0, size or 0), dtype=np.uint8)
+                out = np.empty((len(idx),) + a.shape, dtype=np.uint8)
+            expected = out.shape[1:] if first else self.shape[1:]
+            if a.shape != expected:
+                name = f"'{self.source.refs[i]}'" if self.source.refs else int(i)
+                raise DataError(f"image {name} has shape {a.shape}, earlier images {expected}; pass --image-size "
+                                "to resize")
+            out[j] = a
+        return out if out is not None else np.empty((0,) + self.shape[1:], np.uint8)
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        """Images ``order[start:stop]`` decoded, as uint8 (stop - start, C, H, W)."""
+        from bitrieve.console import progress as progress_bar
+
+        if self._bar is None:
+            self._bar = progress_bar(total=len(self), desc="decode images", enabled=self._progress, unit="img")
+        out = self._decode(self.order[start:stop])
+        self._bar.update(len(out))
+        self._done += len(out)
+        if self._done >= len(self):  # a pass is complete (a second pass gets a bar of its own)
+            self._bar.close()
+            self._bar, self._done = None, 0
         return out
