@@ -3,7 +3,8 @@ import torch
 
 from bitrieve.data import load_data
 from bitrieve.methods.base import DataInfo
-from bitrieve.methods.cca_itq import CCAITQ, CCAITQParams, _cca, _itq_rotation
+from bitrieve.methods.cca_itq import CCAITQ, CCAITQParams, _cca, _initial_rotation
+from bitrieve.parts.shallow import itq_rotation
 
 
 def test_cca_recovers_shared_direction():
@@ -22,7 +23,7 @@ def test_cca_recovers_shared_direction():
 def test_itq_rotation_is_orthogonal_and_reduces_quantization_error():
     rng = np.random.default_rng(1)
     v = rng.standard_normal((400, 8)) @ rng.standard_normal((8, 8))
-    r = _itq_rotation(v, 50, rng)
+    r = itq_rotation(v, 50, _initial_rotation(8, rng))
     assert np.allclose(r @ r.T, np.eye(8), atol=1e-10)
     err = lambda rot: np.linalg.norm(np.sign(v @ rot) - v @ rot)
     assert err(r) < err(np.eye(8))

@@ -12,7 +12,8 @@ Codes for Large-Scale Image Retrieval", IEEE TPAMI 35(12), 2013 (Sec. 5, CCA-ITQ
 2. Regularised CCA between the two (centred) views: the top-``bits`` solutions of the generalised eigenproblem
    [0 Cxy; Cyx 0] w = λ [Cxx + rI 0; 0 Cyy + rI] w (Hotelling's CCA), giving W_x, W_y.
 3. ITQ (Gong et al. Sec. 3.1, Eq. 2-3): alternate B = sgn(V R) and the orthogonal Procrustes solution R = S Ŝᵀ of
-   the SVD of Bᵀ V, on V = [X W_x ; Y W_y] (both views share one rotation), ``itq_iterations`` times (paper: 50).
+   the SVD of Bᵀ V, on V = [X W_x ; Y W_y] (both views share one rotation), ``itq_iterations`` times (paper: 50);
+   the iteration is ``parts/shallow.py: itq_rotation``, shared with the single-modal ``itq``.
 
 No gradient training: ``stages()`` is empty and everything happens in ``prepare``; the result lives in buffers so a
 checkpoint (safetensors) restores it.
@@ -27,6 +28,7 @@ import torch
 from bitrieve.errors import TooFewItems
 from bitrieve.methods import register_method
 from bitrieve.methods.base import Count, Count0, DataInfo, HashMethod, NonNegative, Params
+from bitrieve.parts.shallow import itq_rotation
 
 
 class CCAITQParams(Params):
@@ -101,7 +103,7 @@ class CCAITQ(HashMethod):
         getattr(self, f"{self.modalities[0]}_projection").copy_(torch.from_numpy(wx))
         getattr(self, f"{self.modalities[1]}_projection").copy_(torch.from_numpy(wy))
         v = np.concatenate([x @ wx, y @ wy])
-        self.rotation.copy_(torch.from_numpy(_itq_rotation(v, p.itq_iterations, rng)))
+        self.rotation.copy_(torch.from_numpy(itq_rotation(v, p.itq_iterations, _initial_rotation(self.bits, rng))))
 
     # --- inference ---------------------------------------------------------------------------------------------
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
@@ -133,12 +135,7 @@ def _cca(x: np.ndarray, y: np.ndarray, k: int, reg: float) -> tuple[np.ndarray, 
     return wx, wy
 
 
-def _itq_rotation(v: np.ndarray, iterations: int, rng: np.random.Generator) -> np.ndarray:
-    """ITQ (Gong et al. 2013, Sec. 3.1): orthogonal R minimising ||B - V R||_F^2 with B = sgn(V R)."""
-    k = v.shape[1]
+def _initial_rotation(k: int, rng: np.random.Generator) -> np.ndarray:
+    """A random orthogonal start for ITQ: Q of the QR of a Gaussian matrix (ITQ's own init is the SVD's U)."""
     r, _ = np.linalg.qr(rng.standard_normal((k, k)))
-    for _ in range(iterations):
-        b = np.where(v @ r >= 0, 1.0, -1.0)
-        u, _, vt = np.linalg.svd(b.T @ v)
-        r = (u @ vt).T
     return r
