@@ -2,7 +2,8 @@
 
 tests/ddp_worker.py trains each method for 3 optimiser updates per stage on the same global batches (11 rows, so the
 two ranks' shards are 6 + 5 rows) once without a process group and once as 2 ranks; the per-step losses must agree to
-1e-4 relative and the final weights to 1e-5 absolute on BOTH ranks (float32: only the summation order may differ).
+1e-6 relative (the issue asked 1e-6 under a float64 switch, 1e-4 in float32; float32 already meets 1e-6: measured
+at most 1.4e-7) and the final weights to 1e-5 absolute on BOTH ranks (float32: only the summation order may differ).
 The control runs the pre-fix scheme - each rank trains on its own half of every batch - and must disagree, so the
 comparison can fail. Methods split their per-row networks across ranks (bitrieve/parallel.py); those whose networks
 draw dropout compute the whole batch on every rank, which the test also records.
@@ -108,7 +109,7 @@ def test_two_ranks_train_the_one_process_model(runs):
             a, b = one[name], other[name]
             assert len(a["losses"]) == len(b["losses"]), name
             for step, (x, y) in enumerate(zip(a["losses"], b["losses"])):
-                assert y == pytest.approx(x, rel=1e-4, abs=1e-7), (name, rank, step)
+                assert y == pytest.approx(x, rel=1e-6, abs=1e-7), (name, rank, step)
             assert a["weights"].keys() == b["weights"].keys()
             for k in a["weights"]:
                 torch.testing.assert_close(torch.tensor(b["weights"][k]), torch.tensor(a["weights"][k]),
