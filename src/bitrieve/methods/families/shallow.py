@@ -21,6 +21,7 @@ class ShallowHashing(HashMethod):
     modalities = ("image",)
     supervised = False
     min_items = 2  # a covariance of fewer rows is undefined (LSH, which fits none, needs 1)
+    prepare_on_load = False  # the whole fit is buffers (mean, projections, rotation): loading a run re-fits nothing
 
     def __init__(self, params, bits: int, info: DataInfo):
         super().__init__(params, bits, info)
